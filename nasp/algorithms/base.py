@@ -1,0 +1,142 @@
+"""One interface for every search algorithm (NASLib style); the trainer knows only this."""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from nasp.algorithms.gradients import cross_entropy
+from nasp.config import AlgorithmConfig, OptimConfig
+from nasp.genotype import Edge, Genotype
+from nasp.model import SearchNetwork
+from nasp.spaces import SearchSpace
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class SearchAlgorithm(ABC):
+    """Owns the architecture A, the search network's weights w and their optimisers.
+
+    Subclasses implement one architecture step (on a validation batch) and one weight step (on a
+    training batch); the trainer alternates them. ``options`` lists the ``algorithm.*`` keys the
+    algorithm reads, so a key set for another algorithm is refused."""
+
+    name: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset({"lr", "betas", "weight_decay", "init"})
+    init_value: ClassVar[float] = 0.5
+
+    def __init__(self, space: SearchSpace, net: SearchNetwork, cfg: AlgorithmConfig, optim: OptimConfig,
+                 epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:
+        self.space = space
+        self.net = net
+        self.cfg = cfg
+        self.optim_cfg = optim
+        self.device = device
+        self.amp = amp and device.type == "cuda"
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+        self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
+        self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
+                                     weight_decay=optim.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, epochs, eta_min=optim.lr_min)
+
+    # --- what each algorithm defines ------------------------------------------------------
+    def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
+        return torch.full(shape, self.cfg.init if self.cfg.init is not None else self.init_value)
+
+    @abstractmethod
+    def arch_step(self, val: Batch, train: Batch) -> float:
+        """Update A from a validation batch (``train`` is there for second-order methods); returns F."""
+
+    @abstractmethod
+    def weight_step(self, train: Batch) -> tuple[float, int]:
+        """Update w on a training batch; returns (loss, correct predictions)."""
+
+    @abstractmethod
+    def discrete(self) -> dict[str, torch.Tensor]:
+        """Ā per cell type: the architecture the weights are (or would be) trained with."""
+
+    @abstractmethod
+    def genotype(self) -> Genotype:
+        """The architecture this search returns now."""
+
+    @abstractmethod
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Forward pass of the network as it is searched (for validation accuracy)."""
+
+    # --- shared machinery -----------------------------------------------------------------
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.amp:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(logits, y)
+
+    def sgd_step(self, loss: torch.Tensor) -> None:
+        """Backward, clip and SGD step on the weights that took part in ``loss``."""
+        self.w_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None], self.optim_cfg.grad_clip)
+        self.w_opt.step()
+
+    def arch_update(self, grads: dict[str, torch.Tensor]) -> None:
+        """One Adam step on A with the given gradients."""
+        self.arch_opt.zero_grad(set_to_none=True)
+        for ct, g in grads.items():
+            self.A[ct].grad = g.to(self.A[ct].dtype)
+        self.arch_opt.step()
+
+    @property
+    def weight_lr(self) -> float:
+        return float(self.w_opt.param_groups[0]["lr"])
+
+    def end_epoch(self) -> None:
+        self.sched.step()
+
+    def arch_values(self) -> dict[str, list[list[float]]]:
+        return {ct: a.detach().cpu().tolist() for ct, a in self.A.items()}
+
+    def discrete_values(self) -> dict[str, list[list[float]]]:
+        return {ct: a.detach().cpu().tolist() for ct, a in self.discrete().items()}
+
+    def genotype_from_mask(self, masks: dict[str, torch.Tensor]) -> Genotype:
+        cells: dict[str, list[list[Edge]]] = {}
+        for ct, mask in masks.items():
+            cell = self.space.cells[ct]
+            rows = mask.nonzero().tolist()
+            nodes: list[list[Edge]] = []
+            for j in range(cell.n_nodes):
+                edges = cell.node_edges(j)
+                kept = sorted((cell.edges[e][0], cell.ops[k]) for e, k in rows if e in edges)
+                nodes.append([Edge(op=op, input=src) for src, op in kept])
+            cells[ct] = nodes
+        return Genotype(space=self.space.name, cells=cells, space_def=self.space)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "net": self.net.state_dict(),
+            "A": {ct: a.detach().cpu() for ct, a in self.A.items()},
+            "arch_opt": self.arch_opt.state_dict(),
+            "w_opt": self.w_opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        with torch.no_grad():
+            for ct, a in state["A"].items():
+                self.A[ct].copy_(a)
+        self.arch_opt.load_state_dict(state["arch_opt"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.generator.set_state(state["generator"])
+
+    def parameters_of_ops(self) -> Iterator[nn.Parameter]:
+        return self.net.parameters()

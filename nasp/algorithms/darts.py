@@ -1,0 +1,92 @@
+"""DARTS (eq. 4-6): softmax-mixed ops, first or second order, genotype derived afterwards."""
+
+from __future__ import annotations
+
+import torch
+
+from nasp.algorithms.base import Batch, SearchAlgorithm
+from nasp.algorithms.gradients import unrolled_arch_grad
+from nasp.algorithms.registry import register_algorithm
+from nasp.genotype import Edge, Genotype
+
+
+class DARTS(SearchAlgorithm):
+    second_order = False
+    init_value = 1e-3
+
+    def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
+        scale = self.cfg.init if self.cfg.init is not None else self.init_value
+        return scale * torch.randn(shape, generator=self.generator)
+
+    def mixing(self, arch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {ct: torch.softmax(a, dim=-1) for ct, a in arch.items()}
+
+    def discrete(self) -> dict[str, torch.Tensor]:
+        """The derived genotype as a 0/1 matrix (what DARTS would hand to evaluation)."""
+        out = {}
+        geno = self.genotype()
+        for ct, a in self.A.items():
+            cell = self.space.cells[ct]
+            m = torch.zeros_like(a.detach())
+            for j, node in enumerate(geno.cells[ct]):
+                for e in node:
+                    row = cell.edges.index((e.input, cell.n_inputs + j))
+                    m[row, cell.ops.index(e.op)] = 1.0
+            out[ct] = m
+        return out
+
+    def genotype(self) -> Genotype:
+        """Per node the strongest edges by their best non-'none' weight, each with that op."""
+        cells = {}
+        for ct, a in self.A.items():
+            cell = self.space.cells[ct]
+            w = torch.softmax(a.detach().float().cpu(), dim=-1)
+            usable = [k for k, op in enumerate(cell.ops) if op != "none"] or list(range(cell.n_ops))
+            nodes = []
+            for j in range(cell.n_nodes):
+                scored = []
+                for e in cell.node_edges(j):
+                    k = max(usable, key=lambda k, e=e: float(w[e, k]))
+                    scored.append((-float(w[e, k]), e, k))
+                best = sorted(scored)[: cell.inputs_per_node]
+                nodes.append(sorted((Edge(op=cell.ops[k], input=cell.edges[e][0]) for _, e, k in best),
+                                    key=lambda ed: ed.input))
+            cells[ct] = nodes
+        return Genotype(space=self.space.name, cells=cells, space_def=self.space)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.net(x, self.mixing(self.A))
+
+    def arch_step(self, val: Batch, train: Batch) -> float:
+        if self.second_order:
+            with self.autocast():
+                loss, grads = unrolled_arch_grad(self.net, self.A, self.mixing, train, val, self.weight_lr, self.w_opt)
+        else:
+            x, y = val
+            with self.autocast():
+                loss = self.loss(self.net(x, self.mixing(self.A)), y)
+            grads = dict(zip(self.A, torch.autograd.grad(loss, list(self.A.values())), strict=True))
+        self.arch_update(grads)
+        return loss.item()
+
+    def weight_step(self, train: Batch) -> tuple[float, int]:
+        x, y = train
+        weights = {ct: w.detach() for ct, w in self.mixing(self.A).items()}
+        with self.autocast():
+            logits = self.net(x, weights)
+        loss = self.loss(logits, y)
+        self.sgd_step(loss)
+        return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+@register_algorithm("darts-1st")
+class DARTSFirst(DARTS):
+    """DARTS, first order: ∇_A L_val(w, A) with w held fixed."""
+
+
+@register_algorithm("darts-2nd")
+class DARTSSecond(DARTS):
+    """DARTS, second order: unrolled virtual step and finite-difference Hessian term (eq. 6)."""
+
+    second_order = True

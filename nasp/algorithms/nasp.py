@@ -1,0 +1,88 @@
+"""NASP, Algorithm 2: A in [0, 1]; Ā = prox_C1(A); A's gradient taken at Ā without second order."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from nasp.algorithms.base import Batch, SearchAlgorithm
+from nasp.algorithms.gradients import fast_arch_grad
+from nasp.algorithms.prox import discretize, prox_box
+from nasp.algorithms.registry import register_algorithm
+from nasp.algorithms.regularizer import ModelSizeRegularizer
+from nasp.genotype import Genotype
+from nasp.model.search import Selection, selection_of
+
+
+class ProximalSearch(SearchAlgorithm):
+    """Shared by NASP and the PA baselines: a discrete Ā trains the weights, sparsely."""
+
+    options = SearchAlgorithm.options | {"eta", "selected_value", "epsilon"}
+    default_selected_value: ClassVar[str] = "one"
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        channels = self.net.cells[0].preprocess1[1].out_channels  # the search network's C
+        self.regularizer = ModelSizeRegularizer(self.space, channels, self.device)
+
+    @property
+    def selected_value(self) -> str:
+        return self.cfg.selected_value or self.default_selected_value
+
+    def discretized(self, epsilon: float = 0.0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(Ā, mask) per cell type."""
+        values, masks = {}, {}
+        for ct, a in self.A.items():
+            values[ct], masks[ct] = discretize(a, self.space.cells[ct], self.selected_value, epsilon, self.generator)
+        return values, masks
+
+    def discrete(self) -> dict[str, torch.Tensor]:
+        return self.discretized()[0]
+
+    def genotype(self) -> Genotype:
+        return self.genotype_from_mask(self.discretized()[1])
+
+    def forward_args(self, values: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+                     ) -> tuple[dict[str, torch.Tensor] | None, dict[str, Selection]]:
+        """Sparse forward arguments; with kept entries at 1 the ops need no scaling at all."""
+        selection = {ct: selection_of(m, self.space.cells[ct]) for ct, m in masks.items()}
+        return (None if self.selected_value == "one" else values), selection
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return self.net(x, *self.forward_args(*self.discretized()))
+
+    def arch_gradient(self, val: Batch, train: Batch) -> tuple[float, dict[str, torch.Tensor]]:
+        """∇_Ā F(w, Ā) = ∇_Ā L_val + eta ∇R(Ā), first order."""
+        values, masks = self.discretized(self.cfg.epsilon)
+        with self.autocast():
+            loss, grads = fast_arch_grad(self.net, *val, *self.forward_args(values, masks))
+        f = float(loss)
+        if self.cfg.eta > 0:
+            f += self.cfg.eta * float(self.regularizer.value(values))
+            for ct, g in self.regularizer.grad(values).items():
+                grads[ct] = grads[ct] + self.cfg.eta * g
+        return f, grads
+
+    def weight_step(self, train: Batch) -> tuple[float, int]:
+        x, y = train
+        weights, selection = self.forward_args(*self.discretized(self.cfg.epsilon))
+        with self.autocast():
+            logits = self.net(x, weights, selection)
+        loss = self.loss(logits, y)
+        self.sgd_step(loss)
+        return loss.item(), int((logits.argmax(1) == y).sum())
+
+
+@register_algorithm("nasp")
+class NASP(ProximalSearch):
+    """NASP (Algorithm 2): A kept in [0,1], Ā = prox_C1(A), gradient at Ā, no second order."""
+
+    def arch_step(self, val: Batch, train: Batch) -> float:
+        f, grads = self.arch_gradient(val, train)   # steps 3-4: gradient at Ā_t
+        self.arch_update(grads)
+        with torch.no_grad():                       # prox_C2: clip to [0, 1]
+            for a in self.A.values():
+                a.copy_(prox_box(a))
+        return f                                    # step 5 (Ā_{t+1}) happens in the weight step

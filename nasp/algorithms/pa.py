@@ -1,0 +1,59 @@
+"""The paper's proximal baselines: PA-standard (eq. 10) and PA-lazy (eq. 11)."""
+
+from __future__ import annotations
+
+import torch
+
+from nasp.algorithms.base import Batch
+from nasp.algorithms.gradients import unrolled_arch_grad
+from nasp.algorithms.nasp import ProximalSearch
+from nasp.algorithms.prox import discretize
+from nasp.algorithms.registry import register_algorithm
+
+
+class ProximalBaseline(ProximalSearch):
+    options = ProximalSearch.options | {"second_order"}
+    default_selected_value = "keep"
+
+    def arch_gradient(self, val: Batch, train: Batch) -> tuple[float, dict[str, torch.Tensor]]:
+        if not self.cfg.second_order:
+            return super().arch_gradient(val, train)
+        values, _ = self.discretized(self.cfg.epsilon)
+        with self.autocast():
+            loss, grads = unrolled_arch_grad(self.net, values, lambda a: a, train, val, self.weight_lr, self.w_opt)
+        f = float(loss)
+        if self.cfg.eta > 0:
+            f += self.cfg.eta * float(self.regularizer.value(values))
+            for ct, g in self.regularizer.grad(values).items():
+                grads[ct] = grads[ct] + self.cfg.eta * g
+        return f, grads
+
+
+@register_algorithm("pa-standard")
+class PAStandard(ProximalBaseline):
+    """PA, eq. (10): A_{t+1} = prox_C(A_t - eps ∇F(A_t)); A itself stays discrete."""
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._project()
+
+    def _project(self) -> None:
+        with torch.no_grad():
+            for ct, a in self.A.items():
+                a.copy_(discretize(a, self.space.cells[ct], "keep")[0])
+
+    def arch_step(self, val: Batch, train: Batch) -> float:
+        f, grads = self.arch_gradient(val, train)
+        self.arch_update(grads)
+        self._project()
+        return f
+
+
+@register_algorithm("pa-lazy")
+class PALazy(ProximalBaseline):
+    """PA with a lazy proximal step, eq. (11): Ā = prox_C(A); A moves freely (no clip)."""
+
+    def arch_step(self, val: Batch, train: Batch) -> float:
+        f, grads = self.arch_gradient(val, train)
+        self.arch_update(grads)
+        return f

@@ -1,0 +1,219 @@
+"""``nasp bench``: time each algorithm's steps and the bare child's training step on the same
+batches in one process; peak memory of each in a fresh process of its own.
+
+This is a benchmark, not a test: ratios come from one run on one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+
+from nasp.algorithms import ALGORITHMS, SearchAlgorithm
+from nasp.config import AlgorithmConfig, OptimConfig
+from nasp.model import ChildNetwork, SearchNetwork
+from nasp.spaces import get_space
+
+ALL = ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"]
+
+
+class BenchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    space: str = Field("cnn12", description="search space")
+    algorithms: list[str] = Field(default_factory=lambda: list(ALL), description="algorithms to time")
+    channels: int = Field(8, ge=2, description="initial channels C")
+    layers: int = Field(5, ge=1, description="cells")
+    batch_size: int = Field(16, ge=2, description="images per step")
+    image_size: int = Field(32, ge=8, description="height and width of the CIFAR-shaped batches")
+    in_channels: int = Field(3, ge=1, description="image channels")
+    num_classes: int = Field(10, ge=2, description="classes")
+    steps: int = Field(5, ge=1, description="timed steps (after one warm-up step)")
+    device: str = Field("auto", description="auto, cpu, cuda")
+    amp: bool = Field(True, description="bf16 autocast on CUDA")
+    channels_last: bool = Field(True, description="channels-last memory format")
+    memory: bool = Field(True, description="measure peak memory (one process per algorithm)")
+    seed: int = Field(0, description="seed of the batches and networks")
+
+
+def _batches(cfg: BenchConfig, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = []
+    for _ in range(2 * (cfg.steps + 1)):
+        x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen).to(device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        out.append((x, torch.randint(cfg.num_classes, (cfg.batch_size,), generator=gen).to(device)))
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _algorithm(name: str, cfg: BenchConfig, device: torch.device) -> SearchAlgorithm:
+    space = get_space(cfg.space)
+    torch.manual_seed(cfg.seed)
+    net = SearchNetwork(space, cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
+    if cfg.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    return ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name), OptimConfig(), 50, device, cfg.amp, cfg.seed)
+
+
+def _child(algo: SearchAlgorithm, cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(cfg.seed)
+    child = ChildNetwork(algo.genotype(), cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
+    if cfg.channels_last:
+        child = child.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(child.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    return child, opt
+
+
+def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor],
+                amp: bool) -> None:
+    x, y = batch
+    ctx = torch.autocast("cuda", torch.bfloat16) if amp and x.is_cuda else torch.autocast("cpu", enabled=False)
+    with ctx:
+        logits = child(x)
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(child.parameters(), 5.0)
+    opt.step()
+
+
+def time_steps(cfg: BenchConfig, device: torch.device) -> dict[str, dict[str, float]]:
+    """Median seconds of the architecture step, weight step and both, per algorithm; and the child."""
+    batches = _batches(cfg, device)
+    results: dict[str, dict[str, float]] = {}
+    nasp_algo = None
+    for name in cfg.algorithms:
+        algo = _algorithm(name, cfg, device)
+        arch, weight = [], []
+        for i in range(cfg.steps + 1):
+            train, val = batches[2 * i], batches[2 * i + 1]
+            _sync(device)
+            t0 = time.perf_counter()
+            algo.arch_step(val, train)
+            _sync(device)
+            t1 = time.perf_counter()
+            algo.weight_step(train)
+            _sync(device)
+            t2 = time.perf_counter()
+            if i:  # the first step warms up
+                arch.append(t1 - t0)
+                weight.append(t2 - t1)
+        results[name] = {"arch_s": statistics.median(arch), "weight_s": statistics.median(weight),
+                         "total_s": statistics.median(a + w for a, w in zip(arch, weight, strict=True))}
+        if name == "nasp" or nasp_algo is None:
+            nasp_algo = algo
+    assert nasp_algo is not None
+    child, opt = _child(nasp_algo, cfg, device)
+    times = []
+    for i in range(cfg.steps + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        _child_step(child, opt, batches[2 * i], cfg.amp)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - t0)
+    results["child"] = {"total_s": statistics.median(times)}
+    return results
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _PeakRSS:
+    """Samples the resident set size every millisecond (CPU peak memory)."""
+
+    def __init__(self) -> None:
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mb())
+            time.sleep(0.001)
+
+    def __enter__(self) -> _PeakRSS:
+        self.peak = _rss_mb()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def peak_memory_mb(name: str, cfg: BenchConfig, device: torch.device) -> float:
+    """Peak memory of the steps of ``name`` ('child' for the bare child) above what was held before."""
+    batches = _batches(cfg, device)
+    algo = _algorithm("nasp" if name == "child" else name, cfg, device)
+    if name == "child":
+        for i in range(2):  # give the child the architecture NASP holds after a few steps
+            algo.arch_step(batches[2 * i + 1], batches[2 * i])
+        child, opt = _child(algo, cfg, device)
+        del algo
+
+        def step(i: int) -> None:
+            _child_step(child, opt, batches[2 * i], cfg.amp)
+    else:
+        def step(i: int) -> None:
+            algo.arch_step(batches[2 * i + 1], batches[2 * i])
+            algo.weight_step(batches[2 * i])
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        for i in range(cfg.steps):
+            step(i)
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+    with _PeakRSS() as meter:
+        base = meter.peak
+        for i in range(cfg.steps):
+            step(i)
+    return meter.peak - base
+
+
+def run_bench(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
+    results = time_steps(cfg, device)
+    if cfg.memory:
+        for name in list(results):
+            results[name]["peak_mb"] = _memory_in_subprocess(name, cfg, device)
+    return {"space": cfg.space, "device": _device_name(device), "settings": cfg.model_dump(exclude={"memory"}),
+            "results": results}
+
+
+def _memory_in_subprocess(name: str, cfg: BenchConfig, device: torch.device) -> float:
+    payload = json.dumps({"name": name, "cfg": cfg.model_dump(), "device": str(device)})
+    proc = subprocess.run([sys.executable, "-m", "nasp.bench", payload], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory probe for {name} failed:\n{proc.stderr[-2000:]}")
+    return float(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+if __name__ == "__main__":  # the memory probe: python -m nasp.bench '{"name": ..., "cfg": ..., "device": ...}'
+    args = json.loads(sys.argv[1])
+    print(json.dumps({"peak_mb": peak_memory_mb(args["name"], BenchConfig(**args["cfg"]), torch.device(args["device"]))}))

@@ -1,0 +1,188 @@
+"""The ``nasp`` command. User errors become one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from nasp.errors import NaspError
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
+
+
+def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], None] | None = None
+            ) -> Callable[[Handler], Handler]:
+    """Register a subcommand; other modules add theirs the same way (render, eval, ...)."""
+
+    def decorator(fn: Handler) -> Handler:
+        COMMANDS[name] = (help, setup or (lambda p: None), fn)
+        return fn
+
+    return decorator
+
+
+def _overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. algorithm=nasp epochs=1")
+    p.add_argument("--config", "-c", metavar="FILE", help="YAML config file (overrides still apply on top)")
+
+
+def config_from_args(args: argparse.Namespace) -> Any:
+    from nasp.config import build_config, load_yaml, merge, parse_overrides
+
+    tree = load_yaml(args.config) if getattr(args, "config", None) else {}
+    return build_config(merge(tree, parse_overrides(args.overrides)))
+
+
+@command("run", "run a search: nasp run algorithm=nasp space=cnn12 epochs=1", _overrides)
+def cmd_run(args: argparse.Namespace) -> int:
+    from nasp.config import parse_overrides
+    from nasp.search import resume_run, start_run
+
+    tree = parse_overrides(args.overrides)
+    if "resume" in tree:
+        others = sorted(set(tree) - {"resume"})
+        if others or args.config:
+            raise NaspError(f"resume= continues a run with its own config; drop the other keys ({', '.join(others) or '--config'})")
+        trainer = resume_run(tree["resume"])
+    else:
+        trainer = start_run(config_from_args(args))
+
+    def stop(signum: int, frame: Any) -> None:
+        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
+        trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    end = trainer.fit()
+    if end.status == "finished":
+        acc = f" (validation accuracy {end.val_acc:.3f})" if end.val_acc is not None else ""
+        console.print(f"genotype: {end.genotype_path}{acc}")
+        return 0
+    return 130
+
+
+@command("config", "print every config key with its default and meaning", _overrides)
+def cmd_config(args: argparse.Namespace) -> int:
+    from nasp.config import iter_keys
+
+    cfg = config_from_args(args) if args.overrides or args.config else None
+    table = Table("key", "default" if cfg is None else "value", "meaning", box=None, pad_edge=False)
+    for key, default, desc in iter_keys():
+        value = default
+        if cfg is not None:
+            value = cfg
+            for part in key.split("."):
+                value = getattr(value, part)
+        table.add_row(key, repr(value) if isinstance(value, str) else str(value), desc)
+    console.print(table)
+    return 0
+
+
+def _channels(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channels", "-C", type=int, default=16, help="width at which to count parameters (default 16)")
+    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering more ops")
+
+
+@command("ops", "list the registered ops with their parameter counts", _channels)
+def cmd_ops(args: argparse.Namespace) -> int:
+    from nasp.ops import OPS, op_param_count
+    from nasp.search import load_plugins
+
+    load_plugins(args.plugins)
+    table = Table("op", f"params (C={args.channels})", "params, stride 2", "what", box=None, pad_edge=False)
+    for name in OPS.names():
+        table.add_row(name, f"{op_param_count(name, args.channels, 1):,}", f"{op_param_count(name, args.channels, 2):,}",
+                      OPS.get(name).doc)
+    console.print(table)
+    return 0
+
+
+def _plugins(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files to import first")
+
+
+@command("spaces", "list the search spaces and their ops per cell type", _plugins)
+def cmd_spaces(args: argparse.Namespace) -> int:
+    from nasp.search import load_plugins
+    from nasp.spaces import get_space, list_spaces
+
+    load_plugins(args.plugins)
+    table = Table("space", "cell", "nodes", "ops", box=None, pad_edge=False)
+    for name in list_spaces():
+        space = get_space(name)
+        for ct, cell in space.cells.items():
+            table.add_row(name, ct, f"{cell.n_nodes} x {cell.inputs_per_node} in", ", ".join(cell.ops))
+    console.print(table)
+    return 0
+
+
+@command("algorithms", "list the search algorithms", _plugins)
+def cmd_algorithms(args: argparse.Namespace) -> int:
+    from nasp.algorithms import ALGORITHMS
+    from nasp.search import load_plugins
+
+    load_plugins(args.plugins)
+    table = Table("algorithm", "what", "algorithm.* keys", box=None, pad_edge=False)
+    for name in ALGORITHMS.names():
+        cls = ALGORITHMS.get(name)
+        table.add_row(name, ALGORITHMS.doc(name), ", ".join(sorted(cls.options)))
+    console.print(table)
+    return 0
+
+
+@command("datasets", "list the datasets", _plugins)
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from nasp.data import DATASETS
+    from nasp.search import load_plugins
+
+    load_plugins(args.plugins)
+    table = Table("dataset", "what", box=None, pad_edge=False)
+    for name in DATASETS.names():
+        table.add_row(name, DATASETS.doc(name))
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nasp.cli import bench as _bench  # noqa: F401  (registers `bench`)
+
+    parser = argparse.ArgumentParser(prog="nasp", description="Neural architecture search with proximal iterations "
+                                     "(NASP, AAAI 2020) and its baselines.")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    for name, (help, setup, fn) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help)
+        setup(p)
+        p.set_defaults(handler=fn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args)
+    except NaspError as exc:
+        err_console.print(Text.assemble((f"nasp {args.command}: error: ", "bold red"), str(exc)), soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The search network: every candidate op on every edge, run densely or sparsely.
+
+Three forward modes serve all algorithms:
+- ``dense``: node = sum over all (edge, op) of w[e, k] * op(x) (DARTS; the naive reference);
+- ``sparse``: only the selected (edge, op) pairs are run, forward and backward (NASP's weight step);
+- ``sparse`` with an :class:`ArchGradProbe`: the child network is run, and when the gradient of a
+  node arrives during backward, the probe runs every candidate op of that node's edges without
+  autograd and takes dL/da = <dL/dnode, op(x)>, freeing each output at once. That is NASP's
+  architecture gradient at the memory and most of the cost of the child network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasp.ops import create_op
+from nasp.ops.layers import FactorizedReduce, ReLUConvBN
+from nasp.spaces import CellSpace, SearchSpace
+
+# per node: the (edge row, op column) pairs that are switched on
+Selection = list[list[tuple[int, int]]]
+
+
+def selection_of(mask: torch.Tensor, cell: CellSpace) -> Selection:
+    """The switched-on entries of a discrete architecture (a boolean mask), grouped by node."""
+    nz = mask.detach().to("cpu").nonzero().tolist()
+    sel: Selection = [[] for _ in range(cell.n_nodes)]
+    node_of = {e: j for j in range(cell.n_nodes) for e in cell.node_edges(j)}
+    for e, k in nz:
+        sel[node_of[e]].append((e, k))
+    return sel
+
+
+def upcast(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision tensors (autocast) to float32; float32 and float64 stay as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+class _Dot:
+    """<g, y> for many y with one g, without temporaries: g is laid out once in y's memory format."""
+
+    def __init__(self, g: torch.Tensor) -> None:
+        self.g = upcast(g)
+        self._layouts: dict[bool, torch.Tensor] = {}
+
+    def _flat_g(self, channels_last: bool) -> torch.Tensor:
+        if channels_last not in self._layouts:
+            if channels_last:
+                self._layouts[True] = self.g.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1)
+            else:
+                self._layouts[False] = self.g.contiguous().view(-1)
+        return self._layouts[channels_last]
+
+    def __call__(self, y: torch.Tensor) -> torch.Tensor:
+        y = upcast(y)
+        if y.is_contiguous():
+            return torch.dot(self._flat_g(False), y.view(-1))
+        if y.dim() == 4 and y.is_contiguous(memory_format=torch.channels_last):
+            return torch.dot(self._flat_g(True), y.permute(0, 2, 3, 1).reshape(-1))
+        return torch.sum(self.g * y)
+
+
+class ArchGradProbe:
+    """Collects dL/dA for every entry of the architecture matrices during one backward pass."""
+
+    def __init__(self, shapes: dict[str, tuple[int, int]], device: torch.device) -> None:
+        self.grads = {ct: torch.zeros(shape, device=device, dtype=torch.float64) for ct, shape in shapes.items()}
+        self.root: torch.Tensor | None = None  # the stem output: backward stops there
+
+    def watch(self, cell: SearchCell, node: torch.Tensor, j: int, states: Sequence[torch.Tensor]) -> None:
+        if not node.requires_grad:
+            return
+        grads = self.grads[cell.cell_type]
+        inputs = list(states)
+        # Parameter-free ops (pools, identity) give the same output on every edge leaving a
+        # node, so each is run once per source node and kept until the cell's backward is done.
+        shared: dict[tuple[int, int], torch.Tensor] = cell._probe_cache
+        sp = cell.space
+
+        def hook(g: torch.Tensor) -> None:
+            with torch.no_grad():
+                dot = _Dot(g)
+                dots = []
+                for e in sp.node_edges(j):
+                    src = sp.edges[e][0]
+                    x = inputs[src].detach()
+                    for k, op in enumerate(cell.edge_ops[e]):
+                        if cell.param_free[k]:
+                            y = shared.get((src, k))
+                            if y is None:
+                                y = shared[(src, k)] = op(x)
+                        else:
+                            y = op(x)
+                        dots.append(dot(y))
+                rows = sp.node_edges(j)
+                grads[rows.start:rows.stop] += torch.stack(dots).view(len(rows), -1)
+            cell._probe_done += 1
+            if cell._probe_done == sp.n_nodes:
+                shared.clear()
+                cell._probe_done = 0
+
+        node.register_hook(hook)
+
+
+class SearchCell(nn.Module):
+    def __init__(self, cell_type: str, space: CellSpace, C_pp: int, C_p: int, C: int, reduction_prev: bool) -> None:
+        super().__init__()
+        self.cell_type = cell_type
+        self.space = space
+        self.reduction = space.reduction
+        self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, False)
+        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
+        self.edge_ops = nn.ModuleList()
+        for src, _ in space.edges:
+            stride = 2 if self.reduction and src < space.n_inputs else 1
+            self.edge_ops.append(nn.ModuleList(create_op(name, C, stride, affine=False, search=True) for name in space.ops))
+        # per op column: no parameters, so its output depends only on the source node
+        self.param_free = [not any(True for _ in op.parameters()) for op in self.edge_ops[0]]
+        self._probe_cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._probe_done = 0
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
+                selection: Selection | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        sp = self.space
+        for j in range(sp.n_nodes):
+            if selection is None:  # dense: all ops of all edges
+                assert weights is not None
+                node = sum(weights[e, k] * op(states[sp.edges[e][0]])
+                           for e in sp.node_edges(j) for k, op in enumerate(self.edge_ops[e]))
+            else:
+                terms = []
+                for e, k in selection[j]:
+                    y = self.edge_ops[e][k](states[sp.edges[e][0]])
+                    terms.append(y if weights is None else weights[e, k] * y)
+                node = sum(terms[1:], terms[0]) if terms else torch.zeros_like(states[-1])
+            if probe is not None:
+                probe.watch(self, node, j, states)
+            states.append(node)
+        return torch.cat(states[sp.n_inputs:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    """DARTS's search network: a stem, ``layers`` cells with reductions at 1/3 and 2/3, a classifier.
+
+    Defaults follow the paper (C=16, 8 cells, stem 3C)."""
+
+    def __init__(self, space: SearchSpace, channels: int = 16, layers: int = 8, num_classes: int = 10,
+                 in_channels: int = 3, stem_multiplier: int = 3) -> None:
+        super().__init__()
+        if space.kind != "cnn":
+            raise ValueError(f"SearchNetwork builds CNN spaces, not '{space.kind}'")
+        self.space = space
+        C = channels
+        C_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+        C_pp, C_p, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = layers >= 3 and i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            cell_type = "reduce" if reduction else "normal"
+            cell = SearchCell(cell_type, space.cells[cell_type], C_pp, C_p, C_curr, reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_pp, C_p = C_p, space.cells[cell_type].n_nodes * C_curr
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    @property
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return {ct: (c.n_edges, c.n_ops) for ct, c in self.space.cells.items()}
+
+    def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None,
+                selection: dict[str, Selection] | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
+        """``weights`` per cell type scale the ops (None: selected ops unscaled); ``selection``
+        per cell type makes the pass sparse."""
+        s0 = s1 = self.stem(x)
+        if probe is not None:
+            probe.root = s0
+        for cell in self.cells:
+            ct = cell.cell_type
+            w = None if weights is None else weights[ct]
+            sel = None if selection is None else selection[ct]
+            s0, s1 = s1, cell(s0, s1, w, sel, probe)
+        out = F.adaptive_avg_pool2d(s1, 1).flatten(1)
+        return self.classifier(out)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())

@@ -1,0 +1,6 @@
+"""Candidate operations: a registry of factories ``(C, stride, affine) -> nn.Module``."""
+
+from nasp.ops import builtin as _builtin  # noqa: F401  (registers the built-in ops)
+from nasp.ops.registry import OPS, OpSpec, create_op, get_op, list_ops, op_param_count, register_op
+
+__all__ = ["OPS", "OpSpec", "create_op", "get_op", "list_ops", "op_param_count", "register_op"]

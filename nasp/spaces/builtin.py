@@ -1,0 +1,32 @@
+"""cnn7 (DARTS's 7 ops) and cnn12 (the paper's 12 ops, split by cell type as in the authors' code)."""
+
+from __future__ import annotations
+
+from nasp.spaces.registry import register_space
+from nasp.spaces.space import CellSpace, SearchSpace
+
+DARTS_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
+             "dil_conv_3x3", "dil_conv_5x5")
+NASP_NORMAL_OPS = ("skip_connect", "conv_1x3_3x1", "dil_conv_3x3", "conv_1x1", "conv_3x3",
+                   "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7")
+NASP_REDUCE_OPS = ("skip_connect", "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7")
+
+
+@register_space("cnn7")
+def cnn7() -> SearchSpace:
+    """DARTS's 7 ops (without 'none') in both cells."""
+    return SearchSpace(
+        name="cnn7",
+        cells={"normal": CellSpace(ops=DARTS_OPS), "reduce": CellSpace(ops=DARTS_OPS, reduction=True)},
+        description="DARTS's 7 ops (without 'none') in both cells",
+    )
+
+
+@register_space("cnn12")
+def cnn12() -> SearchSpace:
+    """The paper's 12 ops: identity and convs in normal cells, identity and pools in reduce cells."""
+    return SearchSpace(
+        name="cnn12",
+        cells={"normal": CellSpace(ops=NASP_NORMAL_OPS), "reduce": CellSpace(ops=NASP_REDUCE_OPS, reduction=True)},
+        description="the paper's 12 ops: identity and convs (normal), identity and pools (reduce)",
+    )
