@@ -14,7 +14,7 @@ from nasp.algorithms.gradients import cross_entropy
 from nasp.config import AlgorithmConfig, OptimConfig
 from nasp.genotype import Edge, Genotype
 from nasp.model import SearchNetwork
-from nasp.spaces import SearchSpace
+from nasp.spaces import SPACES, SearchSpace, get_space
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -116,7 +116,14 @@ class SearchAlgorithm(ABC):
                 kept = sorted((cell.edges[e][0], cell.ops[k]) for e, k in rows if e in edges)
                 nodes.append([Edge(op=op, input=src) for src, op in kept])
             cells[ct] = nodes
-        return Genotype(space=self.space.name, cells=cells, space_def=self.space)
+        return Genotype(space=self.space.name, cells=cells, space_def=self.space_def)
+
+    @property
+    def space_def(self) -> SearchSpace | None:
+        """The space, stored in genotypes only when the registry cannot rebuild it by name."""
+        if self.space.name in SPACES and get_space(self.space.name) == self.space:
+            return None
+        return self.space
 
     def state_dict(self) -> dict[str, Any]:
         return {

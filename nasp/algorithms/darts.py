@@ -52,7 +52,7 @@ class DARTS(SearchAlgorithm):
                 nodes.append(sorted((Edge(op=cell.ops[k], input=cell.edges[e][0]) for _, e, k in best),
                                     key=lambda ed: ed.input))
             cells[ct] = nodes
-        return Genotype(space=self.space.name, cells=cells, space_def=self.space)
+        return Genotype(space=self.space.name, cells=cells, space_def=self.space_def)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         with self.autocast():
