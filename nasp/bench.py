@@ -41,6 +41,8 @@ class BenchConfig(BaseModel):
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format")
     memory: bool = Field(True, description="measure peak memory (one process per algorithm)")
+    eval_throughput: bool = Field(True, description="also time the evaluation network's training step (DARTS_V2 at "
+                                  "this width, auxiliary head and drop-path on): images/s")
     seed: int = Field(0, description="seed of the batches and networks")
 
 
@@ -196,8 +198,15 @@ def run_bench(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
     if cfg.memory:
         for name in list(results):
             results[name]["peak_mb"] = _memory_in_subprocess(name, cfg, device)
-    return {"space": cfg.space, "device": _device_name(device), "settings": cfg.model_dump(exclude={"memory"}),
-            "results": results}
+    report = {"space": cfg.space, "device": _device_name(device), "settings": cfg.model_dump(exclude={"memory"}),
+              "results": results}
+    if cfg.eval_throughput:
+        from nasp.evaluation.throughput import eval_throughput
+
+        report["eval_throughput"] = eval_throughput(device, "DARTS_V2", cfg.channels, cfg.layers, cfg.batch_size,
+                                                    cfg.image_size, cfg.in_channels, cfg.num_classes, cfg.steps,
+                                                    cfg.amp, cfg.channels_last, cfg.seed)
+    return report
 
 
 def _memory_in_subprocess(name: str, cfg: BenchConfig, device: torch.device) -> float:

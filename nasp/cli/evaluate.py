@@ -1,0 +1,109 @@
+"""``nasp eval`` (train a genotype's network from scratch), ``nasp test`` (score a saved model) and
+``nasp genotypes`` (the named genotypes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+from typing import Any
+
+from rich.table import Table
+
+from nasp.cli.main import command, console, err_console
+from nasp.errors import NaspError
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="genotype=<run folder | genotype .json | name> and config overrides, e.g. epochs=10")
+    p.add_argument("--config", "-c", metavar="FILE", help="YAML preset, e.g. configs/eval-cifar10.yaml (overrides "
+                   "still apply on top)")
+    p.add_argument("--dry-run", action="store_true", help="print the network's parameter count and exit")
+
+
+@command("eval", "train a genotype's network from scratch and test it: nasp eval genotype=DARTS_V2", _eval_args)
+def cmd_eval(args: argparse.Namespace) -> int:
+    from nasp.config import parse_overrides
+    from nasp.evaluation import EvalConfig, dry_run, eval_config, resume_eval, start_eval
+
+    tree = parse_overrides(args.overrides, EvalConfig)
+    if "resume" in tree:
+        others = sorted(set(tree) - {"resume"})
+        if others or args.config or args.dry_run:
+            raise NaspError(f"resume= continues a run with its own config; drop the other keys "
+                            f"({', '.join(others) or ('--config' if args.config else '--dry-run')})")
+        trainer = resume_eval(tree["resume"])
+    else:
+        cfg = eval_config(args.overrides, args.config)
+        if args.dry_run:
+            info = dry_run(cfg)
+            console.print(f"{info['genotype']} ({info['space']}), {info['network']} network, C={info['channels']}, "
+                          f"{info['layers']} cells, {info['num_classes']} classes:")
+            console.print(f"{info['params'] / 1e6:.2f}M parameters ({info['params']:,}) without the auxiliary head; "
+                          f"{info['params_with_aux'] / 1e6:.2f}M with it")
+            return 0
+        trainer = start_eval(cfg)
+
+    def stop(signum: int, frame: Any) -> None:
+        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
+        trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    end = trainer.fit()
+    if end.status != "finished":
+        return 130
+    acc, top5 = end.test_acc, end.test_top5
+    assert acc is not None and top5 is not None
+    console.print(f"{trainer.cfg.genotype}: {end.params / 1e6:.2f}M params; test accuracy {100 * acc:.2f}% "
+                  f"(top-1 error {100 * (1 - acc):.2f}%, top-5 error {100 * (1 - top5):.2f}%); "
+                  f"{end.elapsed_s:.0f} s; run folder {end.run_dir}")
+    return 0
+
+
+def _test_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="best.pt or last.pt of an eval run, or the run folder (uses last.pt)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.root=... device=cpu eval_batch_size=256")
+    p.add_argument("--best", action="store_true", help="with a run folder: score best.pt instead of last.pt")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+@command("test", "score a model saved by `nasp eval` on the test split: nasp test runs/<eval run>", _test_args)
+def cmd_test(args: argparse.Namespace) -> int:
+    from nasp.evaluation import test_model
+
+    res = test_model(args.model, args.overrides, "best" if args.best else "last")
+    if args.json:
+        print(json.dumps(res))
+        return 0
+    console.print(f"{res['model']} (epoch {res['epoch']}, {res['params'] / 1e6:.2f}M params) on {res['images']} test images "
+                  f"of {res['dataset']}: accuracy {100 * res['test_acc']:.2f}% (top-1 error "
+                  f"{100 * (1 - res['test_acc']):.2f}%, top-5 error {100 * (1 - res['test_top5']):.2f}%), "
+                  f"loss {res['test_loss']:.4f}; {res['seconds']:.1f} s on {res['device']}")
+    return 0
+
+
+def _genotypes_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering more genotypes")
+    p.add_argument("--show", metavar="NAME", help="print one genotype as JSON")
+
+
+@command("genotypes", "list the named genotypes (genotype=NAME) with their CIFAR parameter counts", _genotypes_args)
+def cmd_genotypes(args: argparse.Namespace) -> int:
+    from nasp.genotypes import GENOTYPES, get_genotype, list_genotypes, user_genotype_dir
+    from nasp.search import load_plugins
+
+    load_plugins(args.plugins)
+    if args.show:
+        print(get_genotype(args.show).to_json())
+        return 0
+    table = Table("genotype", "space", "params (C=36, 20 cells)", "what", box=None, pad_edge=False,
+                  caption=f"add your own: {user_genotype_dir()}/<NAME>.json, or register_genotype() in a plugin")
+    for name in list_genotypes():
+        geno = get_genotype(name)
+        doc = GENOTYPES.doc(name) if name in GENOTYPES else "user file"
+        table.add_row(name, geno.space, f"{geno.param_count(36, 20) / 1e6:.2f}M", doc)
+    console.print(table)
+    return 0

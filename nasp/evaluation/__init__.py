@@ -1,0 +1,9 @@
+"""Evaluate a searched cell: DARTS's evaluation networks trained from scratch (`nasp eval`, `nasp test`)."""
+
+from nasp.evaluation.config import EvalConfig, eval_config
+from nasp.evaluation.network import EvalNetwork, count_params
+from nasp.evaluation.run import dry_run, resume_eval, start_eval, test_model
+from nasp.evaluation.trainer import EvalTrainer
+
+__all__ = ["EvalConfig", "EvalNetwork", "EvalTrainer", "count_params", "dry_run", "eval_config", "resume_eval",
+           "start_eval", "test_model"]

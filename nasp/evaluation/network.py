@@ -1,0 +1,162 @@
+"""DARTS's evaluation networks (NetworkCIFAR, NetworkImageNet) built from a genotype's ChildCells,
+with drop-path on every non-identity op and an auxiliary head at 2/3 depth.
+
+The cells are ``nasp.model.child.ChildCell`` (the ops come from ``create_op``); this module only wraps
+their ops in DropPath and lays the cells out. Without the auxiliary head the CIFAR network has exactly
+the parameters of ``ChildNetwork`` (``Genotype.param_count``), which is how DARTS counts them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasp.genotype import Genotype
+from nasp.model.child import ChildCell
+from nasp.ops.layers import Identity
+
+Stem = Literal["cifar", "imagenet"]
+
+
+class DropControl:
+    """What every DropPath of a network reads: the drop probability and the generator of its masks."""
+
+    def __init__(self) -> None:
+        self.prob = 0.0
+        self.generator: torch.Generator | None = None
+
+
+class DropPath(nn.Module):
+    """Zeroes an op's output for a random subset of the batch (scaled by 1/keep), in training only."""
+
+    def __init__(self, op: nn.Module, control: DropControl) -> None:
+        super().__init__()
+        self.op = op
+        self.control = control
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.op(x)
+        prob = self.control.prob
+        if not self.training or prob <= 0.0:
+            return y
+        keep = 1.0 - prob
+        mask = torch.empty((y.shape[0], 1, 1, 1), device=y.device, dtype=torch.float32)
+        mask.bernoulli_(keep, generator=self.control.generator)
+        return y * (mask / keep).to(y.dtype)
+
+
+class EvalCell(ChildCell):
+    """A ChildCell whose non-identity ops drop their path (DARTS: identities are never dropped)."""
+
+    def __init__(self, *args: object, control: DropControl, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        for ops in self.ops:
+            for k, op in enumerate(ops):
+                if not isinstance(op, Identity | nn.Identity):
+                    ops[k] = DropPath(op, control)
+
+
+class AuxiliaryHead(nn.Module):
+    """DARTS's auxiliary classifier. At the sizes DARTS uses (8x8 CIFAR, 7x7 ImageNet) it pools exactly as
+    DARTS does (5x5 average, stride 3 or 2, to 2x2); at other sizes it pools adaptively to 2x2."""
+
+    def __init__(self, C: int, num_classes: int, stride: int, final_bn: bool = True) -> None:
+        super().__init__()
+        self.stride = stride
+        self.features = nn.Sequential(
+            nn.Conv2d(C, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), *([nn.BatchNorm2d(768)] if final_bn else []), nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(x)
+        h, w = x.shape[-2:]
+        if min(h, w) >= 5 and ((h - 5) // self.stride + 1, (w - 5) // self.stride + 1) == (2, 2):
+            x = F.avg_pool2d(x, 5, self.stride, count_include_pad=False)
+        else:
+            x = F.adaptive_avg_pool2d(x, 2)
+        return self.classifier(self.features(x).flatten(1))
+
+
+def _imagenet_stem(in_channels: int, C: int) -> tuple[nn.Module, nn.Module]:
+    stem0 = nn.Sequential(
+        nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C // 2), nn.ReLU(inplace=True),
+        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C),
+    )
+    stem1 = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C))
+    return stem0, stem1
+
+
+class EvalNetwork(nn.Module):
+    """The network a genotype is evaluated with. ``stem="cifar"``: DARTS's NetworkCIFAR (3x3 stem to
+    stem_multiplier*C); ``stem="imagenet"``: NetworkImageNet (three stride-2 convs, 224 -> 28).
+    Reductions at layers//3 and 2*layers//3; the auxiliary head reads the second reduction's output.
+    In training ``forward`` returns (logits, aux_logits or None); in eval mode the logits only."""
+
+    def __init__(self, genotype: Genotype, channels: int = 36, layers: int = 20, num_classes: int = 10,
+                 in_channels: int = 3, stem: Stem = "cifar", auxiliary: bool = True, stem_multiplier: int = 3) -> None:
+        super().__init__()
+        space = genotype.resolve_space()
+        assert space is not None
+        self.drop = DropControl()
+        self.stem_kind = stem
+        self.layers = layers
+        if stem == "cifar":
+            C_curr = stem_multiplier * channels
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
+            C_pp = C_p = C_curr
+            reduction_prev = False
+        else:
+            self.stem0, self.stem1 = _imagenet_stem(in_channels, channels)
+            C_pp = C_p = channels
+            reduction_prev = True
+        C_curr = channels
+        self.aux_index = 2 * layers // 3
+        self.cells = nn.ModuleList()
+        C_aux = C_p
+        for i in range(layers):
+            reduction = layers >= 3 and i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                C_curr *= 2
+            ct = "reduce" if reduction else "normal"
+            nodes = genotype.cells[ct]
+            self.cells.append(EvalCell(nodes, space.cells[ct].n_inputs, C_pp, C_p, C_curr, reduction, reduction_prev,
+                                       control=self.drop))
+            reduction_prev = reduction
+            C_pp, C_p = C_p, len(nodes) * C_curr
+            if i == self.aux_index:
+                C_aux = C_p
+        self.auxiliary = AuxiliaryHead(C_aux, num_classes, 3 if stem == "cifar" else 2, stem == "cifar") if auxiliary else None
+        self.classifier = nn.Linear(C_p, num_classes)
+
+    @property
+    def drop_path(self) -> float:
+        return self.drop.prob
+
+    def set_drop_path(self, prob: float, generator: torch.Generator | None = None) -> None:
+        """Drop probability of every non-identity op, and the generator its masks come from."""
+        self.drop.prob = float(prob)
+        self.drop.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        if self.stem_kind == "cifar":
+            s0 = s1 = self.stem(x)
+        else:
+            s0 = self.stem0(x)
+            s1 = self.stem1(s0)
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1)
+            if i == self.aux_index and self.auxiliary is not None and self.training:
+                aux = self.auxiliary(s1)
+        logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
+        return (logits, aux) if self.training else logits
+
+
+def count_params(net: nn.Module, auxiliary: bool = False) -> int:
+    """Parameters of ``net``; without the auxiliary head unless asked (DARTS's convention)."""
+    return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary."))

@@ -1,0 +1,71 @@
+"""The genotype registry and the one function that turns ``genotype=<run folder | file | name>`` into a Genotype."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nasp.errors import GenotypeError
+from nasp.genotype import Genotype
+from nasp.registry import Registry, did_you_mean
+
+GENOTYPES: Registry[Genotype] = Registry("genotype")
+
+
+def register_genotype(name: str, genotype: Genotype, *, doc: str = "", overwrite: bool = False) -> Genotype:
+    """Make ``genotype`` available as ``genotype=<name>``."""
+    GENOTYPES.add(name, genotype, doc=doc, overwrite=overwrite)
+    return genotype
+
+
+def user_genotype_dir() -> Path:
+    """Where ``<NAME>.json`` files become named genotypes: $NASP_GENOTYPES or ~/.config/nasp/genotypes."""
+    return Path(os.environ.get("NASP_GENOTYPES", Path.home() / ".config" / "nasp" / "genotypes"))
+
+
+def _user_files() -> dict[str, Path]:
+    folder = user_genotype_dir()
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.json"))}
+
+
+def list_genotypes() -> list[str]:
+    """Registered names and the user folder's, sorted."""
+    return sorted(set(GENOTYPES.names()) | set(_user_files()))
+
+
+def get_genotype(name: str) -> Genotype:
+    """A named genotype (registry first, then the user folder); case-insensitive; GenotypeError with a did-you-mean."""
+    user = _user_files()
+    known = {n.lower(): n for n in [*GENOTYPES.names(), *user]}
+    key = known.get(name.lower())
+    if key is None:
+        names = list_genotypes()
+        raise GenotypeError(f"unknown genotype '{name}'.{did_you_mean(name, names)} Known: {', '.join(names)}; "
+                            f"or give a run folder or a genotype .json file")
+    if key in GENOTYPES:
+        return GENOTYPES.get(key)
+    try:
+        return Genotype.load(user[key])
+    except GenotypeError as exc:
+        raise GenotypeError(f"genotype '{key}' ({user[key]}): {exc}") from None
+
+
+def resolve_genotype(spec: str | Path | Genotype) -> Genotype:
+    """A run folder (its genotype.json), a genotype .json file, or a name; the result fits a registered CNN space."""
+    if isinstance(spec, Genotype):
+        geno = spec
+    else:
+        path = Path(spec)
+        if path.exists():
+            geno = Genotype.load(path)
+        elif str(spec).endswith(".json") or os.sep in str(spec):
+            raise GenotypeError(f"genotype '{spec}': no such file or run folder")
+        else:
+            geno = get_genotype(str(spec))
+    space = geno.resolve_space()  # GenotypeError when its space is not registered
+    if space.kind != "cnn":
+        raise GenotypeError(f"genotype of space '{space.name}' is a {space.kind} cell; image networks need a cnn space")
+    geno.check(space)
+    return geno
