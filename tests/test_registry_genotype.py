@@ -109,3 +109,14 @@ def test_nasp_published_cell_parameter_count():
                 ("skip_connect", 2), ("skip_connect", 3), ("skip_connect", 0), ("skip_connect", 1)],
     )
     assert round(g.param_count(channels=36, layers=20) / 1e6, 2) == 7.36
+
+
+def test_config_doc_lists_every_key():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("config_doc", root / "benchmarks" / "config_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs" / "config.md").read_text() == module.render(), "run: python benchmarks/config_doc.py"

@@ -11,8 +11,6 @@ Three forward modes serve all algorithms:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,39 +69,79 @@ class ArchGradProbe:
         self.grads = {ct: torch.zeros(shape, device=device, dtype=torch.float64) for ct, shape in shapes.items()}
         self.root: torch.Tensor | None = None  # the stem output: backward stops there
 
-    def watch(self, cell: SearchCell, node: torch.Tensor, j: int, states: Sequence[torch.Tensor]) -> None:
-        if not node.requires_grad:
-            return
-        grads = self.grads[cell.cell_type]
-        inputs = list(states)
-        # Parameter-free ops (pools, identity) give the same output on every edge leaving a
-        # node, so each is run once per source node and kept until the cell's backward is done.
-        shared: dict[tuple[int, int], torch.Tensor] = cell._probe_cache
-        sp = cell.space
 
-        def hook(g: torch.Tensor) -> None:
-            with torch.no_grad():
-                dot = _Dot(g)
-                dots = []
-                for e in sp.node_edges(j):
-                    src = sp.edges[e][0]
-                    x = inputs[src].detach()
-                    for k, op in enumerate(cell.edge_ops[e]):
-                        if cell.param_free[k]:
-                            y = shared.get((src, k))
-                            if y is None:
-                                y = shared[(src, k)] = op(x)
-                        else:
-                            y = op(x)
-                        dots.append(dot(y))
-                rows = sp.node_edges(j)
-                grads[rows.start:rows.stop] += torch.stack(dots).view(len(rows), -1)
-            cell._probe_done += 1
-            if cell._probe_done == sp.n_nodes:
-                shared.clear()
-                cell._probe_done = 0
+class _CellProbe:
+    """One cell's part of the probe, for one forward and backward pass.
 
-        node.register_hook(hook)
+    Work saved without changing the result: the selected ops' outputs are kept from the forward
+    pass; ops starting with a ReLU share one ReLU of their source node; parameter-free ops (pools,
+    identity) give the same output on every edge leaving a node, so each runs once per source."""
+
+    def __init__(self, probe: ArchGradProbe, cell: SearchCell, states: list[torch.Tensor]) -> None:
+        self.grads = probe.grads[cell.cell_type]
+        self.cell = cell
+        self.states = states  # grows as the cell runs; every source of node j exists when j's hook fires
+        self.selected: dict[tuple[int, int], torch.Tensor] = {}
+        self.shared: dict[tuple[str, int, int], torch.Tensor] = {}
+        self.pending = cell.space.n_nodes
+
+    def keep(self, e: int, k: int, y: torch.Tensor) -> None:
+        self.selected[(e, k)] = y.detach()
+
+    def watch(self, node: torch.Tensor, j: int) -> None:
+        if node.requires_grad:
+            node.register_hook(lambda g: self._node_grad(j, g))
+        else:
+            self._done()
+
+    def _done(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.shared.clear()
+            self.selected.clear()
+
+    def _output(self, e: int, k: int, src: int) -> torch.Tensor:
+        y = self.selected.pop((e, k), None)
+        if y is not None:
+            return y
+        cell = self.cell
+        op = cell.edge_ops[e][k]
+        key = ("op", src, k)
+        if cell.param_free[e][k] and key in self.shared:
+            return self.shared[key]
+        x = self.states[src].detach()
+        tail = cell.relu_tails[e][k]
+        if tail is not None:
+            relu = self.shared.get(("relu", src, 0))
+            if relu is None:
+                relu = self.shared[("relu", src, 0)] = torch.relu(x)
+            y = tail(relu)
+        else:
+            y = op(x)
+        if cell.param_free[e][k]:
+            self.shared[key] = y
+        return y
+
+    def _node_grad(self, j: int, g: torch.Tensor) -> None:
+        sp = self.cell.space
+        rows = sp.node_edges(j)
+        with torch.no_grad():
+            dot = _Dot(g)
+            dots = [dot(self._output(e, k, sp.edges[e][0])) for e in rows for k in range(sp.n_ops)]
+            self.grads[rows.start:rows.stop] += torch.stack(dots).view(len(rows), -1)
+        self._done()
+
+
+def split_leading_relu(module: nn.Module) -> nn.Module | None:
+    """The rest of ``module`` after its leading ReLU (sharing its layers), or None if it has none."""
+    if isinstance(module, nn.Sequential) and len(module) > 0:
+        first, rest = module[0], list(module)[1:]
+        if isinstance(first, nn.ReLU):
+            return nn.Sequential(*rest)
+        inner = split_leading_relu(first)
+        if inner is not None:
+            return nn.Sequential(inner, *rest)
+    return None
 
 
 class SearchCell(nn.Module):
@@ -118,15 +156,16 @@ class SearchCell(nn.Module):
         for src, _ in space.edges:
             stride = 2 if self.reduction and src < space.n_inputs else 1
             self.edge_ops.append(nn.ModuleList(create_op(name, C, stride, affine=False, search=True) for name in space.ops))
-        # per op column: no parameters, so its output depends only on the source node
-        self.param_free = [not any(True for _ in op.parameters()) for op in self.edge_ops[0]]
-        self._probe_cache: dict[tuple[int, int], torch.Tensor] = {}
-        self._probe_done = 0
+        # for the probe: ops without parameters (output depends on the source only), and each op
+        # without its leading ReLU (plain lists: the layers stay registered once, in edge_ops)
+        self.param_free = [[not any(True for _ in op.parameters()) for op in ops] for ops in self.edge_ops]
+        self.relu_tails = [[split_leading_relu(op) for op in ops] for ops in self.edge_ops]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
                 selection: Selection | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         sp = self.space
+        cell_probe = _CellProbe(probe, self, states) if probe is not None else None
         for j in range(sp.n_nodes):
             if selection is None:  # dense: all ops of all edges
                 assert weights is not None
@@ -136,10 +175,12 @@ class SearchCell(nn.Module):
                 terms = []
                 for e, k in selection[j]:
                     y = self.edge_ops[e][k](states[sp.edges[e][0]])
+                    if cell_probe is not None:
+                        cell_probe.keep(e, k, y)
                     terms.append(y if weights is None else weights[e, k] * y)
                 node = sum(terms[1:], terms[0]) if terms else torch.zeros_like(states[-1])
-            if probe is not None:
-                probe.watch(self, node, j, states)
+            if cell_probe is not None:
+                cell_probe.watch(node, j)
             states.append(node)
         return torch.cat(states[sp.n_inputs:], dim=1)
 

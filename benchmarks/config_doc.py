@@ -1,0 +1,33 @@
+"""Writes docs/config.md from the config schema (run after changing nasp/config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nasp.config import iter_keys
+
+HEADER = """# Config keys
+
+Every key of `nasp run`, with its default and meaning (the same table as `nasp config`). Set them as
+dotted `key=value` overrides, in a YAML file given with `--config` (nested mappings), or both (overrides
+win). `algorithm=nasp`, `space=cnn12` and `data=cifar10` are short for `algorithm.name=...` etc. Values
+are read as YAML (`true`, `0.1`, `[a, b]`); list keys also take `a,b,c`.
+
+Data folders: `embedded` ships inside the package; `fashion-mnist` reads `data.root` or
+`/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`); `cifar10`/`cifar100` read or download
+into `data.root` or `~/.cache/nasp/data/<name>` (`$NASP_DATA` moves the cache).
+
+| key | default | meaning |
+|---|---|---|
+"""
+
+
+def render() -> str:
+    rows = [f"| `{key}` | `{default!r}` | {desc} |" for key, default, desc in iter_keys()]
+    return HEADER + "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    out = Path(__file__).resolve().parent.parent / "docs" / "config.md"
+    out.write_text(render())
+    print(f"wrote {out}")
