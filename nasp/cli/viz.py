@@ -1,0 +1,131 @@
+"""``nasp render``, ``nasp plot`` and ``nasp show``: drawings of cells and plots of searches."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nasp.cli.main import command, console
+from nasp.config import build_config, parse_overrides
+from nasp.genotype import Genotype
+from nasp.viz import VizError
+
+OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
+
+
+class RenderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: list[Literal["svg", "png", "pdf"]] = Field(default_factory=lambda: ["svg"],
+                                                       description="svg, png or pdf; several as svg,png,pdf")
+    out: str | None = Field(None, description="folder for the drawings (default: <run>/cells, or next to the file)")
+
+
+class PlotOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    out: str | None = Field(None, description="folder for the figures (default: <run>/plots; ./plots for several runs)")
+    epoch: int | None = Field(None, ge=1, description="epoch of the A heatmap (default: the last)")
+    figures: list[Literal["ops", "heatmap", "gif", "curves", "size"]] | None = Field(
+        None, description="some of ops,heatmap,gif,curves,size (default: all; size only when the runs differ in eta)")
+
+
+def _split(args: list[str]) -> tuple[list[str], list[str]]:
+    """Positional paths and key=value options, in any order."""
+    opts = [a for a in args if OPTION.match(a) and not Path(a).exists()]
+    return [a for a in args if a not in opts], opts
+
+
+def load_genotype(spec: str) -> tuple[Genotype, Path | None]:
+    """A genotype from a run folder, a genotype .json file or a registered name; with the path it came from."""
+    path = Path(spec)
+    if path.exists():
+        return Genotype.load(path), path
+    if spec.endswith(".json") or os.sep in spec:
+        raise VizError(f"'{spec}': no such genotype file or run folder")
+    try:
+        from nasp.genotypes import get_genotype
+    except ImportError:
+        raise VizError(f"'{spec}': no such genotype file or run folder") from None
+    return get_genotype(spec), None
+
+
+def _paths_and_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("args", nargs="+", metavar="ARG", help=what)
+    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering custom ops and spaces")
+
+
+def _render_setup(p: argparse.ArgumentParser) -> None:
+    _paths_and_options(p, "a run folder or genotype file (or a registered genotype name), then format=svg|png|pdf "
+                          "(several: format=svg,png,pdf) and out=DIR")
+
+
+@command("render", "draw each cell of a genotype with graphviz: nasp render runs/<run> format=png", _render_setup)
+def cmd_render(args: argparse.Namespace) -> int:
+    from nasp.search import load_plugins
+    from nasp.viz.render import render_genotype
+
+    load_plugins(args.plugins)
+    paths, opts = _split(args.args)
+    if len(paths) != 1:
+        raise VizError(f"give one run folder or genotype file (got {len(paths)}: {' '.join(paths) or 'none'})")
+    options: RenderOptions = build_config(parse_overrides(opts, RenderOptions), RenderOptions)
+    genotype, source = load_genotype(paths[0])
+    if options.out is not None:
+        out, prefix = Path(options.out), ""
+    elif source is None:
+        out, prefix = Path("."), f"{paths[0]}_"
+    elif source.is_dir():
+        out, prefix = source / "cells", ""
+    else:
+        out, prefix = source.parent, f"{source.stem}_"
+    if out.exists() and not out.is_dir():
+        raise VizError(f"out={out} is a file; give a folder")
+    written = [p for fmt in dict.fromkeys(options.format) for p in render_genotype(genotype, out, fmt, prefix)]
+    for p in written:
+        console.print(str(p), highlight=False)
+    return 0
+
+
+def _plot_setup(p: argparse.ArgumentParser) -> None:
+    _paths_and_options(p, "one or more run folders, then out=DIR, epoch=N (the epoch of the A heatmap) and "
+                          "figures=ops,heatmap,gif,curves,size")
+
+
+@command("plot", "plot searches: ops per edge (Fig. 4), A heatmaps, curves (Fig. 3), size vs eta (Fig. 2)", _plot_setup)
+def cmd_plot(args: argparse.Namespace) -> int:
+    from nasp.search import load_plugins
+    from nasp.viz.plot import plot_runs
+
+    load_plugins(args.plugins)
+    paths, opts = _split(args.args)
+    options: PlotOptions = build_config(parse_overrides(opts, PlotOptions), PlotOptions)
+    if not paths:
+        raise VizError("give at least one run folder")
+    for p in plot_runs(paths, options.out, options.epoch, options.figures):
+        console.print(str(p), highlight=False)
+    return 0
+
+
+def _show_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("genotype", help="a run folder, a genotype .json file or a registered genotype name")
+    p.add_argument("--width", type=int, default=None, help="columns to fit (default: the terminal's, at most 80)")
+    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering custom ops and spaces")
+
+
+@command("show", "print each cell of a genotype as a text drawing", _show_setup)
+def cmd_show(args: argparse.Namespace) -> int:
+    from nasp.search import load_plugins
+    from nasp.viz.text import genotype_rich
+
+    load_plugins(args.plugins)
+    genotype, _ = load_genotype(args.genotype)
+    width = args.width or min(80, shutil.get_terminal_size((80, 24)).columns)
+    if width < 20:
+        raise VizError(f"--width {width} is too narrow to draw a cell (20 columns at least)")
+    console.print(genotype_rich(genotype, width), highlight=False)
+    return 0
