@@ -19,6 +19,7 @@ from nasp.model import SearchNetwork
 from nasp.spaces import SearchSpace, get_space
 from nasp.trainer import Callback, Checkpointer, ConsoleProgress, RunFiles, Trainer
 from nasp.trainer.files import atomic_write_text, truncate_jsonl
+from nasp.viz.callback import CellDrawings
 
 
 def load_plugins(plugins: list[str]) -> None:
@@ -136,7 +137,7 @@ def new_run_dir(cfg: RunConfig) -> Path:
 
 
 def standard_callbacks(run_dir: Path, console: bool = True) -> list[Callback]:
-    cbs: list[Callback] = [RunFiles(run_dir), Checkpointer(run_dir)]
+    cbs: list[Callback] = [RunFiles(run_dir), Checkpointer(run_dir), CellDrawings(run_dir)]
     if console:
         cbs.append(ConsoleProgress())
     return cbs
