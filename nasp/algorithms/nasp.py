@@ -31,10 +31,12 @@ class ProximalSearch(SearchAlgorithm):
         return self.cfg.selected_value or self.default_selected_value
 
     def discretized(self, epsilon: float = 0.0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(Ā, mask) per cell type."""
+        """(Ā, mask) per cell type. A is tiny: the prox runs on a CPU copy (one transfer instead of
+        dozens of small kernels on a GPU), and Ā goes back to A's device."""
         values, masks = {}, {}
         for ct, a in self.A.items():
-            values[ct], masks[ct] = discretize(a, self.space.cells[ct], self.selected_value, epsilon, self.generator)
+            v, masks[ct] = discretize(a.detach().cpu(), self.space.cells[ct], self.selected_value, epsilon, self.generator)
+            values[ct] = v.to(a.device, non_blocking=True)
         return values, masks
 
     def discrete(self) -> dict[str, torch.Tensor]:

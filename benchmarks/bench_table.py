@@ -1,0 +1,49 @@
+"""Runs `nasp bench` (in-process) and prints its JSON and a markdown table with the ratios the
+project tracks: NASP against DARTS, and NASP's weight step against the bare child's training step.
+
+    python benchmarks/bench_table.py space=cnn12 device=cpu > out.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from nasp.bench import BenchConfig, run_bench
+from nasp.config import build_config, parse_overrides
+from nasp.search import resolve_device
+
+
+def table(report: dict[str, Any]) -> str:
+    res = report["results"]
+    child = res["child"]["total_s"]
+    lines = [f"**{report['space']}** on {report['device']}; settings: "
+             + ", ".join(f"{k}={report['settings'][k]}" for k in ("channels", "layers", "batch_size", "image_size", "steps")),
+             "", "| | arch step s | weight step s | total s | total / child | peak MB |", "|---|---|---|---|---|---|"]
+    for name, r in res.items():
+        def f(key: str, digits: int = 3, r: dict[str, float] = r) -> str:
+            return f"{r[key]:.{digits}f}" if key in r else "-"
+        lines.append(f"| {name} | {f('arch_s')} | {f('weight_s')} | {f('total_s')} | {r['total_s'] / child:.1f} | {f('peak_mb', 1)} |")
+    n = res.get("nasp")
+    if n:
+        lines.append("")
+        ratios = []
+        for other in ("darts-2nd", "darts-1st"):
+            if other in res:
+                ratios.append(f"nasp total is {res[other]['total_s'] / n['total_s']:.1f}x faster than {other}")
+        ratios.append(f"nasp weight step / child step = {n['weight_s'] / child:.2f}")
+        if "peak_mb" in n and "darts-1st" in res and "peak_mb" in res["darts-1st"]:
+            ratios.append(f"nasp peak memory / darts-1st = {n['peak_mb'] / max(res['darts-1st']['peak_mb'], 1e-9):.2f}")
+        lines.append("Ratios from this run: " + "; ".join(ratios) + ".")
+    if "eval_throughput" in report:
+        lines.append("")
+        lines.append(f"Evaluation network training throughput: `{json.dumps(report['eval_throughput'])}`")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    cfg: BenchConfig = build_config(parse_overrides(sys.argv[1:], BenchConfig), BenchConfig)
+    report = run_bench(cfg, resolve_device(cfg.device))
+    print(json.dumps(report), file=sys.stderr)
+    print(table(report))
