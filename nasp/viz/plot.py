@@ -56,6 +56,10 @@ class RunData:
     def eta(self) -> float:
         return float(self.config.get("algorithm", {}).get("eta", 0.0) or 0.0)
 
+    @property
+    def uses_eta(self) -> bool:
+        return _uses_eta(self.algorithm)
+
     def arch(self, cell_type: str, index: int) -> np.ndarray:
         """A of a cell type at history record ``index`` as plotted (softmax(α) for DARTS)."""
         a = np.asarray(self.history[index]["A"][cell_type], dtype=float)
@@ -81,14 +85,19 @@ class RunData:
         return np.array(ops), np.array(kept)
 
 
-def _algorithm_softmax(name: str) -> bool:
-    try:
-        from nasp.algorithms import ALGORITHMS
-        from nasp.algorithms.darts import DARTS
+def _uses_eta(name: str) -> bool:
+    """Whether the algorithm reads ``algorithm.eta`` (the model-size regulariser); DARTS does not."""
+    from nasp.algorithms import ALGORITHMS
 
-        return name in ALGORITHMS and issubclass(ALGORITHMS.get(name), DARTS)
-    except ImportError:  # pragma: no cover - the algorithms always import in a full install
-        return name.startswith("darts")
+    return name not in ALGORITHMS or "eta" in ALGORITHMS.get(name).options
+
+
+def _algorithm_softmax(name: str) -> bool:
+    """Whether A holds DARTS's α (plots show softmax(α)): the algorithm is DARTS or a subclass of it."""
+    from nasp.algorithms import ALGORITHMS
+    from nasp.algorithms.darts import DARTS
+
+    return name in ALGORITHMS and issubclass(ALGORITHMS.get(name), DARTS)
 
 
 def load_run(path: str | Path) -> RunData:
@@ -134,12 +143,12 @@ def load_run(path: str | Path) -> RunData:
 def label_runs(runs: list[RunData]) -> None:
     """Short legend labels: the algorithm, plus space and eta where runs differ, plus the folder if still ambiguous."""
     spaces = {r.space.name for r in runs}
-    etas = {r.eta for r in runs}
+    etas = {r.eta for r in runs if r.uses_eta}
     for r in runs:
         parts = [r.algorithm]
         if len(spaces) > 1:
             parts.append(r.space.name)
-        if len(etas) > 1:
+        if len(etas) > 1 and r.uses_eta:
             parts.append(f"η={r.eta:g}")
         r.label = " ".join(parts)
     counts: dict[str, int] = {}
@@ -216,8 +225,12 @@ def plot_op_choices(run: RunData, cell_type: str, out: Path) -> Path:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", bbox_to_anchor=(1, 1 - 0.3 / fig.get_figheight()), fontsize=8,
                frameon=False, ncols=2)
+    changes = int((np.diff(ops, axis=0) != 0).sum())
+    steady = int((np.diff(ops, axis=0) == 0).all(axis=0).sum())
     fig.suptitle(f"{run.label or run.algorithm}: op selected on each edge of the {cell_type} cell per epoch "
-                 f"({_what(run)}; cf. NASP Fig. 4)", fontsize=11, x=0.01, y=1 - 0.08 / fig.get_figheight(), ha="left", va="top")
+                 f"({_what(run)}; cf. NASP Fig. 4)\n{changes} op changes over {len(x)} epochs; "
+                 f"{steady} of {cell.n_edges} edges never change", fontsize=11, x=0.01,
+                 y=1 - 0.06 / fig.get_figheight(), ha="left", va="top")
     return _save(fig, out)
 
 
@@ -234,7 +247,7 @@ def _heatmap_figure(run: RunData, cell_type: str) -> tuple[Figure, Any]:
     left = 0.3 + 0.065 * max(len(n) for n in edge_names(_shape(run.space, cell_type), cell.edges)) + 0.35
     bottom = 0.35 + 0.05 * max(len(o) for o in cell.ops) + 0.3
     w, h = 0.66 * cell.n_ops, 0.3 * cell.n_edges
-    fig, axes = _panels(1, 2, w, h, left=left, right=0.95, top=0.75, bottom=bottom, wgap=0.2, hgap=0,
+    fig, axes = _panels(1, 2, w, h, left=left, right=1.15, top=0.75, bottom=bottom, wgap=0.2, hgap=0,
                         width_ratios=[w, 0.18])
     ax, cax = axes[0]
     im = ax.imshow(frames[0], cmap="viridis", vmin=lo, vmax=hi, aspect="auto", interpolation="nearest")
@@ -318,7 +331,8 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
             continue
         ep = [r["epoch"] for r in m]
         secs = [r.get("elapsed_s", math.nan) for r in m]
-        style = {"color": f"C{n % 10}", "marker": "o" if len(m) <= 30 else None, "ms": 4, "lw": 1.6}
+        style = {"color": f"C{n % 10}", "marker": "osD^v<>ph*"[n % 10] if len(m) <= 30 else None, "ms": 5, "lw": 1.6,
+                 "alpha": 0.9}
         label = f"{run.label} ({secs[-1]:.0f} s)" if not math.isnan(secs[-1]) else run.label
         for row, key in enumerate(("val_acc", "val_loss")):
             y = [r.get(key, math.nan) for r in m]
@@ -341,15 +355,17 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
 
 # --- Fig. 2: model size against eta ------------------------------------------------------------------
 def plot_size_vs_eta(runs: list[RunData], out: Path) -> Path:
-    """Final parameter count (and validation accuracy) of the derived network against eta, one line per algorithm."""
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    """Final parameter count (and validation accuracy) of the derived network against eta, one line per
+    algorithm; runs of algorithms without the regulariser (DARTS) are left out."""
+    runs = [r for r in runs if r.uses_eta and r.metrics]
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
     ax_size, ax_acc = fig.subplots(1, 2, sharex=True)
     groups: dict[str, list[RunData]] = {}
     spaces = {r.space.name for r in runs}
     for r in runs:
         groups.setdefault(r.algorithm + (f" ({r.space.name})" if len(spaces) > 1 else ""), []).append(r)
     for n, (name, group) in enumerate(sorted(groups.items())):
-        group = sorted((r for r in group if r.metrics), key=lambda r: r.eta)
+        group = sorted(group, key=lambda r: r.eta)
         etas = [r.eta for r in group]
         size = [r.metrics[-1].get("param_count", math.nan) / 1e3 for r in group]
         acc = [r.metrics[-1].get("val_acc", math.nan) for r in group]
@@ -361,14 +377,17 @@ def plot_size_vs_eta(runs: list[RunData], out: Path) -> Path:
         for ax in (ax_size, ax_acc):
             ax.set_xscale("symlog", linthresh=positive[0])
     sizes = {(r.config.get("model", {}).get("channels"), r.config.get("model", {}).get("layers")) for r in runs}
-    at = f" (C={next(iter(sizes))[0]}, {next(iter(sizes))[1]} cells)" if len(sizes) == 1 else ""
-    ax_size.set_ylabel(f"parameters of the derived network, thousands{at}")
+    at = f"\nderived network at the search's size (C={next(iter(sizes))[0]}, {next(iter(sizes))[1]} cells)" \
+        if len(sizes) == 1 else ""
+    ax_size.set_ylabel("parameters (thousands)")
     ax_acc.set_ylabel("final validation accuracy")
     for ax in (ax_size, ax_acc):
         ax.set_xlabel("η (weight of the model-size regulariser)")
         ax.grid(True, lw=0.4, alpha=0.6)
+    ax_size.set_title("model size", fontsize=10)
+    ax_acc.set_title("validation accuracy", fontsize=10)
     ax_size.legend(fontsize=9)
-    fig.suptitle("Model size against the regulariser weight η (cf. NASP Fig. 2)", fontsize=12)
+    fig.suptitle(f"Model size against the regulariser weight η (cf. NASP Fig. 2){at}", fontsize=12)
     return _save(fig, out)
 
 
@@ -395,9 +414,10 @@ def plot_runs(paths: list[str | Path], out: str | Path | None = None, epoch: int
     if epoch is not None:
         for r in runs:
             _index_of_epoch(r, epoch)
-    differ = len({r.eta for r in runs}) > 1
+    differ = len({r.eta for r in runs if r.uses_eta}) > 1
     if figures and "size" in wanted and not differ:
-        raise VizError("figures=size needs runs that differ in algorithm.eta (e.g. nasp runs with eta=0, 0.1, 1)")
+        raise VizError("figures=size needs runs of an algorithm with a model-size regulariser (nasp) that differ in "
+                       "algorithm.eta, e.g. nasp runs with eta=0, 0.1, 1")
     label_runs(runs)
     if out is None:
         out = runs[0].path / "plots" if len(runs) == 1 else Path("plots")

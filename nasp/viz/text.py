@@ -39,7 +39,8 @@ def cell_rich(genotype: Genotype, cell_type: str, width: int = 80) -> Text:
     kind = "recurrent cell" if g.graph["kind"] == "rnn" else f"{cell_type} cell"
     extra = ", reduction" if g.graph["reduction"] else ""
     degrees = {g.in_degree(v) for v in nodes}
-    shape = f"{len(nodes)} nodes" + (f", {degrees.pop()} inputs each" if len(degrees) == 1 else "")
+    per = degrees.pop() if len(degrees) == 1 else None
+    shape = f"{len(nodes)} nodes" + (f", {per} input{'s' * (per != 1)} each" if per is not None else "")
     text.append(_fit(f"{kind} · {genotype.space} · {shape}{extra}", width), STYLE["title"])
     text.append("\n")
     for v in nodes:
