@@ -118,3 +118,36 @@ def test_darts_second_order_hypergradient_matches_exact():
     # and the second-order term matters: the first-order gradient is measurably different
     first = torch.autograd.grad(loss(params, alpha, val), list(alpha.values()))
     assert max(_rel(f, exact[ct]) for f, ct in zip(first, alpha, strict=True)) > 1e-3
+
+
+def test_model_size_regulariser_measures_ops_and_differentiates_exactly():
+    from nasp.algorithms.regularizer import ModelSizeRegularizer
+    from nasp.ops import op_param_count
+
+    space = get_space("cnn12")
+    reg = ModelSizeRegularizer(space, channels=16)
+    p = torch.tensor([float(op_param_count(op, 16)) for op in space.cells["normal"].ops])
+    assert torch.allclose(reg.weights["normal"], p / p.sum())
+    assert reg.weights["normal"][space.cells["normal"].ops.index("skip_connect")] == 0
+    assert reg.weights["reduce"][space.cells["reduce"].ops.index("skip_connect")] > 0  # a factorized reduce at stride 2
+    A = {ct: torch.rand(s, dtype=torch.float64, requires_grad=True) for ct, s in
+         {"normal": (14, 8), "reduce": (14, 5)}.items()}
+    auto = torch.autograd.grad(reg.value(A), list(A.values()))
+    for (ct, g), a in zip(reg.grad(A).items(), auto, strict=True):
+        assert torch.allclose(g.double(), a), ct
+
+
+def test_eta_adds_its_gradient_at_abar():
+    space, net, x, y, _ = _setup("cnn12")
+    net = net.float()
+    grads = {}
+    for eta in (0.0, 0.5):
+        algo = ALGORITHMS.get("nasp")(space, net, AlgorithmConfig(eta=eta), OptimConfig(), 1, torch.device("cpu"))
+        with torch.no_grad():
+            for a in algo.A.values():
+                a.copy_(torch.rand(a.shape, generator=torch.Generator().manual_seed(5)))
+        f, grads[eta] = algo.arch_gradient((x.float(), y), (x.float(), y))
+    abar = algo.discrete()
+    for ct in grads[0.0]:
+        expected = 0.5 * 2 * algo.regularizer.weights[ct] * abar[ct]
+        assert torch.allclose((grads[0.5][ct] - grads[0.0][ct]).float(), expected, atol=1e-6)

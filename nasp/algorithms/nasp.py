@@ -60,12 +60,16 @@ class ProximalSearch(SearchAlgorithm):
         values, masks = self.discretized(self.cfg.epsilon)
         with self.autocast():
             loss, grads = fast_arch_grad(self.net, *val, *self.forward_args(values, masks))
-        f = float(loss)
-        if self.cfg.eta > 0:
-            f += self.cfg.eta * float(self.regularizer.value(values))
-            for ct, g in self.regularizer.grad(values).items():
-                grads[ct] = grads[ct] + self.cfg.eta * g
-        return f, grads
+        return self.regularized(float(loss), grads, values)
+
+    def regularized(self, loss: float, grads: dict[str, torch.Tensor], values: dict[str, torch.Tensor]
+                    ) -> tuple[float, dict[str, torch.Tensor]]:
+        """F = L_val + eta R(Ā) and its gradient, eq. (8)-(9)."""
+        if self.cfg.eta <= 0:
+            return loss, grads
+        reg = self.regularizer.grad(values)
+        return (loss + self.cfg.eta * float(self.regularizer.value(values)),
+                {ct: g + self.cfg.eta * reg[ct] for ct, g in grads.items()})
 
     def weight_step(self, train: Batch) -> tuple[float, int]:
         x, y = train

@@ -21,12 +21,7 @@ class ProximalBaseline(ProximalSearch):
         values, _ = self.discretized(self.cfg.epsilon)
         with self.autocast():
             loss, grads = unrolled_arch_grad(self.net, values, lambda a: a, train, val, self.weight_lr, self.w_opt)
-        f = float(loss)
-        if self.cfg.eta > 0:
-            f += self.cfg.eta * float(self.regularizer.value(values))
-            for ct, g in self.regularizer.grad(values).items():
-                grads[ct] = grads[ct] + self.cfg.eta * g
-        return f, grads
+        return self.regularized(float(loss), grads, values)
 
 
 @register_algorithm("pa-standard")

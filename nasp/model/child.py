@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasp.model.layout import cell_slots
 from nasp.ops import create_op
 from nasp.ops.layers import FactorizedReduce, ReLUConvBN
 
@@ -45,21 +46,14 @@ class ChildNetwork(nn.Module):
         super().__init__()
         space = genotype.resolve_space()
         assert space is not None
-        C_curr = stem_multiplier * channels
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, channels
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = layers >= 3 and i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            ct = "reduce" if reduction else "normal"
-            nodes = genotype.cells[ct]
-            self.cells.append(ChildCell(nodes, space.cells[ct].n_inputs, C_pp, C_p, C_curr, reduction,
-                                        reduction_prev, affine))
-            reduction_prev = reduction
-            C_pp, C_p = C_p, len(nodes) * C_curr
+        C_stem = stem_multiplier * channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        slots, C_p = cell_slots(channels, layers, C_stem, {ct: len(nodes) for ct, nodes in genotype.cells.items()})
+        self.cells = nn.ModuleList(
+            ChildCell(genotype.cells[s.cell_type], space.cells[s.cell_type].n_inputs, s.C_pp, s.C_p, s.C, s.reduction,
+                      s.reduction_prev, affine)
+            for s in slots
+        )
         self.classifier = nn.Linear(C_p, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

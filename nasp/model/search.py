@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasp.model.layout import cell_slots
 from nasp.ops import create_op
 from nasp.ops.layers import FactorizedReduce, ReLUConvBN
 from nasp.spaces import CellSpace, SearchSpace
@@ -196,21 +197,13 @@ class SearchNetwork(nn.Module):
         if space.kind != "cnn":
             raise ValueError(f"SearchNetwork builds CNN spaces, not '{space.kind}'")
         self.space = space
-        C = channels
-        C_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-        C_pp, C_p, C_curr = C_curr, C_curr, C
-        self.cells = nn.ModuleList()
-        reduction_prev = False
-        for i in range(layers):
-            reduction = layers >= 3 and i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            cell_type = "reduce" if reduction else "normal"
-            cell = SearchCell(cell_type, space.cells[cell_type], C_pp, C_p, C_curr, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            C_pp, C_p = C_p, space.cells[cell_type].n_nodes * C_curr
+        C_stem = stem_multiplier * channels
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        slots, C_p = cell_slots(channels, layers, C_stem, {ct: c.n_nodes for ct, c in space.cells.items()})
+        self.cells = nn.ModuleList(
+            SearchCell(slot.cell_type, space.cells[slot.cell_type], slot.C_pp, slot.C_p, slot.C, slot.reduction_prev)
+            for slot in slots
+        )
         self.classifier = nn.Linear(C_p, num_classes)
 
     @property
