@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from nasp.cli.main import command, console
 from nasp.config import build_config, parse_overrides
-from nasp.genotype import Genotype
+from nasp.errors import GenotypeError
 from nasp.viz import VizError
+
+if TYPE_CHECKING:
+    from nasp.genotype import Genotype
 
 OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 
@@ -40,18 +44,34 @@ def _split(args: list[str]) -> tuple[list[str], list[str]]:
     return [a for a in args if a not in opts], opts
 
 
+def _run_plugins(path: Path) -> list[str]:
+    """The ``plugins`` a run folder's config.json names (none for a genotype file or an unreadable config)."""
+    try:
+        return list(json.loads((path / "config.json").read_text()).get("plugins", [])) if path.is_dir() else []
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def load_genotype(spec: str) -> tuple[Genotype, Path | None]:
     """A genotype from a run folder, a genotype .json file or a registered name; with the path it came from."""
+    from nasp.genotype import Genotype
+    from nasp.search import load_plugins
+
     path = Path(spec)
     if path.exists():
-        return Genotype.load(path), path
+        try:
+            return Genotype.load(path), path
+        except GenotypeError:
+            plugins = _run_plugins(path)
+            if not plugins:
+                raise
+            load_plugins(plugins)  # a run of a plugin space: its ops must be registered to read its genotype
+            return Genotype.load(path), path
     if spec.endswith(".json") or os.sep in spec:
         raise VizError(f"'{spec}': no such genotype file or run folder")
-    try:
-        from nasp.genotypes import get_genotype
-    except ImportError:
-        raise VizError(f"'{spec}': no such genotype file or run folder") from None
-    return get_genotype(spec), None
+    from nasp.genotypes import get_genotype
+
+    return get_genotype(spec), None  # RegistryError with a did-you-mean for unknown names
 
 
 def _paths_and_options(p: argparse.ArgumentParser, what: str) -> None:
