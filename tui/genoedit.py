@@ -1,0 +1,120 @@
+"""Editing a genotype: one change at a time, each checked by Genotype's own validation; saved as a new file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from nasp.errors import GenotypeError
+from nasp.genotype import Genotype
+from nasp.spaces import SearchSpace
+from tui.render import node_names
+
+
+def eval_size_defaults() -> tuple[int, int]:
+    """Channels and cells of the evaluation network (the evaluation config's defaults when it exists)."""
+    try:
+        from nasp.evaluation.config import EvalModelConfig
+    except ImportError:
+        return 36, 20
+    fields = EvalModelConfig.model_fields
+    return int(fields["channels"].default), int(fields["layers"].default)
+
+
+class GenotypeEdit:
+    """A genotype being edited: the current version, where it came from, and an undo history."""
+
+    def __init__(self, genotype: Genotype, source: Path | None = None, label: str | None = None) -> None:
+        self.original = genotype
+        self.genotype = genotype
+        self.source = source
+        self.label = label or (str(source) if source else "genotype")
+        self.undo_stack: list[Genotype] = []
+        self.saved_to: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> GenotypeEdit:
+        """A genotype file, or a run folder's genotype.json (GenotypeError when missing or invalid)."""
+        path = Path(path)
+        geno = Genotype.load(path)
+        return cls(geno, path / "genotype.json" if path.is_dir() else path)
+
+    @property
+    def space(self) -> SearchSpace:
+        return self.genotype.resolve_space()
+
+    @property
+    def modified(self) -> bool:
+        return self.genotype != self.original
+
+    def op_choices(self, cell_type: str) -> list[str]:
+        """The ops a node of this cell type can use: the space's ops for that cell type."""
+        return list(self.space.cells[cell_type].ops)
+
+    def input_choices(self, cell_type: str, node: int) -> list[tuple[str, int]]:
+        """(name, index) of the nodes node ``node`` may read: the cell inputs and earlier nodes."""
+        cell = self.space.cells[cell_type]
+        names = node_names(cell)
+        return [(names[i], i) for i in range(cell.n_inputs + node)]
+
+    def changed(self, cell_type: str, node: int, edge: int, *, op: str | None = None, input: int | None = None) -> Genotype:
+        """The genotype with one edge changed, or GenotypeError saying why that edit is invalid."""
+        data: dict[str, Any] = self.genotype.model_dump(mode="json", exclude_none=True)
+        try:
+            e = data["cells"][cell_type][node][edge]
+        except (KeyError, IndexError):
+            raise GenotypeError(f"{cell_type} cell has no node {node} edge {edge}") from None
+        if op is not None:
+            e["op"] = op
+        if input is not None:
+            e["input"] = input
+        return Genotype.from_json(json.dumps(data))
+
+    def apply(self, genotype: Genotype) -> None:
+        self.undo_stack.append(self.genotype)
+        self.genotype = genotype
+
+    def edit(self, cell_type: str, node: int, edge: int, *, op: str | None = None, input: int | None = None) -> Genotype:
+        """Apply one change when valid (GenotypeError, and nothing changes, when not)."""
+        new = self.changed(cell_type, node, edge, op=op, input=input)
+        self.apply(new)
+        return new
+
+    def undo(self) -> bool:
+        if not self.undo_stack:
+            return False
+        self.genotype = self.undo_stack.pop()
+        return True
+
+    def default_save_path(self) -> Path:
+        """A new file next to the source: ``<stem>-edit.json``, ``<stem>-edit-2.json``, ..."""
+        base = self.source if self.source is not None else Path("genotype.json")
+        stem = base.stem.removesuffix("-edit")
+        path, n = base.with_name(f"{stem}-edit.json"), 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{stem}-edit-{n}.json")
+        return path
+
+    def save(self, path: str | Path) -> Path:
+        """Write the edited genotype to a NEW file; the source and existing files are never overwritten."""
+        path = Path(path)
+        if self.source is not None and path.resolve() == self.source.resolve():
+            raise GenotypeError(f"'{path}' is the genotype being edited; save the edit as a new file")
+        if path.exists():
+            raise GenotypeError(f"'{path}' exists; edits are saved as new files, pick another name")
+        if path.suffix != ".json":
+            raise GenotypeError(f"'{path}': genotype files end in .json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.genotype.save(path)
+        self.saved_to = path
+        return path
+
+    def export_drawing(self, base: str | Path, fmt: str = "svg") -> list[Path]:
+        """Graphviz drawings of each cell, ``<base>-<cell type>.<fmt>`` (needs nasp.viz.render)."""
+        from nasp.viz.render import render_genotype
+
+        base = Path(base)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        return render_genotype(self.genotype, base.parent, fmt=fmt, prefix=f"{base.name}-")

@@ -1,0 +1,391 @@
+"""The genotype editor: each node's inputs and ops as choices, invalid edits refused with the reason,
+the cell drawing and the evaluation network's parameter count kept up to date; saved as a new file."""
+
+from __future__ import annotations
+
+import importlib.util
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, Footer, Input, Label, Select, Static
+
+from nasp.errors import NaspError
+from tui.genoedit import GenotypeEdit, eval_size_defaults
+from tui.render import node_names
+from tui.screens.live import cell_texts
+from tui.widgets import NavBar, PathDialog
+
+
+def eval_available() -> bool:
+    """Whether the evaluation command exists in this installation (issue: `nasp eval`)."""
+    try:
+        return importlib.util.find_spec("nasp.cli.evaluate") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def eval_command(path: Path) -> str:
+    return f"nasp eval {shlex.quote(f'genotype={path}')}"
+
+
+class GenotypeScreen(Screen[None]):
+    """Edit the open genotype; ctrl+s saves it as a new file."""
+
+    DEFAULT_CSS = """
+    GenotypeScreen #source { height: auto; padding: 0 1; background: $boost; }
+    GenotypeScreen #body { height: 1fr; padding: 0 1; }
+    GenotypeScreen #cells { height: auto; }
+    GenotypeScreen .cellname { text-style: bold; color: $accent; }
+    GenotypeScreen .node { height: 1; }
+    GenotypeScreen .node Label { width: 7; }
+    GenotypeScreen .node Label.plus { width: 3; text-align: center; }
+    GenotypeScreen .node Select.in { width: 11; }
+    GenotypeScreen .node Select.op { width: 18; margin-left: 1; }
+    GenotypeScreen #sizes { height: 1; margin-top: 1; }
+    GenotypeScreen #sizes Label { width: auto; margin-right: 1; }
+    GenotypeScreen #sizes Input { width: 6; margin-right: 1; }
+    GenotypeScreen #params { height: 1; }
+    GenotypeScreen #message { height: auto; margin-top: 1; }
+    GenotypeScreen #message.-empty { display: none; }
+    GenotypeScreen #message.-error { color: $error; }
+    GenotypeScreen #drawing { margin-top: 1; height: auto; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+o", "open", "Open genotype", priority=True),
+        Binding("ctrl+s", "save", "Save as new file", priority=True),
+        Binding("ctrl+z", "undo", "Undo edit", priority=True),
+        Binding("ctrl+g", "export", "Graphviz export", priority=True),
+        Binding("ctrl+t", "evaluate", "Evaluate", priority=True),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shown_version = -1
+        self.param_text = ""
+
+    @property
+    def edit(self) -> GenotypeEdit | None:
+        return self.app.genotype_edit  # type: ignore[attr-defined, no-any-return]
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("genotype", "genotype editor")
+        yield Static("", id="source", markup=False)
+        with VerticalScroll(id="body"):
+            yield Vertical(id="cells")
+            channels, layers = eval_size_defaults()
+            with Horizontal(id="sizes"):
+                yield Label("evaluation network: C")
+                yield Input(str(channels), id="size-c", compact=True, type="integer")
+                yield Label("cells")
+                yield Input(str(layers), id="size-l", compact=True, type="integer")
+                yield Label("classes")
+                yield Input("10", id="size-k", compact=True, type="integer")
+                yield Label("in-ch")
+                yield Input("3", id="size-i", compact=True, type="integer")
+            yield Static("", id="params")
+            yield Static("", id="message", classes="-empty")
+            yield Static("", id="drawing")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.load_current()
+
+    def on_screen_resume(self) -> None:
+        self.load_current()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def load_current(self) -> None:
+        """Rebuild the node rows when the app opened another genotype."""
+        version = self.app.genotype_version  # type: ignore[attr-defined]
+        if version == self.shown_version:
+            return
+        self.shown_version = version
+        cells = self.query_one("#cells", Vertical)
+        cells.remove_children()
+        edit = self.edit
+        if edit is None:
+            cells.mount(Static("No genotype open. ctrl+o: open a genotype file or a run folder · "
+                               "F4: pick a run and press g · F3: g edits the running search's genotype"))
+            self.redraw()
+            return
+        widgets: list[Any] = []
+        for ct, nodes in edit.genotype.cells.items():
+            widgets.append(Label(f"{ct} cell", classes="cellname"))
+            cell = edit.space.cells[ct]
+            names = node_names(cell)
+            for j, node in enumerate(nodes):
+                row = [Label(f"node {names[cell.n_inputs + j]}")]
+                for k, e in enumerate(node):
+                    if k:
+                        row.append(Label("+", classes="plus"))
+                    row.append(Select(edit.input_choices(ct, j), value=e.input, allow_blank=False, compact=True,
+                                      id=f"s-{ct}-{j}-{k}-in", classes="in", tooltip=f"{ct} cell node {j}: input {k + 1}"))
+                    row.append(Select([(o, o) for o in edit.op_choices(ct)], value=e.op, allow_blank=False, compact=True,
+                                      id=f"s-{ct}-{j}-{k}-op", classes="op", tooltip=f"{ct} cell node {j}: op {k + 1}"))
+                widgets.append(Horizontal(*row, classes="node"))
+        cells.mount_all(widgets)
+        self.set_message("")
+        self.redraw()
+        self.count_params()
+
+    # --- drawing -------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        edit = self.edit
+        src = self.query_one("#source", Static)
+        if edit is None:
+            src.update("genotype editor")
+            self.query_one("#drawing", Static).update("")
+            self.query_one("#params", Static).update("")
+            return
+        state = "edited, not saved" if edit.modified and edit.saved_to is None else (
+            f"saved as {edit.saved_to}" if edit.saved_to else "unchanged")
+        src.update(f"{edit.label} · space {edit.genotype.space} · {state}")
+        self.query_one("#drawing", Static).update(cell_texts(edit.genotype.model_dump(mode="json"),
+                                                             self.size.width - 4))
+        self.query_one("#params", Static).update(self.param_text)
+
+    def set_message(self, message: str, error: bool = False) -> None:
+        msg = self.query_one("#message", Static)
+        msg.set_class(error, "-error")
+        msg.set_class(not message, "-empty")
+        msg.update(Text(message))
+
+    def sizes(self) -> tuple[int, int, int, int] | None:
+        try:
+            vals = tuple(int(self.query_one(f"#size-{k}", Input).value) for k in "clki")
+        except ValueError:
+            return None
+        return vals if all(v >= 1 for v in vals) else None  # type: ignore[return-value]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id and event.input.id.startswith("size-"):
+            self.count_params()
+
+    def count_params(self) -> None:
+        edit, sizes = self.edit, self.sizes()
+        if edit is None:
+            return
+        if sizes is None:
+            self.param_text = "parameters: give whole numbers ≥ 1 for C, cells, classes and in-channels"
+            self.query_one("#params", Static).update(self.param_text)
+            return
+        self.query_one("#params", Static).update(f"parameters: counting… ({self.param_text or 'building on meta'})")
+        self._count(edit.genotype, sizes)
+
+    @work(thread=True, exclusive=True, group="params", exit_on_error=False)
+    def _count(self, genotype: Any, sizes: tuple[int, int, int, int]) -> None:
+        """Building the network (on the meta device) takes a moment; done off the UI thread."""
+        try:
+            n = genotype.param_count(*sizes)
+            text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
+                   f"{sizes[3]} in-channels"
+        except Exception as exc:
+            text = f"parameters: cannot build the network ({type(exc).__name__}: {exc})"
+        self.app.call_from_thread(self._show_params, genotype, text)
+
+    def _show_params(self, genotype: Any, text: str) -> None:
+        if self.edit is not None and self.edit.genotype is genotype:
+            self.param_text = text
+            self.query_one("#params", Static).update(text)
+
+    # --- editing ------------------------------------------------------------------------------
+    def on_select_changed(self, event: Select.Changed) -> None:
+        edit, sid = self.edit, event.select.id or ""
+        if edit is None or not sid.startswith("s-"):
+            return
+        _, ct, j, k, what = sid.split("-")
+        node, edge = int(j), int(k)
+        current = edit.genotype.cells[ct][node][edge]
+        value = event.value
+        old = current.op if what == "op" else current.input
+        if value == old or value is Select.NULL:
+            return
+        try:
+            if what == "op":
+                edit.edit(ct, node, edge, op=str(value))
+            else:
+                edit.edit(ct, node, edge, input=int(value))  # type: ignore[arg-type]
+        except NaspError as exc:
+            with event.select.prevent(Select.Changed):
+                event.select.value = old
+            self.set_message(f"refused: {exc}", error=True)
+            self.notify(str(exc), title="edit refused", severity="error")
+            return
+        names = dict((i, n) for n, i in edit.input_choices(ct, node))
+        shown = (lambda v: names.get(v, v)) if what == "in" else (lambda v: v)
+        self.set_message(f"{ct} cell node {node}, edge {edge + 1}: {shown(old)} → {shown(value)}")
+        self.redraw()
+        self.count_params()
+
+    def sync_selects(self) -> None:
+        """Show the current genotype in the choices (after an undo)."""
+        edit = self.edit
+        if edit is None:
+            return
+        for ct, nodes in edit.genotype.cells.items():
+            for j, node in enumerate(nodes):
+                for k, e in enumerate(node):
+                    for what, value in (("in", e.input), ("op", e.op)):
+                        sel = self.query_one(f"#s-{ct}-{j}-{k}-{what}", Select)
+                        with sel.prevent(Select.Changed):
+                            sel.value = value
+
+    def action_undo(self) -> None:
+        edit = self.edit
+        if edit is None or not edit.undo():
+            self.notify("nothing to undo")
+            return
+        self.sync_selects()
+        self.set_message("undone")
+        self.redraw()
+        self.count_params()
+
+    # --- files ---------------------------------------------------------------------------------
+    def action_open(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.app.open_genotype(path)  # type: ignore[attr-defined]
+
+        start = str(self.edit.source) if self.edit and self.edit.source else ""
+        self.app.push_screen(PathDialog("Open a genotype file or run folder", start, suffixes=(".json",)), done)
+
+    def action_save(self) -> None:
+        edit = self.edit
+        if edit is None:
+            self.notify("no genotype open", severity="warning")
+            return
+
+        def done(path: str | None) -> None:
+            if path:
+                self.save_to(path)
+
+        self.app.push_screen(PathDialog("Save the genotype as a NEW file", str(edit.default_save_path()),
+                                        suffixes=(".json",)), done)
+
+    def save_to(self, path: str) -> Path | None:
+        edit = self.edit
+        assert edit is not None
+        try:
+            saved = edit.save(path)
+        except NaspError as exc:
+            self.set_message(f"not saved: {exc}", error=True)
+            self.notify(str(exc), title="not saved", severity="error")
+            return None
+        self.set_message(f"saved {saved} (the original {edit.source or 'genotype'} is unchanged)")
+        self.notify(f"saved {saved}")
+        self.redraw()
+        return saved
+
+    def action_export(self) -> None:
+        edit = self.edit
+        if edit is None:
+            self.notify("no genotype open", severity="warning")
+            return
+        if importlib.util.find_spec("nasp.viz.render") is None:
+            self.notify("graphviz drawings need nasp.viz (`nasp render`), which this installation lacks",
+                        severity="warning")
+            return
+        base = (edit.saved_to or edit.default_save_path()).with_suffix("")
+
+        def done(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                paths = edit.export_drawing(path)
+            except NaspError as exc:
+                self.set_message(f"export: {exc}", error=True)
+                self.notify(str(exc), title="export", severity="error")
+                return
+            self.set_message("drawings: " + ", ".join(str(p) for p in paths))
+            self.notify(f"wrote {len(paths)} drawings")
+
+        self.app.push_screen(PathDialog("Graphviz drawings: base path (writes <base>-<cell>.svg and .gv)", str(base)),
+                             done)
+
+    def action_evaluate(self) -> None:
+        edit = self.edit
+        if edit is None:
+            self.notify("no genotype open", severity="warning")
+            return
+        path = edit.saved_to or (edit.source if not edit.modified else None)
+        if path is None:
+            self.notify("save the edited genotype first (ctrl+s): evaluation reads it from a file", severity="warning")
+            return
+        available = eval_available()
+
+        def done(extra: str | None) -> None:
+            if extra is not None and available:
+                self.start_eval(path, shlex.split(extra))
+
+        self.app.push_screen(EvalDialog(path, available), done)
+
+    def start_eval(self, path: Path, extra: list[str]) -> None:
+        log = path.with_name(f"{path.stem}.eval.log")
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "nasp.cli.main", "eval", f"genotype={path}", *extra],
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.set_message(f"evaluation started (pid {proc.pid}); output in {log}")
+        self.notify(f"evaluation started, pid {proc.pid}; output in {log}")
+
+
+class EvalDialog(ModalScreen[str | None]):
+    """The evaluation command of a genotype file, with extra arguments; starts it when `nasp eval` exists."""
+
+    DEFAULT_CSS = """
+    EvalDialog { align: center middle; }
+    EvalDialog > Vertical { width: 78; max-width: 100%; height: auto; border: thick $accent; padding: 0 1;
+                            background: $surface; }
+    EvalDialog #cmd { margin: 1 0; background: $boost; }
+    EvalDialog Horizontal { height: auto; align-horizontal: right; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
+
+    def __init__(self, path: Path, available: bool) -> None:
+        super().__init__()
+        self.path, self.available = path, available
+
+    def compose(self) -> ComposeResult:
+        preset = Path("configs/eval-cpu.yaml")
+        with Vertical():
+            yield Label("Evaluate this genotype (train its network from scratch, then test it)")
+            yield Label("extra arguments (config overrides, --config PRESET):")
+            yield Input(f"--config {preset}" if preset.is_file() else "", id="extra", compact=True)
+            yield Static("", id="cmd", markup=False)
+            if not self.available:
+                yield Static("This installation has no `nasp eval`: run the command where it exists.")
+            with Horizontal():
+                if self.available:
+                    yield Button("Start evaluation", variant="primary", id="start", compact=True)
+                    yield Label(" ")
+                yield Button("Close", id="close", compact=True)
+
+    def on_mount(self) -> None:
+        self.show_command()
+
+    def on_input_changed(self) -> None:
+        self.show_command()
+
+    def show_command(self) -> None:
+        extra = self.query_one("#extra", Input).value.strip()
+        self.query_one("#cmd", Static).update("$ " + eval_command(self.path) + (f" {extra}" if extra else ""))
+
+    def on_input_submitted(self) -> None:
+        if self.available:
+            self.dismiss(self.query_one("#extra", Input).value)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(self.query_one("#extra", Input).value if event.button.id == "start" else None)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

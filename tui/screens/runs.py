@@ -1,0 +1,309 @@
+"""The runs screen (every run folder, its status and results) and the replay of one run's Ā history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+
+from tui.livestate import LiveState, kept_rows
+from tui.runs import RunInfo, list_runs, load_run_state
+from tui.screens.live import GridPair, cell_texts
+from tui.widgets import NavBar, PathDialog
+
+COLUMNS = ("run", "algorithm", "space", "status", "epoch", "val acc", "params")
+
+
+def info_row(info: RunInfo) -> tuple[str, ...]:
+    acc = f"{info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
+    params = f"{info.param_count / 1e6:.3f}M" if isinstance(info.param_count, int) else "-"
+    return (info.name, info.algorithm, info.space, info.status, f"{info.epoch}/{info.epochs}", acc, params)
+
+
+def info_detail(info: RunInfo) -> Text:
+    text = Text()
+    text.append(f"{info.path}\n", style="bold")
+    text.append(f"{info.algorithm} on {info.space}, data {info.data}; {info.status} at epoch {info.epoch}/{info.epochs}\n")
+    geno = info.path / "genotype.json"
+    if geno.is_file():
+        from nasp.errors import NaspError
+        from nasp.genotype import Genotype
+
+        try:
+            text.append(Genotype.load(geno).describe() + "\n", style="cyan")
+        except NaspError as exc:
+            text.append(f"genotype: {exc}\n", style="red")
+    hints = ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
+    if info.resumable:
+        hints.append("r: resume it here")
+    if info.followable:
+        hints.append("f: follow it live")
+    text.append(" · ".join(hints), style="dim")
+    return text
+
+
+class RunsScreen(Screen[None]):
+    """Run folders of the runs folder, newest first; refreshed every 2 s."""
+
+    DEFAULT_CSS = """
+    RunsScreen #folder { height: 1; padding: 0 1; background: $boost; }
+    RunsScreen DataTable { height: 1fr; min-height: 5; }
+    RunsScreen #detail { height: auto; max-height: 8; padding: 0 1; border-top: solid $accent; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "replay", "Replay Ā", priority=True),
+        Binding("r", "resume", "Resume"),
+        Binding("f", "follow", "Follow live"),
+        Binding("g", "genotype", "Edit genotype"),
+        Binding("o", "folder", "Runs folder"),
+        Binding("u", "refresh", "Refresh", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.infos: list[RunInfo] = []
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("runs", "runs")
+        yield Static("", id="folder", markup=False)
+        table: DataTable[str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield table
+        with VerticalScroll(id="detail"):
+            yield Static("", id="info")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.refresh_runs()
+        self.set_interval(2.0, self.refresh_runs)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
+    @property
+    def folder(self) -> Path:
+        return self.app.runs_dir  # type: ignore[attr-defined, no-any-return]
+
+    def refresh_runs(self) -> None:
+        infos = list_runs(self.folder)
+        self.query_one("#folder", Static).update(f"runs folder: {self.folder}  ({len(infos)} runs; o: change)")
+        if [info_row(i) for i in infos] == [info_row(i) for i in self.infos]:
+            return
+        table = self.query_one(DataTable)
+        current = self.selected()
+        self.infos = infos
+        table.clear()
+        for info in infos:
+            table.add_row(*info_row(info), key=str(info.path))
+        if current is not None:
+            for i, info in enumerate(infos):
+                if info.path == current.path:
+                    table.move_cursor(row=i)
+        self.show_detail()
+
+    def selected(self) -> RunInfo | None:
+        table = self.query_one(DataTable)
+        if not self.infos or table.cursor_row < 0 or table.cursor_row >= len(self.infos):
+            return None
+        return self.infos[table.cursor_row]
+
+    def on_data_table_row_highlighted(self) -> None:
+        self.show_detail()
+
+    def on_data_table_row_selected(self) -> None:
+        self.action_replay()
+
+    def show_detail(self) -> None:
+        info = self.selected()
+        text = info_detail(info) if info else Text(f"no run folders in {self.folder} yet: F2 sets up a search",
+                                                   style="dim")
+        self.query_one("#info", Static).update(text)
+
+    def _need(self) -> RunInfo | None:
+        info = self.selected()
+        if info is None:
+            self.notify("no run selected", severity="warning")
+        return info
+
+    def action_refresh(self) -> None:
+        self.infos = []
+        self.refresh_runs()
+
+    def action_replay(self) -> None:
+        info = self._need()
+        if info is not None:
+            self.app.push_screen(ReplayScreen(info.path))
+
+    def action_resume(self) -> None:
+        info = self._need()
+        if info is None:
+            return
+        if not info.resumable:
+            why = {"finished": "it finished", "running": "it is running (f follows it)"}.get(
+                info.status, "it has no checkpoint yet" if info.status in ("stopped", "interrupted") else info.status)
+            self.notify(f"cannot resume {info.name}: {why}", severity="warning")
+            return
+        self.app.resume_search(info.path)  # type: ignore[attr-defined]
+
+    def action_follow(self) -> None:
+        info = self._need()
+        if info is not None:
+            self.app.attach(info.path)  # type: ignore[attr-defined]
+
+    def action_genotype(self) -> None:
+        info = self._need()
+        if info is None:
+            return
+        if not (info.path / "genotype.json").is_file():
+            self.notify(f"{info.name} has no genotype yet (written at the end of its first epoch)", severity="warning")
+            return
+        self.app.open_genotype(info.path)  # type: ignore[attr-defined]
+
+    def action_folder(self) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.app.runs_dir = Path(path)  # type: ignore[attr-defined]
+                self.action_refresh()
+
+        self.app.push_screen(PathDialog("Runs folder", str(self.folder)), done)
+
+
+class ReplayScreen(Screen[None]):
+    """One run's architecture, epoch by epoch: ←/→ step, space plays, home/end jump."""
+
+    DEFAULT_CSS = """
+    ReplayScreen #where { height: auto; padding: 0 1; background: $boost; }
+    ReplayScreen #rtabs { height: 1fr; }
+    ReplayScreen TabPane { padding: 0 1; height: 1fr; }
+    ReplayScreen VerticalScroll { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left,h", "step(-1)", "Epoch -1"),
+        Binding("right,l", "step(1)", "Epoch +1"),
+        Binding("home", "jump(0)", "First epoch", show=False),
+        Binding("end", "jump(-1)", "Last epoch", show=False),
+        Binding("space", "play", "Play/pause"),
+        Binding("g", "genotype", "Edit this genotype"),
+        Binding("1", "tab(0)", "Ā grid", show=False),
+        Binding("2", "tab(1)", "A heatmap", show=False),
+        Binding("3", "tab(2)", "Ops over epochs", show=False),
+        Binding("4", "tab(3)", "Cell", show=False),
+        Binding("escape,q", "back", "Back"),
+    ]
+    TABS = ("r-abar", "r-a", "r-fig4", "r-cell")
+
+    def __init__(self, run: Path) -> None:
+        super().__init__()
+        self.run = Path(run)
+        self.state: LiveState = load_run_state(self.run)
+        self.index = len(self.state.history) - 1
+        self.playing = False
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("runs", f"replay {self.run.name}")
+        yield Static("", id="where")
+        with TabbedContent(id="rtabs"):
+            with TabPane("1 Ā", id="r-abar"), VerticalScroll():
+                yield GridPair("abar", id="rabar")
+            with TabPane("2 A", id="r-a"), VerticalScroll():
+                yield GridPair("a", id="rheat")
+            with TabPane("3 ops/epoch", id="r-fig4"), VerticalScroll():
+                yield GridPair("fig4", id="rfig4")
+            with TabPane("4 cell", id="r-cell"), VerticalScroll():
+                yield Static("", id="rcell")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.timer = self.set_interval(0.6, self._tick, pause=True)
+        self.redraw()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def on_tabbed_content_tab_activated(self) -> None:
+        self.redraw()
+
+    def redraw(self) -> None:
+        state, hist = self.state, self.state.history
+        where = Text()
+        if not hist or state.space is None:
+            where.append(f"{self.run.name}: no epochs recorded yet (history.jsonl is written at each epoch's end)")
+            self.query_one("#where", Static).update(where)
+            return
+        rec = hist[self.index]
+        m = rec.metrics
+        where.append(f"{self.run.name}", style="bold")
+        where.append(f"  epoch {rec.epoch}/{state.epochs}  ({self.index + 1} of {len(hist)} recorded)  ")
+        if "val_acc" in m:
+            where.append(f"val acc {float(m['val_acc']):.3f}  ")
+        if "param_count" in m:
+            where.append(f"params {int(m['param_count']) / 1e6:.3f}M  ")
+        where.append("playing" if self.playing else "←/→ epoch · space play", style="dim")
+        self.query_one("#where", Static).update(where)
+        width = self.size.width - 2
+        active = self.query_one("#rtabs", TabbedContent).active
+        space = state.space
+        from tui import render
+
+        texts = []
+        for ct, cell in space.cells.items():
+            kept = kept_rows(space, ct, rec.genotype)
+            if active == "r-abar":
+                texts.append(render.discrete_grid(cell, rec.discrete.get(ct), f"{ct} cell Ā, epoch {rec.epoch}", kept))
+            elif active == "r-a":
+                texts.append(render.heatmap(cell, rec.A.get(ct), f"{ct} cell A, epoch {rec.epoch}", state.softmax_A, kept))
+            elif active == "r-fig4":
+                sel = [h.selected.get(ct, []) for h in hist]
+                texts.append(render.op_timeline(cell, sel, f"{ct} cell: op per edge (underlined: epoch {rec.epoch})",
+                                                cursor=self.index, width=width // 2 - 3))
+        target = {"r-abar": "#rabar", "r-a": "#rheat", "r-fig4": "#rfig4"}.get(active)
+        if target:
+            self.query_one(target, GridPair).show(texts, width)
+        else:
+            self.query_one("#rcell", Static).update(cell_texts(rec.genotype, width))
+
+    def action_step(self, delta: int) -> None:
+        if self.state.history:
+            self.index = min(max(self.index + delta, 0), len(self.state.history) - 1)
+            self.redraw()
+
+    def action_jump(self, index: int) -> None:
+        if self.state.history:
+            self.index = index % len(self.state.history)
+            self.redraw()
+
+    def action_play(self) -> None:
+        self.playing = not self.playing
+        if self.playing:
+            if self.index >= len(self.state.history) - 1:
+                self.index = 0
+            self.timer.resume()
+        else:
+            self.timer.pause()
+        self.redraw()
+
+    def _tick(self) -> None:
+        if self.index >= len(self.state.history) - 1:
+            self.playing = False
+            self.timer.pause()
+        else:
+            self.index += 1
+        self.redraw()
+
+    def action_tab(self, index: int) -> None:
+        self.query_one("#rtabs", TabbedContent).active = self.TABS[index]
+
+    def action_genotype(self) -> None:
+        if not self.state.history:
+            return
+        rec = self.state.history[self.index]
+        self.app.open_genotype_dict(rec.genotype, f"{self.run.name} epoch {rec.epoch}", self.run)  # type: ignore[attr-defined]
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
