@@ -69,8 +69,11 @@ class EvalConfig(Section):
     eval_every: int = Field(1, ge=1, description="test every N epochs (and after the last)")
     seed: int = Field(0, ge=0, description="random seed: weights, data order, augmentation, drop-path")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+                                "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
-    channels_last: bool = Field(True, description="channels-last memory format")
+    channels_last: bool | None = Field(None, description="channels-last memory format (default: on CUDA, where it "
+                                       "speeds convs up; off on CPU, where it slows batch norm down)")
     out: str = Field("runs", description="folder for run folders")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
@@ -81,6 +84,11 @@ class EvalConfig(Section):
     @classmethod
     def _as_text(cls, v: Any) -> Any:
         return None if v is None else str(v)
+
+    def use_channels_last(self, device_type: str) -> bool:
+        if self.channels_last is None:
+            return device_type == "cuda"
+        return self.channels_last and device_type != "mps"
 
     @property
     def test_batch_size(self) -> int:

@@ -79,7 +79,9 @@ def dry_run(cfg: EvalConfig) -> dict[str, Any]:
 def build_eval_trainer(cfg: EvalConfig, genotype: Genotype, run_dir: Path,
                        callbacks: list[Callback] | None = None) -> EvalTrainer:
     device = resolve_device(cfg.device)
-    channels_last = cfg.channels_last and device.type != "mps"
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
     torch.manual_seed(cfg.seed)
     net = build_network(genotype, cfg, data.num_classes, data.channels).to(device)
@@ -180,7 +182,7 @@ def test_model(path: str | Path, overrides: list[str] | None = None, which: str 
     except ValueError as exc:
         raise GenotypeError(f"test: the genotype saved in '{path}' is invalid: {exc}") from None
     device = resolve_device(cfg.device)
-    channels_last = cfg.channels_last and device.type != "mps"
+    channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last, train=False)
     if (data.num_classes, data.channels) != (record["num_classes"], record["in_channels"]):
         raise DataError(f"test: the model was trained on {record['num_classes']} classes of {record['in_channels']}-channel "
