@@ -1,9 +1,10 @@
 """DARTS's evaluation networks (NetworkCIFAR, NetworkImageNet) built from a genotype's ChildCells,
 with drop-path on every non-identity op and an auxiliary head at 2/3 depth.
 
-The cells are ``nasp.model.child.ChildCell`` (the ops come from ``create_op``); this module only wraps
-their ops in DropPath and lays the cells out. Without the auxiliary head the CIFAR network has exactly
-the parameters of ``ChildNetwork`` (``Genotype.param_count``), which is how DARTS counts them.
+The cells are ``nasp.model.child.ChildCell`` (the ops come from ``create_op``), placed by the layout the
+search and child networks share (``nasp.model.layout.cell_slots``); this module only wraps their ops in
+DropPath and adds the stems and the auxiliary head. Without the auxiliary head the CIFAR network has
+exactly the parameters of ``ChildNetwork`` (``Genotype.param_count``), which is how DARTS counts them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 
 from nasp.genotype import Genotype
 from nasp.model.child import ChildCell
+from nasp.model.layout import cell_slots
 from nasp.ops.layers import Identity
 
 Stem = Literal["cifar", "imagenet"]
@@ -106,30 +108,21 @@ class EvalNetwork(nn.Module):
         self.stem_kind = stem
         self.layers = layers
         if stem == "cifar":
-            C_curr = stem_multiplier * channels
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr))
-            C_pp = C_p = C_curr
-            reduction_prev = False
+            C_stem = stem_multiplier * channels
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
         else:
             self.stem0, self.stem1 = _imagenet_stem(in_channels, channels)
-            C_pp = C_p = channels
-            reduction_prev = True
-        C_curr = channels
+            C_stem = channels
+        nodes = {ct: len(cell) for ct, cell in genotype.cells.items()}
+        slots, C_p = cell_slots(channels, layers, C_stem, nodes, reduction_prev=stem == "imagenet")
+        self.cells = nn.ModuleList(
+            EvalCell(genotype.cells[s.cell_type], space.cells[s.cell_type].n_inputs, s.C_pp, s.C_p, s.C, s.reduction,
+                     s.reduction_prev, control=self.drop)
+            for s in slots
+        )
         self.aux_index = 2 * layers // 3
-        self.cells = nn.ModuleList()
-        C_aux = C_p
-        for i in range(layers):
-            reduction = layers >= 3 and i in (layers // 3, 2 * layers // 3)
-            if reduction:
-                C_curr *= 2
-            ct = "reduce" if reduction else "normal"
-            nodes = genotype.cells[ct]
-            self.cells.append(EvalCell(nodes, space.cells[ct].n_inputs, C_pp, C_p, C_curr, reduction, reduction_prev,
-                                       control=self.drop))
-            reduction_prev = reduction
-            C_pp, C_p = C_p, len(nodes) * C_curr
-            if i == self.aux_index:
-                C_aux = C_p
+        aux_slot = slots[min(self.aux_index, layers - 1)]
+        C_aux = nodes[aux_slot.cell_type] * aux_slot.C
         self.auxiliary = AuxiliaryHead(C_aux, num_classes, 3 if stem == "cifar" else 2, stem == "cifar") if auxiliary else None
         self.classifier = nn.Linear(C_p, num_classes)
 
