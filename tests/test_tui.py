@@ -22,9 +22,11 @@ from nasp.genotype import Genotype
 from nasp.spaces import get_space
 from tui.app import NaspApp
 from tui.livestate import LiveState
+from tui.runs import load_run_state
 from tui.screens.genotype import GenotypeScreen
 from tui.screens.runs import ReplayScreen, RunsScreen
 from tui.screens.setup import SetupScreen
+from tui.widgets import NavBar
 
 # 512 images: 16 steps an epoch, enough that the run is still going while the test presses keys and stops it
 TINY = {"data.limit": "512", "batch_size": "16", "model.channels": "4", "model.layers": "3", "epochs": "1"}
@@ -373,6 +375,9 @@ def test_snapshot_setup(snap_compare, fixed_runs):
 def test_snapshot_setup_error(snap_compare, fixed_runs):
     async def bad(pilot):
         await fill(pilot, pilot.app, {"batch_size": "1"})
+        for widget in pilot.app.screen.query(Input):
+            widget.cursor_blink = False  # a blinking cursor would make the picture depend on timing
+        await pilot.pause()
 
     assert snap_compare(NaspApp(runs_dir="runs"), terminal_size=(80, 24), run_before=bad)
 
@@ -409,3 +414,20 @@ def test_snapshot_genotype_editor(snap_compare, fixed_runs):
 
 def test_snapshot_help(snap_compare, fixed_runs):
     assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), press=["f1"])
+
+
+@sync
+async def test_mouse_switches_screens_and_tabs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed_run(Path("runs"))
+    app = NaspApp(runs_dir="runs", mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.state = load_run_state(Path("runs/20250101-000000-nasp-cnn12"))
+        nav = app.screen.query_one(NavBar)
+        await pilot.click(nav, offset=(len(" nasp  F2 setup  F3 live ") + 2, 0))  # "F4 runs" in the top bar
+        assert app.current_mode == "runs"
+        await pilot.click("#runs", offset=(2, 1))  # the run's row: opens its replay
+        await pilot.pause()
+        assert isinstance(app.screen, ReplayScreen)
+        await pilot.click("#rtabs Tab#--content-tab-r-a")  # the A heatmap tab
+        assert app.screen.query_one("#rtabs", TabbedContent).active == "r-a"
