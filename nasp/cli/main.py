@@ -186,5 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m nasp.cli.main`: run the imported module, where every command registers
+    from nasp.cli.main import main as _main
+
+    sys.exit(_main())
