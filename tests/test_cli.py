@@ -206,3 +206,20 @@ def test_config_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "darts-1st" in out and "12" in out
     assert os.path.exists(cfg)
+
+
+def test_console_progress_in_a_real_terminal(tmp_path):
+    """The live progress bar (only drawn in a terminal) survives epoch ends and the run's end."""
+    import io
+
+    from rich.console import Console
+
+    from nasp.trainer import ConsoleProgress
+
+    buf = io.StringIO()
+    progress = ConsoleProgress(Console(file=buf, force_terminal=True, width=100))
+    cfg = build_config(parse_overrides(["data.limit=64", "batch_size=16", "model.channels=4", "model.layers=3",
+                                        "epochs=2", f"out={tmp_path}"]))
+    assert start_run(cfg, [progress], console=False).fit().status == "finished"
+    out = buf.getvalue()
+    assert "epoch 1/2" in out and "epoch 2/2" in out and "done" in out

@@ -41,7 +41,7 @@ class ConsoleProgress(Callback):
             f"val loss {event.val_loss:.3f} acc {event.val_acc:.3f}  params {event.param_count / 1e6:.3f}M  "
             f"arch {event.arch_s:.1f}s weight {event.weight_s:.1f}s")
         if self.progress is not None and self.task is not None:
-            self.progress.reset(self.task, total=trainer.steps_per_epoch, epoch=f"{event.epoch + 1}/{event.epochs}")
+            self.progress.reset(self.task, total=trainer.steps_per_epoch, epoch=f"{event.epoch + 1}/{event.epochs}", info="")
 
     def on_run_end(self, trainer: Trainer, event: RunEnd) -> None:
         if self.progress is not None:
