@@ -44,14 +44,14 @@ class SpaceConfig(Section):
 class DataConfig(Section):
     name: str = Field("embedded", description="dataset (`nasp datasets`): embedded, fashion-mnist, cifar10, cifar100")
     root: str | None = Field(None, description="dataset folder (default: the dataset's own, see docs/config.md)")
-    limit: int | None = Field(None, ge=2, description="use at most this many images (quick runs)")
+    limit: int | None = Field(4000, ge=2, description="use at most this many images (the quick default; null: all)")
     train_portion: float = Field(0.5, gt=0, lt=1, description="share of images for weights; the rest trains A")
     augment: bool = Field(True, description="random crop and flip on weight-step batches (colour datasets)")
 
 
 class ModelConfig(Section):
     channels: int = Field(8, ge=2, description="initial channels C of the search network (paper: 16)")
-    layers: int = Field(5, ge=1, description="cells of the search network (paper: 8)")
+    layers: int = Field(3, ge=1, description="cells of the search network (paper: 8)")
     stem_multiplier: int = Field(3, ge=1, description="stem width as a multiple of C")
 
 
@@ -69,8 +69,8 @@ class RunConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
-    epochs: int = Field(6, ge=1, description="search epochs (paper: 50)")
-    batch_size: int = Field(64, ge=2, description="images per step, for each of the two steps")
+    epochs: int = Field(3, ge=1, description="search epochs (paper: 50)")
+    batch_size: int = Field(32, ge=2, description="images per step, for each of the two steps (paper: 64)")
     seed: int = Field(0, ge=0, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
