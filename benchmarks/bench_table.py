@@ -24,7 +24,8 @@ def table(report: dict[str, Any]) -> str:
     for name, r in res.items():
         def f(key: str, digits: int = 3, r: dict[str, float] = r) -> str:
             return f"{r[key]:.{digits}f}" if key in r else "-"
-        lines.append(f"| {name} | {f('arch_s')} | {f('weight_s')} | {f('total_s')} | {r['total_s'] / child:.1f} | {f('peak_mb', 1)} |")
+        ratio = r["total_s"] / child
+        lines.append(f"| {name} | {f('arch_s')} | {f('weight_s')} | {f('total_s')} | {ratio:.1f} | {f('peak_mb', 1)} |")
     n = res.get("nasp")
     if n:
         lines.append("")

@@ -170,7 +170,8 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
+    """A YAML config file as a tree, every key checked against ``model`` (did-you-mean errors)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config: file '{path}' does not exist")
@@ -180,27 +181,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"--config: '{path}' is not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"--config: '{path}' must hold a mapping of keys")
-    for section in NAMED_SECTIONS:
+    sections = {name for name, f in model.model_fields.items()
+                if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+    for section in NAMED_SECTIONS & sections:
         if isinstance(raw.get(section), str):
             raw[section] = {"name": raw[section]}
-    for key in _flatten(raw):
-        resolve_key(key)
+    for key in _flatten(raw, sections):
+        try:
+            resolve_key(key, model)
+        except ConfigError as exc:
+            raise ConfigError(f"--config '{path}': {exc}") from None
     return raw
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> list[str]:
+def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list[str]:
     keys = []
     for k, v in tree.items():
-        if isinstance(v, dict) and f"{prefix}{k}" in {s for s, *_ in _sections()}:
-            keys.extend(_flatten(v, f"{prefix}{k}."))
+        if not prefix and k in sections and isinstance(v, dict):
+            keys.extend(_flatten(v, sections, f"{k}."))
         else:
             keys.append(f"{prefix}{k}")
     return keys
-
-
-def _sections() -> list[tuple[str]]:
-    return [(name,) for name, f in RunConfig.model_fields.items()
-            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)]
 
 
 def build_config(tree: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:

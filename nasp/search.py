@@ -18,7 +18,7 @@ from nasp.errors import ConfigError, NaspError, RegistryError, ResumeError
 from nasp.model import SearchNetwork
 from nasp.spaces import SearchSpace, get_space
 from nasp.trainer import Callback, Checkpointer, ConsoleProgress, RunFiles, Trainer
-from nasp.trainer.files import atomic_write_text, truncate_jsonl
+from nasp.trainer.files import atomic_write_text, truncate_jsonl, unique_dir
 from nasp.viz.callback import CellDrawings
 
 
@@ -128,12 +128,7 @@ def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | Non
 
 def new_run_dir(cfg: RunConfig) -> Path:
     name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.algorithm.name}-{Path(cfg.space.name).stem}"
-    base = Path(cfg.out) / name
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return unique_dir(Path(cfg.out) / name)
 
 
 def standard_callbacks(run_dir: Path, console: bool = True) -> list[Callback]:

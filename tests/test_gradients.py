@@ -146,7 +146,7 @@ def test_eta_adds_its_gradient_at_abar():
         with torch.no_grad():
             for a in algo.A.values():
                 a.copy_(torch.rand(a.shape, generator=torch.Generator().manual_seed(5)))
-        f, grads[eta] = algo.arch_gradient((x.float(), y), (x.float(), y))
+        _f, grads[eta] = algo.arch_gradient((x.float(), y), (x.float(), y))
     abar = algo.discrete()
     for ct in grads[0.0]:
         expected = 0.5 * 2 * algo.regularizer.weights[ct] * abar[ct]

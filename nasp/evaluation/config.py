@@ -9,11 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
-from nasp.config import NAMED_SECTIONS, Section, build_config, merge, parse_overrides, resolve_key
-from nasp.errors import ConfigError
+from nasp.config import Section, build_config, load_yaml, merge, parse_overrides
 
 
 class EvalDataConfig(Section):
@@ -95,38 +93,9 @@ class EvalConfig(Section):
         return self.eval_batch_size or 2 * self.batch_size
 
 
-def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
-    sections = {n for n, f in EvalConfig.model_fields.items()
-                if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
-    out = []
-    for k, v in tree.items():
-        if not prefix and k in sections and isinstance(v, dict):
-            out.extend(_leaves(v, f"{k}."))
-        else:
-            out.append(f"{prefix}{k}")
-    return out
-
-
 def load_eval_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML preset as a tree, every key checked against EvalConfig (did-you-mean errors)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--config: file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: '{path}' is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"--config: '{path}' must hold a mapping of keys")
-    for section in NAMED_SECTIONS:
-        if isinstance(raw.get(section), str):
-            raw[section] = {"name": raw[section]}
-    for key in _leaves(raw):
-        try:
-            resolve_key(key, EvalConfig)
-        except ConfigError as exc:
-            raise ConfigError(f"--config '{path}': {exc}") from None
-    return raw
+    return load_yaml(path, EvalConfig)
 
 
 def eval_config(overrides: list[str], config_file: str | None = None) -> EvalConfig:

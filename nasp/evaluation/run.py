@@ -21,7 +21,7 @@ from nasp.genotype import Genotype
 from nasp.genotypes import resolve_genotype
 from nasp.search import load_plugins, resolve_device
 from nasp.trainer import Callback
-from nasp.trainer.files import atomic_write_text, truncate_jsonl
+from nasp.trainer.files import atomic_write_text, truncate_jsonl, unique_dir
 
 # (classes, image channels) of the built-in in-memory sets, so a dry run needs no data
 DATA_SHAPES = {"cifar10": (10, 3), "cifar100": (100, 3), "embedded": (10, 1), "fashion-mnist": (10, 1)}
@@ -94,12 +94,7 @@ def build_eval_trainer(cfg: EvalConfig, genotype: Genotype, run_dir: Path,
 def new_eval_dir(cfg: EvalConfig) -> Path:
     assert cfg.genotype is not None
     name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-eval-{genotype_label(cfg.genotype)}"
-    base = Path(cfg.out) / name
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+    return unique_dir(Path(cfg.out) / name)
 
 
 def eval_callbacks(run_dir: Path, console: bool = True) -> list[Callback]:

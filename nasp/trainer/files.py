@@ -19,6 +19,15 @@ METRIC_KEYS = ("epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_ac
                "weight_s", "eval_s", "elapsed_s", "param_count")
 
 
+def unique_dir(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``... whichever does not exist yet (two runs started in one second)."""
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
