@@ -151,7 +151,7 @@ async def test_form_saves_and_loads_a_config_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     app = NaspApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        await fill(pilot, app, {"epochs": "3", "model.channels": "6"})
+        await fill(pilot, app, {"epochs": "5", "model.channels": "6"})
         app.screen.query_one("#f-space-name", Select).value = "cnn7"
         await pilot.pause()
         await pilot.press("ctrl+s")
@@ -160,15 +160,15 @@ async def test_form_saves_and_loads_a_config_file(tmp_path, monkeypatch):
         await pilot.press("enter")
         await pilot.pause()
     saved = build_config(load_yaml(tmp_path / "my.yaml"))
-    assert (saved.epochs, saved.model.channels, saved.space.name) == (3, 6, "cnn7")
+    assert (saved.epochs, saved.model.channels, saved.space.name) == (5, 6, "cnn7")
 
     app = NaspApp(config=str(tmp_path / "my.yaml"))
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         screen = app.screen
-        assert screen.query_one("#f-epochs", Input).value == "3"
+        assert screen.query_one("#f-epochs", Input).value == "5"
         assert screen.query_one("#f-space-name", Select).value == "cnn7"
-        assert text_of(screen.query_one("#cmdline", Static)) == "$ nasp run space=cnn7 model.channels=6 epochs=3"
+        assert text_of(screen.query_one("#cmdline", Static)) == "$ nasp run space=cnn7 model.channels=6 epochs=5"
 
 
 # --- a real search: live updates, key latency, stop, resume ---------------------------------------
