@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-from typing import Any
 
 from rich.table import Table
 
-from nasp.cli.main import command, console, err_console
+from nasp.cli.main import command, console, stop_on_signals
 from nasp.errors import NaspError
 
 
@@ -45,13 +43,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
         trainer = start_eval(cfg)
 
-    def stop(signum: int, frame: Any) -> None:
-        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
-        trainer.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop_on_signals(trainer)
     end = trainer.fit()
     if end.status != "finished":
         return 130

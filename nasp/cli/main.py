@@ -32,6 +32,19 @@ def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], Non
     return decorator
 
 
+def stop_on_signals(trainer: Any) -> None:
+    """Ctrl-C or SIGTERM stops ``trainer`` after its current step (a checkpoint follows); a second
+    Ctrl-C aborts at once."""
+
+    def stop(signum: int, frame: Any) -> None:
+        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
+        trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. algorithm=nasp epochs=1")
     p.add_argument("--config", "-c", metavar="FILE", help="YAML config file (overrides still apply on top)")
@@ -58,13 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         trainer = start_run(config_from_args(args))
 
-    def stop(signum: int, frame: Any) -> None:
-        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
-        trainer.request_stop()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop_on_signals(trainer)
     end = trainer.fit()
     if end.status == "finished":
         acc = f" (validation accuracy {end.val_acc:.3f})" if end.val_acc is not None else ""
