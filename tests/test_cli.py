@@ -114,6 +114,53 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes(tmp_path):
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
 
 
+
+def _wait(condition, what: str, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_signals_pause_resume_and_hangup_stop(tmp_path):
+    """SIGUSR1 holds a run before its next step, SIGUSR2 lets it go on, SIGHUP (a closed terminal) stops it
+    with a checkpoint: what nasp-tui sends to the `nasp run` it starts."""
+    args = ["run", "data.limit=600", "batch_size=16", "model.channels=4", "model.layers=3", "epochs=1",
+            f"out={tmp_path}"]
+    proc = subprocess.Popen([sys.executable, "-m", "nasp", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        _wait(lambda: any('"event": "step"' in p.read_text() for p in tmp_path.glob("*/events.jsonl")), "a step")
+        (run,) = list(tmp_path.iterdir())
+
+        def status() -> str:
+            return json.loads((run / "status.json").read_text())["status"]
+
+        def events() -> list[dict]:
+            return [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+
+        proc.send_signal(signal.SIGUSR1)
+        _wait(lambda: status() == "paused", "status paused")
+        paused = [e for e in events() if e["event"] == "paused"]
+        assert len(paused) == 1
+        count = len(events())
+        time.sleep(1.5)  # several steps' time: nothing happens while paused
+        assert len(events()) == count and proc.poll() is None
+        proc.send_signal(signal.SIGUSR2)
+        _wait(lambda: status() == "running" and any(e["event"] == "step" and e["step"] > paused[0]["step"]
+                                                    for e in events()), "steps after the resume")
+        assert [e["event"] for e in events()][count] == "resumed"
+        proc.send_signal(signal.SIGHUP)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "paused" in err and "kill -USR2" in err
+    assert status() == "stopped" and (run / "checkpoint.pt").is_file()
+    stopped = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
+    assert stopped["step"] > paused[0]["step"]
+
+
 BAD_INPUTS = [
     (["algoritm=nasp"], ["algoritm", "Did you mean 'algorithm'"]),
     (["algorithm=naps"], ["'algorithm'", "naps", "Did you mean 'nasp'"]),

@@ -28,8 +28,9 @@ from tui.screens.runs import ReplayScreen, RunsScreen
 from tui.screens.setup import SetupScreen
 from tui.widgets import NavBar
 
-# 512 images: 16 steps an epoch, enough that the run is still going while the test presses keys and stops it
-TINY = {"data.limit": "512", "batch_size": "16", "model.channels": "4", "model.layers": "3", "epochs": "1"}
+# 1,024 images: 32 steps an epoch, enough that the run is still going while the test presses keys, pauses and
+# stops it
+TINY = {"data.limit": "1024", "batch_size": "16", "model.channels": "4", "model.layers": "3", "epochs": "1"}
 
 NORMAL = [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("skip_connect", 0), ("conv_3x3", 1),
           ("sep_conv_5x5", 0), ("skip_connect", 2), ("dil_conv_3x3", 1), ("conv_1x1", 3)]
@@ -135,7 +136,7 @@ async def test_form_rejects_bad_value_with_cli_message(tmp_path):
         assert str(cli.value) in text_of(screen.query_one("#problem", Static))
         assert text_of(screen.query_one("#cmdline", Static)) == "$ nasp run epochs=0"
         await pilot.press("ctrl+r")
-        assert app.worker is None  # nothing started
+        assert app.process is None  # nothing started
         # a key that needs the registries: the CLI's own check (nasp.search.validate)
         await fill(pilot, app, {"epochs": "2", "algorithm.eta": "0.1"})
         screen.query_one("#f-algorithm-name", Select).value = "darts-1st"
@@ -184,13 +185,13 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         assert app.current_mode == "live"
         await wait_for(pilot, lambda: app.state.updates >= 1, what="the first Ā update")
         state = app.state
-        assert state.status == "running" and state.space is not None and state.steps_per_epoch == 16
+        assert state.status == "running" and state.space is not None and state.steps_per_epoch == 32
         assert len(state.discrete["normal"]) == 14 and len(state.discrete["reduce"][0]) == 5
         await pilot.pause(0.2)
         grid = str(app.screen.query_one("#abar").query(Static).first().render())
         assert "normal cell Ā" in grid and "c_{k-2}→0" in grid and "●" in grid
 
-        # key presses while the worker thread trains: time from the key event entering the app's queue (as
+        # key presses while the search process trains: time from the key event entering the app's queue (as
         # the terminal driver puts it there) to the tab switched and its drawing rendered. (pilot.press waits
         # for the whole process to go idle, which never happens while a search trains in it.)
         tabs = app.screen.query_one("#tabs", TabbedContent)
@@ -213,13 +214,24 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         print(f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: median must be under {bound * 1e3:.0f} ms")
         assert len(latencies) >= 3 and statistics.median(latencies) < bound
 
+        # pause: the run holds before its next step (its process gets SIGUSR1), then goes on (SIGUSR2)
+        await press_while_training(pilot, "p")
+        await wait_for(pilot, lambda: app.state.status == "paused", what="the pause")
+        (run,) = list(runs.iterdir())
+        assert json.loads((run / "status.json").read_text())["status"] == "paused"
+        held = app.state.global_step
+        await pilot.pause(1.5)  # several steps' time
+        assert app.state.global_step == held and app.running_here
+        await press_while_training(pilot, "p")
+        await wait_for(pilot, lambda: app.state.status == "running" and app.state.global_step > held,
+                       what="steps after the resume")
+
         await press_while_training(pilot, "x")
-        await wait_for(pilot, lambda: not app.running_here, what="the stop")
-        assert app.state.status == "stopped"
+        await wait_for(pilot, lambda: app.state.status == "stopped" and not app.running_here, what="the stop")
         (run,) = list(runs.iterdir())
         assert json.loads((run / "status.json").read_text())["status"] == "stopped"
         stopped = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
-        assert stopped["epoch"] == 0 and 1 <= stopped["step"] < 16
+        assert stopped["epoch"] == 0 and 1 <= stopped["step"] < 32
 
         # resume it from the runs screen: it continues from the checkpoint's step
         await pilot.press("f4")
@@ -229,9 +241,26 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         starts = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if '"run_start"' in x]
         assert len(starts) == 2 and (starts[1]["start_epoch"], starts[1]["start_step"]) == (0, stopped["step"])
         await press_while_training(pilot, "ctrl+q")  # quitting stops the search first, with a checkpoint
-        await wait_for(pilot, lambda: not app.running_here, what="the stop on quit")
+        await wait_for(pilot, lambda: app.state.status == "stopped" and not app.running_here, what="the stop on quit")
         again = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
-        assert again["step"] > stopped["step"] and app.state.status == "stopped"
+        assert again["step"] > stopped["step"]
+
+
+@sync
+async def test_search_failing_in_its_process_shows_why(tmp_path):
+    """A config the form accepts but the run cannot use (missing dataset files): the `nasp run` process
+    exits with its error, and the live screen shows that message."""
+    runs = tmp_path / "runs"
+    app = NaspApp(runs_dir=runs)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await fill(pilot, app, {"out": str(runs), "data.root": str(tmp_path / "no-such-data")})
+        app.screen.query_one("#f-data-name", Select).value = "fashion-mnist"
+        await pilot.pause()
+        await pilot.press("ctrl+r")
+        assert app.current_mode == "live" and app.state.status == "starting"
+        await wait_for(pilot, lambda: app.state.status == "failed", what="the failure")
+        assert "no-such-data" in app.state.message and "Traceback" not in app.state.message
+        assert app.process is None and "no-such-data" in text_of(app.screen.query_one("#status", Static))
 
 
 @sync

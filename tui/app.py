@@ -1,28 +1,27 @@
-"""nasp-tui: the app, its run control (a search in a worker thread, or a followed run folder) and main()."""
+"""nasp-tui: the app, its run control (a `nasp run` child process, or a followed run folder) and main()."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
+import gc
 import os
 import signal
-import threading
 import time
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.worker import Worker
+from textual.widget import AwaitMount
 
 from nasp.config import RunConfig
 from nasp.errors import NaspError
-from nasp.trainer import Trainer
-from tui.bridge import AppBridge
+from tui.configform import command_line
 from tui.genoedit import GenotypeEdit
 from tui.livestate import LiveState
+from tui.process import PAUSE, RESUME, SearchProcess, send
 from tui.runs import EventTail, load_run_state, pid_alive, run_info
 from tui.screens.genotype import GenotypeScreen
 from tui.screens.help import HelpScreen
@@ -30,6 +29,18 @@ from tui.screens.live import LiveScreen
 from tui.screens.runs import ReplayScreen, RunsScreen
 from tui.screens.setup import SetupScreen
 from tui.widgets import PathDialog
+
+
+def keep_gc_pauses_short() -> None:
+    """Move every object alive now out of the garbage collector's reach.
+
+    torch (imported for the genotype editor's parameter count) and Textual's widgets make a quarter
+    of a million long-lived objects; a full collection walks them all (140 ms on a 2-core machine,
+    250 ms while a search competes for the CPU), and one falls every few seconds in an app that
+    redraws. Frozen, they are skipped, so a key press never waits behind a collection.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class NaspApp(App[None]):
@@ -49,7 +60,7 @@ class NaspApp(App[None]):
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, config: str | None = None, attach: str | None = None,
-                 genotype: str | None = None, mode: str | None = None, poll_s: float = 0.5, nice: int = 0) -> None:
+                 genotype: str | None = None, mode: str | None = None, poll_s: float = 0.5, nice: int = 10) -> None:
         # start on the screen asked for (mounting the setup form first costs a second on a slow machine)
         start = mode or ("setup" if config else "genotype" if genotype else "live" if attach else "setup")
         self.DEFAULT_MODE = start  # type: ignore[misc]  (App reads it in __init__)
@@ -63,9 +74,7 @@ class NaspApp(App[None]):
         self.poll_s = poll_s
         self.nice = nice
         self.state = LiveState()
-        self.trainer: Trainer | None = None
-        self.worker: Worker[None] | None = None
-        self.bridge: AppBridge | None = None
+        self.process: SearchProcess | None = None
         self.tail: EventTail | None = None
         self._stop_asked = False
         self._quitting = False
@@ -91,6 +100,14 @@ class NaspApp(App[None]):
         if ini["mode"] and ini["mode"] != self.current_mode:
             self.switch_mode(ini["mode"])
         self.set_interval(self.poll_s, self._poll_tail)
+        keep_gc_pauses_short()
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Switch screens; once the new one is drawn, its widgets join the frozen objects (a screen mounted
+        for the first time brings thousands that the collector would otherwise walk every few seconds)."""
+        done = super().switch_mode(mode)
+        self.call_after_refresh(keep_gc_pauses_short)
+        return done
 
     # --- help ---------------------------------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[Any]]]:
@@ -103,10 +120,10 @@ class NaspApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_sections()))
 
-    # --- runs in this process -----------------------------------------------------------------
+    # --- searches started here (a child process) and followed runs ------------------------------
     @property
     def running_here(self) -> bool:
-        return self.worker is not None and self.worker.is_running
+        return self.process is not None and self.process.running
 
     def _can_start(self) -> bool:
         if self.running_here:
@@ -114,89 +131,74 @@ class NaspApp(App[None]):
             return False
         return True
 
-    def start_search(self, cfg: RunConfig) -> None:
-        """Start a new search from ``cfg`` in a worker thread and show it live."""
-        from nasp.search import start_run
-
+    def start_search(self, cfg: RunConfig, overrides: list[str]) -> None:
+        """Start `nasp run OVERRIDES` (``cfg`` is what they build) and show it live."""
         if not self._can_start():
             return
         self.runs_dir = Path(cfg.out)
-        self._launch(lambda bridge: start_run(cfg, callbacks=[bridge], console=False), f"starting a search in {cfg.out}")
+        self._launch(overrides, f"starting `{command_line(overrides)}`")
 
     def resume_search(self, run_dir: str | Path) -> None:
-        """Continue a stopped run from its checkpoint, here."""
-        from nasp.search import resume_run
-
+        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier epochs too."""
         if not self._can_start():
             return
-        self._launch(lambda bridge: resume_run(run_dir, callbacks=[bridge], console=False), f"resuming {run_dir}",
-                     load_run_state(run_dir))
+        run_dir = Path(run_dir)
+        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_run_state(run_dir), run_dir)
 
-    def _launch(self, make: Callable[[AppBridge], Trainer], message: str, state: LiveState | None = None) -> None:
-        """Run ``make`` (start_run or resume_run) and the search in a worker thread; ``state`` holds what the
-        run did before (a resumed run's epochs), so the grids, curves and Fig. 4 show the whole run."""
-        self.tail = None
+    def _launch(self, args: list[str], message: str, state: LiveState | None = None,
+                run_dir: Path | None = None) -> None:
+        """Start the child; ``state`` holds what a resumed run did before, so the grids, curves and Fig. 4
+        show the whole run, and only the events appended from now on are read."""
+        assert self.runs_dir is not None
+        self.tail = EventTail(run_dir, from_end=True) if run_dir is not None else None
         self.state = state or LiveState()
         self.state.status, self.state.message = "starting", message
         self.state.version += 1
-        self.trainer = None
         self._stop_asked = False
-        self.bridge = AppBridge(self, self._on_events)
-        self.worker = self.run_worker(partial(self._train, make, self.bridge), name="search", group="search",
-                                      thread=True, exit_on_error=False)
+        self.process = SearchProcess(args, self.runs_dir, run_dir, self.nice)
         self.switch_mode("live")
 
-    def _train(self, make: Callable[[AppBridge], Trainer], bridge: AppBridge) -> None:
-        """The worker thread: build the trainer (data, network) and fit it; the UI thread never waits on it."""
-        if self.nice > 0 and hasattr(os, "setpriority"):
-            # a lower CPU priority for this thread (and the torch threads it starts) keeps keys answered on a
-            # CPU busy with other work, at the price of a slower search there (--nice)
-            with contextlib.suppress(OSError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-        try:
-            trainer = make(bridge)
-        except NaspError as exc:
-            self._from_thread(bridge, self._on_failed, str(exc))
+    def _poll_tail(self) -> None:
+        """Read what the followed run appended; notice a child that has exited or a followed run that died."""
+        proc = self.process
+        exited = proc is not None and not proc.running  # asked first: then everything it wrote is read below
+        if proc is not None and self.tail is None and proc.find_run_dir() is not None:
+            self.tail = EventTail(proc.run_dir)  # type: ignore[arg-type]
+        if self.tail is not None:
+            events = self.tail.poll()
+            if events:
+                self._on_events(events)
+        if proc is not None and exited:
+            self._on_exit(proc)
+        elif self.tail is not None and proc is None:
+            info = run_info(self.tail.path.parent)
+            if info is not None and info.status == "interrupted" and self.state.active:
+                self.state.status = "interrupted"
+                self.state.message = "the run's process is gone without a clean stop; resume it from the runs screen"
+                self.state.version += 1
+
+    def _on_exit(self, proc: SearchProcess) -> None:
+        """The child exited: its last events are read; a failure shows what it said."""
+        self.process = None
+        if proc.returncode in (0, 130) and not self.state.active:
+            proc.discard_log()
             return
-        except Exception as exc:
-            self._from_thread(bridge, self._on_failed, f"{type(exc).__name__}: {exc}")
-            return
-        self._from_thread(bridge, self._on_trainer, trainer)
-        try:
-            trainer.fit()
-        except Exception as exc:
-            self._from_thread(bridge, self._on_failed, f"the search failed: {type(exc).__name__}: {exc}")
-
-    def _from_thread(self, bridge: AppBridge, fn: Callable[..., Any], *args: Any) -> None:
-        if not bridge.closed:
-            try:
-                self.call_from_thread(fn, *args)
-            except RuntimeError:
-                bridge.close()
-
-    def _on_trainer(self, trainer: Trainer) -> None:
-        self.trainer = trainer
-        if self._stop_asked:
-            trainer.request_stop()
-
-    def _on_failed(self, message: str) -> None:
-        self.state.status = "failed"
-        self.state.message = message
+        if proc.returncode in (0, 130):  # stopped before its run folder had events (e.g. while loading data)
+            self.state.status, self.state.message = "stopped", "stopped before the first step"
+        else:
+            self.state.status, self.state.message = "failed", proc.failure()
+            self.notify(self.state.message, title="search failed", severity="error", timeout=10)
         self.state.version += 1
-        self.notify(message, title="search failed", severity="error", timeout=10)
 
     def _on_events(self, batch: list[dict[str, Any]]) -> None:
         """Fold events into the state (the live screen redraws on its own timer)."""
         now = time.monotonic()
-        paused = self.state.status == "paused"
         for ev in batch:
             self.state.apply(ev, now)
             if ev.get("event") == "run_start":
                 self.state.message = f"run folder {ev.get('run_dir')}"
             elif ev.get("event") == "run_end":
                 self._on_run_end(ev)
-        if paused and self.state.status == "running":
-            self.state.status = "paused"
         if self._stop_asked and self.state.status in ("running", "paused"):
             self.state.status = "stopping"
 
@@ -208,44 +210,41 @@ class NaspApp(App[None]):
             self.state.message = f"finished: genotype in {ev.get('genotype_path')}; g edits it"
             self.notify(self.state.message, title="search finished")
 
+    def _target_pid(self) -> int | None:
+        """The process of the run on the live screen: the child started here, or a followed `nasp run`."""
+        if self.running_here:
+            assert self.process is not None
+            return self.process.pid
+        if self.tail is not None:
+            info = run_info(self.tail.path.parent)
+            if info is not None and info.followable and info.pid and pid_alive(info.pid) and info.pid != os.getpid():
+                return info.pid
+        return None
+
     def toggle_pause(self) -> None:
-        if self.trainer is None or not self.running_here:
-            self.notify("pause works for a search started here" if self.tail else "no search is running here",
-                        severity="warning")
+        """Pause before the next step, or go on (SIGUSR1 / SIGUSR2 to the run's process)."""
+        pid = self._target_pid()
+        if pid is None or self.state.status not in ("running", "paused"):
+            self.notify("no search is running", severity="warning")
             return
-        if self.trainer.paused:
-            self.trainer.unpause()
-            self.state.status = "running"
-            self.state.message = "resumed"
-        else:
-            self.trainer.pause()
-            self.state.status = "paused"
-            self.state.message = "paused after the current step: p resumes, x stops (with a checkpoint)"
+        resume = self.state.status == "paused"
+        if not send(pid, RESUME if resume else PAUSE):
+            self.notify("pausing needs POSIX signals (SIGUSR1/SIGUSR2), which this platform lacks", severity="warning")
+            return
+        self.state.message = "resuming…" if resume else "pausing after the current step: p resumes, x stops (with a checkpoint)"
         self.state.version += 1
 
     def stop_search(self) -> None:
-        """Stop after the current step; the trainer writes a checkpoint a resume continues from."""
-        if self.running_here:
-            self._stop_asked = True
-            if self.trainer is not None:
-                self.trainer.request_stop()
-            self.state.status = "stopping"
-            self.state.message = "stopping after the current step (a checkpoint is written)…"
-            self.state.version += 1
-        elif self.tail is not None:
-            self._stop_followed()
-        else:
+        """Stop after the current step (SIGINT, `nasp run`'s Ctrl-C): it writes a checkpoint a resume continues from."""
+        pid = self._target_pid()
+        if pid is None:
             self.notify("no search is running", severity="warning")
-
-    def _stop_followed(self) -> None:
-        """A run of `nasp run` in another terminal stops cleanly on SIGINT (its Ctrl-C handler)."""
-        info = run_info(Path(self.state.run_dir or ""))
-        if info is None or info.status != "running" or not pid_alive(info.pid) or info.pid == os.getpid():
-            self.notify("the followed run is not running", severity="warning")
             return
-        assert info.pid is not None
-        os.kill(info.pid, signal.SIGINT)
-        self.state.message = f"sent Ctrl-C (SIGINT) to pid {info.pid}: it stops after its current step"
+        send(pid, signal.SIGINT)
+        self._stop_asked = self.running_here
+        if self.state.active:
+            self.state.status = "stopping"
+        self.state.message = f"stopping pid {pid} after its current step (a checkpoint is written)…"
         self.state.version += 1
 
     # --- following a run of another process ---------------------------------------------------
@@ -265,22 +264,11 @@ class NaspApp(App[None]):
         if not (run_dir / "events.jsonl").is_file():
             self.notify(f"'{run_dir}' has no events.jsonl: not a run folder of `nasp run`", severity="error")
             return
+        self.process = None
         self.tail = EventTail(run_dir)
         self.state = LiveState(message=f"following {run_dir}")
         self._poll_tail()
         self.switch_mode("live")
-
-    def _poll_tail(self) -> None:
-        if self.tail is None:
-            return
-        events = self.tail.poll()
-        if events:
-            self._on_events(events)
-        info = run_info(self.tail.path.parent)
-        if info is not None and info.status == "interrupted" and self.state.active:
-            self.state.status = "interrupted"
-            self.state.message = "the run's process is gone without a clean stop; resume it from the runs screen"
-            self.state.version += 1
 
     # --- genotypes ------------------------------------------------------------------------------
     def open_genotype(self, source: str | Path) -> bool:
@@ -317,25 +305,26 @@ class NaspApp(App[None]):
 
     # --- leaving --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        """Quit; a search running here is stopped first so it leaves a checkpoint (keys keep working meanwhile)."""
-        if self.running_here and self.worker is not None:
+        """Quit; a search started here is stopped first so it leaves a checkpoint (keys keep working meanwhile)."""
+        if self.running_here:
             if not self._quitting:
                 self._quitting = True
                 self.notify("stopping the search after this step (writing its checkpoint), then quitting…", timeout=60)
                 self.stop_search()
-                self.run_worker(self._exit_after(self.worker), group="quit")
+                self.run_worker(self._exit_after_search(), group="quit")
             return
         self.exit()
 
-    async def _exit_after(self, worker: Worker[None]) -> None:
-        await worker.wait()
+    async def _exit_after_search(self) -> None:
+        while self.running_here:
+            await asyncio.sleep(0.1)
+        self._poll_tail()
         self.exit()
 
     def on_unmount(self) -> None:
-        if self.bridge is not None:
-            self.bridge.close()
-        if self.trainer is not None:
-            self.trainer.request_stop()
+        if self.running_here:  # leaving otherwise than by ctrl+q: the search still stops with a checkpoint
+            assert self.process is not None
+            self.process.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attach", "-a", metavar="RUN", help="follow a run folder of `nasp run` in another terminal")
     parser.add_argument("--genotype", "-g", metavar="FILE", help="genotype file or run folder to open in the editor")
     parser.add_argument("--screen", choices=["setup", "live", "runs", "genotype"], help="screen to start on")
-    parser.add_argument("--nice", type=int, default=0, help="lower the CPU priority of a search started here by this "
-                        "much (e.g. 10) so keys stay snappy on a CPU busy with other work; the search then runs slower "
-                        "there (default 0)")
+    parser.add_argument("--nice", type=int, default=10, help="CPU priority of a search started here, lowered by this "
+                        "much (the search runs as its own process) so keys stay quick while it trains on the same CPU; "
+                        "it only slows the search when the CPU is busy with other work too (default 10; 0: as `nasp run`)")
     args = parser.parse_args(argv)
     app = NaspApp(runs_dir=args.runs, config=args.config, attach=args.attach, genotype=args.genotype, mode=args.screen,
                   nice=args.nice)

@@ -109,6 +109,10 @@ class LiveState:
             self._step(event, now)
         elif kind == "epoch_end":
             self._epoch_end(event)
+        elif kind in ("paused", "resumed"):
+            if self.status in ("running", "paused"):
+                self.status = "paused" if kind == "paused" else "running"
+            self._rate_t0 = self._rate_t1 = None  # the ETA's rate counts running time only
         elif kind == "run_end":
             self.status = str(event.get("status", "finished"))
             self.epoch, self.step = int(event.get("epoch", self.epoch)), int(event.get("step", self.step))

@@ -37,7 +37,7 @@ class RunInfo:
 
     @property
     def followable(self) -> bool:
-        return self.status == "running"
+        return self.status in ("running", "paused")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def run_info(path: Path) -> RunInfo | None:
     last = metrics[-1] if metrics else {}
     state = str(status.get("status", "new"))
     pid = status.get("pid")
-    if state == "running" and not pid_alive(pid):
+    if state in ("running", "paused") and not pid_alive(pid):
         state = "interrupted"  # killed without a clean stop: resumable from its last epoch checkpoint
     return RunInfo(
         path=path, status=state, epoch=int(status.get("epoch", last.get("epoch", 0)) or 0),
@@ -135,9 +135,10 @@ def load_run_state(path: str | Path) -> LiveState:
 class EventTail:
     """Follows a run folder's events.jsonl written by another process: new complete lines on each poll."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, from_end: bool = False) -> None:
+        """``from_end``: only what is appended from now on (a resumed run's earlier sessions are known)."""
         self.path = Path(run_dir) / "events.jsonl"
-        self.offset = 0
+        self.offset = self.path.stat().st_size if from_end and self.path.is_file() else 0
         self.partial = b""
 
     def poll(self) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""Small shared pieces: the top bar, a path prompt with completion, an op-list suggester."""
+"""Small shared pieces: the top bar, a drawing that repaints only on change, a path prompt with
+completion, an op-list suggester."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -13,6 +15,33 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, Static
+
+
+class Drawing(Static):
+    """A Static for drawings redrawn from live data: ``show`` skips an unchanged drawing.
+
+    Every ``update`` costs Textual a layout pass and a repaint (tens of milliseconds for a grid on a
+    small machine); a live screen redraws ten times a second while most drawings stay the same, and
+    a key press would queue behind those repaints.
+    """
+
+    def __init__(self, content: str | Text = "", **kwargs: object) -> None:
+        super().__init__(content, **kwargs)  # type: ignore[arg-type]
+        self._shown: str | Text = content
+        self._extent = _extent(content)
+
+    def show(self, content: str | Text) -> None:
+        """Show ``content``; a layout pass only when its size (lines, widest line) changed."""
+        if type(content) is type(self._shown) and content == self._shown:
+            return
+        extent = _extent(content)
+        self.update(content, layout=extent != self._extent)
+        self._shown, self._extent = content, extent
+
+
+def _extent(content: str | Text) -> tuple[int, int]:
+    lines = (content.plain if isinstance(content, Text) else content).split("\n")
+    return len(lines), max(map(len, lines))
 
 
 class PathSuggester(Suggester):

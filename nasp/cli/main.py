@@ -33,16 +33,22 @@ def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], Non
 
 
 def stop_on_signals(trainer: Any) -> None:
-    """Ctrl-C or SIGTERM stops ``trainer`` after its current step (a checkpoint follows); a second
-    Ctrl-C aborts at once."""
+    """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop ``trainer`` after its current step (a
+    checkpoint follows); a second Ctrl-C aborts at once. Where the trainer can pause (a search),
+    SIGUSR1 pauses it before its next step and SIGUSR2 resumes it: that is how nasp-tui, or
+    `kill -USR1 PID`, holds a run without losing it."""
 
     def stop(signum: int, frame: Any) -> None:
         err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
         trainer.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+    if hasattr(trainer, "pause") and hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda signum, frame: trainer.pause())
+        signal.signal(signal.SIGUSR2, lambda signum, frame: trainer.unpause())
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:

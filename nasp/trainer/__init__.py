@@ -2,9 +2,9 @@
 
 from nasp.trainer.callback import Callback
 from nasp.trainer.console import ConsoleProgress
-from nasp.trainer.events import EpochEnd, Event, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
 from nasp.trainer.files import Checkpointer, RunFiles
 from nasp.trainer.trainer import Progress, Trainer
 
-__all__ = ["Callback", "Checkpointer", "ConsoleProgress", "EpochEnd", "Event", "Progress", "RunEnd", "RunFiles",
-           "RunStart", "StepEnd", "Trainer"]
+__all__ = ["Callback", "Checkpointer", "ConsoleProgress", "EpochEnd", "Event", "Paused", "Progress", "Resumed",
+           "RunEnd", "RunFiles", "RunStart", "StepEnd", "Trainer"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
 from nasp.trainer.trainer import Trainer
 
 
@@ -42,6 +44,13 @@ class ConsoleProgress(Callback):
             f"arch {event.arch_s:.1f}s weight {event.weight_s:.1f}s")
         if self.progress is not None and self.task is not None:
             self.progress.reset(self.task, total=trainer.steps_per_epoch, epoch=f"{event.epoch + 1}/{event.epochs}", info="")
+
+    def on_event(self, trainer: Trainer, event: Event) -> None:
+        if isinstance(event, Paused):
+            self.console.print(f"[yellow]paused[/] before step {event.step + 1} of epoch {event.epoch + 1}; "
+                               f"`kill -USR2 {os.getpid()}` resumes, Ctrl-C stops")
+        elif isinstance(event, Resumed):
+            self.console.print("resumed")
 
     def on_run_end(self, trainer: Trainer, event: RunEnd) -> None:
         if self.progress is not None:

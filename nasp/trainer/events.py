@@ -70,4 +70,19 @@ class RunEnd(Event):
     val_acc: float | None = None
 
 
-EVENT_NAMES: dict[type, str] = {RunStart: "run_start", StepEnd: "step", EpochEnd: "epoch_end", RunEnd: "run_end"}
+@dataclass
+class Paused(Event):
+    """The run waits before its next step (``Trainer.pause``; SIGUSR1 for `nasp run`)."""
+
+    epoch: int
+    step: int
+
+
+@dataclass
+class Resumed(Event):
+    epoch: int
+    step: int
+
+
+EVENT_NAMES: dict[type, str] = {RunStart: "run_start", StepEnd: "step", EpochEnd: "epoch_end", RunEnd: "run_end",
+                                Paused: "paused", Resumed: "resumed"}

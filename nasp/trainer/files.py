@@ -12,7 +12,7 @@ import torch
 
 from nasp.genotype import Genotype
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, Event, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
 from nasp.trainer.trainer import Trainer
 
 METRIC_KEYS = ("epoch", "epochs", "train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "lr", "arch_s",
@@ -70,7 +70,7 @@ class RunFiles(Callback):
     """metrics.jsonl (one record an epoch), history.jsonl (A and Ā an epoch), genotype.json,
     events.jsonl (every event, for followers in other processes) and status.json."""
 
-    def __init__(self, run_dir: Path, step_interval_s: float = 1.0) -> None:
+    def __init__(self, run_dir: Path, step_interval_s: float = 0.5) -> None:
         self.dir = Path(run_dir)
         self.step_interval_s = step_interval_s  # step events are written at most this often
         self._last_step_write = 0.0
@@ -89,6 +89,8 @@ class RunFiles(Callback):
         self._status(event.status, event.epoch, trainer.epochs, val_acc=event.val_acc)
 
     def on_event(self, trainer: Trainer, event: Event) -> None:
+        if isinstance(event, Paused | Resumed):
+            self._status("paused" if isinstance(event, Paused) else "running", event.epoch, trainer.epochs)
         if isinstance(event, StepEnd):
             now = time.monotonic()
             if now - self._last_step_write < self.step_interval_s and event.step != event.steps_per_epoch:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from nasp.algorithms import SearchAlgorithm
 from nasp.data import Batches
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, Event, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
 
 
 @dataclass
@@ -105,7 +105,12 @@ class Trainer:
         return self._end("finished")
 
     def _should_stop(self) -> bool:
-        self._running.wait()
+        if not self._running.is_set():
+            prog = self.progress
+            self.emit(Paused(prog.epoch, prog.step))
+            self._running.wait()
+            if not self._stop.is_set():
+                self.emit(Resumed(prog.epoch, prog.step))
         return self._stop.is_set()
 
     def _step(self, train_batch: tuple[torch.Tensor, torch.Tensor], val_batch: tuple[torch.Tensor, torch.Tensor]) -> None:

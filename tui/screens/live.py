@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 from tui import render
 from tui.livestate import LiveState, format_seconds, kept_rows
-from tui.widgets import NavBar
+from tui.widgets import Drawing, NavBar
 
 TABS = ["tab-abar", "tab-a", "tab-fig4", "tab-curves", "tab-cell"]
 STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "bold yellow", "starting": "bold cyan",
@@ -100,7 +100,7 @@ class GridPair(Container):
     DEFAULT_CSS = """
     GridPair { layout: horizontal; height: auto; }
     GridPair.-narrow { layout: vertical; }
-    GridPair > Static { width: auto; height: auto; margin-right: 3; margin-bottom: 1; }
+    GridPair > Drawing { width: auto; height: auto; margin-right: 3; margin-bottom: 1; }
     """
 
     def __init__(self, kind: str, **kwargs: Any) -> None:
@@ -109,13 +109,13 @@ class GridPair(Container):
 
     def show(self, texts: list[Text], width: int) -> None:
         """Show ``texts`` (one per cell type), side by side when ``width`` has room."""
-        statics = list(self.query(Static))
-        if len(statics) != len(texts):
+        drawings = list(self.query(Drawing))
+        if len(drawings) != len(texts):
             self.remove_children()
-            self.mount_all([Static(t) for t in texts])
+            self.mount_all([Drawing(t) for t in texts])
         else:
-            for s, t in zip(statics, texts, strict=True):
-                s.update(t)
+            for d, t in zip(drawings, texts, strict=True):
+                d.show(t)
         need = sum(max(len(line) for line in t.plain.split("\n")) for t in texts)
         self.set_class(need + 3 * len(texts) > width, "-narrow")
 
@@ -150,19 +150,19 @@ class LiveScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield NavBar("live", "live search")
-        yield Static("", id="status")
+        yield Drawing("", id="status")
         with TabbedContent(id="tabs"):
             with TabPane("1 Ā", id="tab-abar"), VerticalScroll():
                 yield GridPair("abar", id="abar")
-                yield Static("", id="legend")
+                yield Drawing("", id="legend")
             with TabPane("2 A", id="tab-a"), VerticalScroll():
                 yield GridPair("a", id="heat")
             with TabPane("3 ops/epoch", id="tab-fig4"), VerticalScroll():
                 yield GridPair("fig4", id="fig4")
             with TabPane("4 curves", id="tab-curves"), VerticalScroll():
-                yield Static("", id="curves")
+                yield Drawing("", id="curves")
             with TabPane("5 cell", id="tab-cell"), VerticalScroll():
-                yield Static("", id="cell")
+                yield Drawing("", id="cell")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -189,7 +189,7 @@ class LiveScreen(Screen[None]):
         self._shown_state, self._shown_version = state, state.version
         width = self.size.width - 2
         following = getattr(self.app, "tail", None) is not None
-        self.query_one("#status", Static).update(status_text(state, following, width))
+        self.query_one("#status", Drawing).show(status_text(state, following, width))
         active = self.query_one("#tabs", TabbedContent).active
         # only the visible tab is rendered; the others catch up when shown
         if active == "tab-abar":
@@ -202,15 +202,15 @@ class LiveScreen(Screen[None]):
                     legend.append("\n")
             legend.append("● selected in Ā · bold rows: edges the genotype keeps · yellow: changed by the last update",
                           style="dim")
-            self.query_one("#legend", Static).update(legend)
+            self.query_one("#legend", Drawing).show(legend)
         elif active == "tab-a":
             self.query_one("#heat", GridPair).show(grids(state, "a", width), width)
         elif active == "tab-fig4":
             self.query_one("#fig4", GridPair).show(grids(state, "fig4", width // 2 - 3), width)
         elif active == "tab-curves":
-            self.query_one("#curves", Static).update(curves(state, width))
+            self.query_one("#curves", Drawing).show(curves(state, width))
         elif active == "tab-cell":
-            self.query_one("#cell", Static).update(cell_texts(state.genotype, width))
+            self.query_one("#cell", Drawing).show(cell_texts(state.genotype, width))
         self.drawn_tab = active
 
     def on_tabbed_content_tab_activated(self) -> None:

@@ -204,7 +204,7 @@ class SetupScreen(Screen[None]):
             if checked.key:
                 self.query_one(f"#{_wid(checked.key)}").focus()
             return
-        self.app.start_search(checked.config)  # type: ignore[attr-defined]
+        self.app.start_search(checked.config, self.overrides())  # type: ignore[attr-defined]
 
     def action_defaults(self) -> None:
         self.set_values(configform.default_values())

@@ -1,0 +1,102 @@
+"""A search the app starts: `nasp run` in a child process that the app follows through its run folder.
+
+Why a process and not a thread: the app then never shares an interpreter (its lock, its garbage
+collector) with the training loop, so a key is answered as fast while a search trains as when it
+does not; a crash in the search cannot take the app down; and the run is exactly the `nasp run` line
+the setup screen shows. Control goes through the signals `nasp run` understands: SIGUSR1 pauses,
+SIGUSR2 resumes, SIGINT stops after the current step with a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PAUSE, RESUME = getattr(signal, "SIGUSR1", None), getattr(signal, "SIGUSR2", None)
+
+
+def send(pid: int, sig: signal.Signals | None) -> bool:
+    """Send ``sig`` to ``pid``; False when the process is gone or the platform lacks the signal."""
+    if sig is None:
+        return False
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class SearchProcess:
+    """`python -m nasp run ARGS` with its output in a log file (read back when it fails)."""
+
+    def __init__(self, args: list[str], runs_dir: Path, run_dir: Path | None = None, nice: int = 0) -> None:
+        self.args = args
+        self.runs_dir = runs_dir
+        self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
+        self.started = time.time()
+        log = tempfile.NamedTemporaryFile(prefix="nasp-tui-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log = Path(log.name)
+        with log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "nasp", "run", *args], stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT)
+        if nice > 0 and hasattr(os, "setpriority"):
+            # a lower CPU priority keeps the search out of the way of other work (it runs slower there)
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll()
+
+    def find_run_dir(self) -> Path | None:
+        """The run folder the child created: the one whose status.json names the child's pid."""
+        if self.run_dir is None and self.runs_dir.is_dir():
+            for path in self.runs_dir.iterdir():
+                status = path / "status.json"
+                try:
+                    if status.stat().st_mtime >= self.started - 1 and json.loads(status.read_text()).get("pid") == self.pid:
+                        self.run_dir = path
+                        break
+                except (OSError, ValueError):
+                    continue
+        return self.run_dir
+
+    def pause(self) -> bool:
+        return send(self.pid, PAUSE)
+
+    def resume(self) -> bool:
+        return send(self.pid, RESUME)
+
+    def stop(self) -> bool:
+        return send(self.pid, signal.SIGINT)
+
+    def failure(self) -> str:
+        """What the child said before exiting with an error: its error line, else the end of its output."""
+        try:
+            lines = [x.strip() for x in self.log.read_text(errors="replace").splitlines() if x.strip()]
+        except OSError:
+            lines = []
+        for line in reversed(lines):
+            if line.startswith("nasp run: error: "):
+                return line.removeprefix("nasp run: error: ")
+        tail = " / ".join(lines[-3:])
+        return f"`nasp run` exited with code {self.returncode}" + (f": {tail}" if tail else "")
+
+    def discard_log(self) -> None:
+        with contextlib.suppress(OSError):
+            self.log.unlink()
