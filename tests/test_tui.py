@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
-import statistics
 import time
 from pathlib import Path
 
@@ -191,33 +189,24 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         grid = str(app.screen.query_one("#abar").query(Static).first().render())
         assert "normal cell Ā" in grid and "c_{k-2}→0" in grid and "●" in grid
 
-        # key presses while the search process trains: time from the key event entering the app's queue (as
-        # the terminal driver puts it there) to the tab switched and its drawing rendered. (pilot.press waits
-        # for the whole process to go idle, which never happens while a search trains in it.)
+        # keys are answered while the search process trains: each press switches the tab and the tab is redrawn
+        # while the run goes on (how fast is measured by benchmarks/tui_latency.py, not asserted here)
         tabs = app.screen.query_one("#tabs", TabbedContent)
-        latencies = []
-        for i in range(10):
-            if not app.running_here or state.step >= state.steps_per_epoch - 4:
+        answered = 0
+        for i in range(6):
+            if not app.running_here or state.step >= state.steps_per_epoch - 6:
                 break
             key, want = ("2", "tab-a") if i % 2 == 0 else ("1", "tab-abar")
-            t0 = time.perf_counter()
             app.post_message(events.Key(key, key))
-            while tabs.active != want or app.screen.drawn_tab != want:
-                await asyncio.sleep(0.001)
-            latencies.append(time.perf_counter() - t0)
-            await asyncio.sleep(0.1)
-        print(f"\nkey latency while training: median {statistics.median(latencies) * 1e3:.1f} ms, "
-              f"max {max(latencies) * 1e3:.1f} ms over {len(latencies)} presses: "
-              + " ".join(f"{x * 1e3:.0f}" for x in latencies))
-        # 100 ms is the goal; on a CPU overloaded by other processes the bound only catches a frozen interface
-        bound = 0.1 if os.getloadavg()[0] <= (os.cpu_count() or 1) else 0.5
-        print(f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: median must be under {bound * 1e3:.0f} ms")
-        assert len(latencies) >= 3 and statistics.median(latencies) < bound
+            await wait_for(pilot, lambda want=want: tabs.active == want and app.screen.drawn_tab == want, timeout=10,
+                           what=f"the key {key!r} to switch the tab")
+            answered += 1
+        assert answered >= 3 and app.running_here and state.status == "running"
 
         # pause: the run holds before its next step (its process gets SIGUSR1), then goes on (SIGUSR2)
         await press_while_training(pilot, "p")
         await wait_for(pilot, lambda: app.state.status == "paused", what="the pause")
-        (run,) = list(runs.iterdir())
+        (run,) = [p.parent for p in runs.glob("*/config.json")]
         assert json.loads((run / "status.json").read_text())["status"] == "paused"
         held = app.state.global_step
         await pilot.pause(1.5)  # several steps' time
@@ -227,8 +216,9 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
                        what="steps after the resume")
 
         await press_while_training(pilot, "x")
-        await wait_for(pilot, lambda: app.state.status == "stopped" and not app.running_here, what="the stop")
-        (run,) = list(runs.iterdir())
+        await wait_for(pilot, lambda: app.state.status == "stopped" and app.process is None, what="the stop")
+        assert not list((runs / ".logs").iterdir())  # a clean stop leaves no log behind
+        (run,) = [p.parent for p in runs.glob("*/config.json")]
         assert json.loads((run / "status.json").read_text())["status"] == "stopped"
         stopped = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
         assert stopped["epoch"] == 0 and 1 <= stopped["step"] < 32
@@ -261,6 +251,8 @@ async def test_search_failing_in_its_process_shows_why(tmp_path):
         await wait_for(pilot, lambda: app.state.status == "failed", what="the failure")
         assert "no-such-data" in app.state.message and "Traceback" not in app.state.message
         assert app.process is None and "no-such-data" in text_of(app.screen.query_one("#status", Static))
+        (log,) = list((runs / ".logs").iterdir())  # the process's whole output is kept, and named
+        assert str(log) in app.state.message and "nasp run: error:" in log.read_text()
 
 
 @sync

@@ -122,6 +122,11 @@ class NaspApp(App[None]):
 
     # --- searches started here (a child process) and followed runs ------------------------------
     @property
+    def following(self) -> bool:
+        """The live screen shows a run of another process (not one started here)."""
+        return self.tail is not None and self.process is None
+
+    @property
     def running_here(self) -> bool:
         return self.process is not None and self.process.running
 
@@ -186,8 +191,8 @@ class NaspApp(App[None]):
         if proc.returncode in (0, 130):  # stopped before its run folder had events (e.g. while loading data)
             self.state.status, self.state.message = "stopped", "stopped before the first step"
         else:
-            self.state.status, self.state.message = "failed", proc.failure()
-            self.notify(self.state.message, title="search failed", severity="error", timeout=10)
+            self.state.status, self.state.message = "failed", f"{proc.failure()}  (its output: {proc.log})"
+            self.notify(proc.failure(), title="search failed", severity="error", timeout=10)
         self.state.version += 1
 
     def _on_events(self, batch: list[dict[str, Any]]) -> None:
@@ -195,9 +200,14 @@ class NaspApp(App[None]):
         now = time.monotonic()
         for ev in batch:
             self.state.apply(ev, now)
-            if ev.get("event") == "run_start":
+            kind = ev.get("event")
+            if kind == "run_start":
                 self.state.message = f"run folder {ev.get('run_dir')}"
-            elif ev.get("event") == "run_end":
+            elif kind == "paused":
+                self.state.message = f"paused before step {int(ev.get('step', 0)) + 1}: p resumes, x stops (with a checkpoint)"
+            elif kind == "resumed":
+                self.state.message = "resumed"
+            elif kind == "run_end":
                 self._on_run_end(ev)
         if self._stop_asked and self.state.status in ("running", "paused"):
             self.state.status = "stopping"
@@ -231,7 +241,7 @@ class NaspApp(App[None]):
         if not send(pid, RESUME if resume else PAUSE):
             self.notify("pausing needs POSIX signals (SIGUSR1/SIGUSR2), which this platform lacks", severity="warning")
             return
-        self.state.message = "resuming…" if resume else "pausing after the current step: p resumes, x stops (with a checkpoint)"
+        self.state.message = "resuming…" if resume else "pausing after the current step…"
         self.state.version += 1
 
     def stop_search(self) -> None:
@@ -240,8 +250,11 @@ class NaspApp(App[None]):
         if pid is None:
             self.notify("no search is running", severity="warning")
             return
+        if self._stop_asked:  # a second SIGINT would make `nasp run` abort at once, without its checkpoint
+            self.notify("already stopping: the run finishes its current step, then writes its checkpoint")
+            return
         send(pid, signal.SIGINT)
-        self._stop_asked = self.running_here
+        self._stop_asked = True
         if self.state.active:
             self.state.status = "stopping"
         self.state.message = f"stopping pid {pid} after its current step (a checkpoint is written)…"
@@ -265,6 +278,7 @@ class NaspApp(App[None]):
             self.notify(f"'{run_dir}' has no events.jsonl: not a run folder of `nasp run`", severity="error")
             return
         self.process = None
+        self._stop_asked = False
         self.tail = EventTail(run_dir)
         self.state = LiveState(message=f"following {run_dir}")
         self._poll_tail()
@@ -310,7 +324,8 @@ class NaspApp(App[None]):
             if not self._quitting:
                 self._quitting = True
                 self.notify("stopping the search after this step (writing its checkpoint), then quitting…", timeout=60)
-                self.stop_search()
+                if not self._stop_asked:  # a second SIGINT would make `nasp run` abort at once
+                    self.stop_search()
                 self.run_worker(self._exit_after_search(), group="quit")
             return
         self.exit()
@@ -322,9 +337,11 @@ class NaspApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
-        if self.running_here:  # leaving otherwise than by ctrl+q: the search still stops with a checkpoint
-            assert self.process is not None
-            self.process.stop()
+        proc = self.process
+        if proc is not None and proc.running and not self._stop_asked:
+            proc.stop()  # leaving otherwise than by ctrl+q: the search still stops with a checkpoint
+        elif proc is not None and not proc.running:
+            self._poll_tail()  # it exited since the last poll: its log goes if it ended well
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,14 +34,17 @@ def send(pid: int, sig: signal.Signals | None) -> bool:
 
 
 class SearchProcess:
-    """`python -m nasp run ARGS` with its output in a log file (read back when it fails)."""
+    """`python -m nasp run ARGS`, its output in ``RUNS/.logs/`` (kept when it fails, removed otherwise)."""
 
     def __init__(self, args: list[str], runs_dir: Path, run_dir: Path | None = None, nice: int = 0) -> None:
         self.args = args
         self.runs_dir = runs_dir
         self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
         self.started = time.time()
-        log = tempfile.NamedTemporaryFile(prefix="nasp-tui-", suffix=".log", delete=False)  # noqa: SIM115
+        logs = runs_dir / ".logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = tempfile.NamedTemporaryFile(dir=logs, prefix=time.strftime("%Y%m%d-%H%M%S-"), suffix=".log",  # noqa: SIM115
+                                          delete=False)
         self.log = Path(log.name)
         with log:
             self.proc = subprocess.Popen([sys.executable, "-m", "nasp", "run", *args], stdin=subprocess.DEVNULL,

@@ -188,7 +188,7 @@ class LiveScreen(Screen[None]):
             return
         self._shown_state, self._shown_version = state, state.version
         width = self.size.width - 2
-        following = getattr(self.app, "tail", None) is not None
+        following = bool(getattr(self.app, "following", False))
         self.query_one("#status", Drawing).show(status_text(state, following, width))
         active = self.query_one("#tabs", TabbedContent).active
         # only the visible tab is rendered; the others catch up when shown

@@ -2,7 +2,7 @@
 trains in it, and each measurement is the time from writing a key to the terminal until the app's
 output shows the key's effect (the live screen switching between its Ā and A tabs).
 
-    python -m tui.latency RUNS_DIR [key=value ...] [--nice N]    # e.g. data.limit=512 model.channels=4 device=cuda
+    python benchmarks/tui_latency.py RUNS_DIR [key=value ...] [--nice N]    # e.g. data.limit=512 model.channels=4 device=cuda
 
 Prints the app's start-up time, the time to the first Ā update and the latency figures (median, 90th
 percentile, max). Set PRESSES for the number of key presses (default 30).
@@ -82,8 +82,9 @@ def progress(runs: Path) -> str:
     if not steps:
         return "no step event"
     last = steps[-1]
-    return (f"{len(steps)} step events, the last at epoch {last['epoch'] + 1} step {last['step']}/{last['steps_per_epoch']}; "
-            f"last event '{events[-1]['event']}'")
+    where = f"{len(steps)} step events, the last at epoch {last['epoch'] + 1} step {last['step']}/{last['steps_per_epoch']}"
+    training = events[-1].get("event") in ("step", "epoch_end")
+    return f"{where}; the search is {'still training' if training else 'NOT training (' + events[-1]['event'] + ')'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"key latency while the search trained: n={len(s)} median {statistics.median(s):.1f} ms, "
           f"p90 {s[int(0.9 * len(s)) - 1]:.1f} ms, max {s[-1]:.1f} ms", flush=True)
     print("all (ms):", " ".join(f"{x:.0f}" for x in latencies))
-    print(f"the search was training throughout: {progress(runs)}")
+    print(f"after the last press: {progress(runs)}")
     mark = len(term.out)
     term.key(b"x")
     term.wait_for(rb"stopped", mark, 300)
