@@ -452,3 +452,14 @@ async def test_mouse_switches_screens_and_tabs(tmp_path, monkeypatch):
         assert isinstance(app.screen, ReplayScreen)
         await pilot.click("#rtabs Tab#--content-tab-r-a")  # the A heatmap tab
         assert app.screen.query_one("#rtabs", TabbedContent).active == "r-a"
+
+
+@pytest.mark.parametrize(("args", "message"), [(["--nice", "-3"], "-3 is out of range"),
+                                               (["--nice", "x"], "invalid int value: 'x'")])
+def test_bad_command_line_is_one_message_exit_2(args, message, capsys):
+    from tui.app import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err

@@ -357,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "much (the search runs as its own process) so keys stay quick while it trains on the same CPU; "
                         "it only slows the search when the CPU is busy with other work too (default 10; 0: as `nasp run`)")
     args = parser.parse_args(argv)
+    if not 0 <= args.nice <= 19:
+        parser.error(f"argument --nice: {args.nice} is out of range; use 0 (as `nasp run`) to 19 (the lowest priority)")
     app = NaspApp(runs_dir=args.runs, config=args.config, attach=args.attach, genotype=args.genotype, mode=args.screen,
                   nice=args.nice)
     app.run()
