@@ -324,24 +324,22 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, c
             os.kill(os.getpid(), signal.SIGINT)
 
     monkeypatch.setattr(EvalTrainer, "_step", step_then_interrupt)
-    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    try:
-        assert main(["eval", "genotype=DARTS_V2", *TINY, f"out={tmp_path}"]) == 130  # 4 steps an epoch
-        err = capsys.readouterr().err
-        assert "Traceback" not in err and "nasp eval resume=" in err
-        run = only_dir(tmp_path)
-        assert len(steps) == 3 and (run / "checkpoint.pt").is_file() and not (run / "result.json").exists()
-        assert torch.load(run / "checkpoint.pt", weights_only=False)["progress"]["step"] == 3
-        assert json.loads((run / "status.json").read_text())["status"] == "stopped"
-        assert main(["eval", f"resume={run}", "epochs=3"]) == 2
-        assert "drop the other keys" in capsys.readouterr().err
-        assert main(["eval", f"resume={run}"]) == 0
-        assert len(steps) == 4  # only the step left
-        assert json.loads((run / "status.json").read_text())["status"] == "finished"
-        assert "test accuracy" in capsys.readouterr().out and (run / "result.json").is_file()
-    finally:
-        signal.signal(signal.SIGINT, handlers[0])
-        signal.signal(signal.SIGTERM, handlers[1])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    assert main(["eval", "genotype=DARTS_V2", *TINY, f"out={tmp_path}"]) == 130  # 4 steps an epoch
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nasp eval resume=" in err
+    run = only_dir(tmp_path)
+    assert len(steps) == 3 and (run / "checkpoint.pt").is_file() and not (run / "result.json").exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["progress"]["step"] == 3
+    assert json.loads((run / "status.json").read_text())["status"] == "stopped"
+    assert main(["eval", f"resume={run}", "epochs=3"]) == 2
+    assert "drop the other keys" in capsys.readouterr().err
+    assert main(["eval", f"resume={run}"]) == 0
+    assert len(steps) == 4  # only the step left
+    assert json.loads((run / "status.json").read_text())["status"] == "finished"
+    assert "test accuracy" in capsys.readouterr().out and (run / "result.json").is_file()
+    # `nasp eval` put back the handlers it found
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
 
 def test_the_console_script_registers_eval():

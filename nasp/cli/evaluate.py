@@ -43,8 +43,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
         trainer = start_eval(cfg)
 
-    stop_on_signals(trainer)
-    end = trainer.fit()
+    with stop_on_signals(trainer):
+        end = trainer.fit()
     if end.status != "finished":
         return 130
     acc, top5 = end.test_acc, end.test_top5

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -32,23 +33,31 @@ def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], Non
     return decorator
 
 
-def stop_on_signals(trainer: Any) -> None:
-    """Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop ``trainer`` after its current step (a
-    checkpoint follows); a second Ctrl-C aborts at once. Where the trainer can pause (a search),
+@contextlib.contextmanager
+def stop_on_signals(trainer: Any) -> Iterator[None]:
+    """While inside: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop ``trainer`` after its current step
+    (a checkpoint follows); a second Ctrl-C aborts at once. Where the trainer can pause (a search),
     SIGUSR1 pauses it before its next step and SIGUSR2 resumes it: that is how nasp-tui, or
-    `kill -USR1 PID`, holds a run without losing it."""
+    `kill -USR1 PID`, holds a run without losing it. The previous handlers come back on leaving."""
 
     def stop(signum: int, frame: Any) -> None:
         err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
         trainer.request_stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
+    handlers: dict[signal.Signals, Any] = {}
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
-            signal.signal(getattr(signal, name), stop)
+            handlers[getattr(signal, name)] = stop
     if hasattr(trainer, "pause") and hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, lambda signum, frame: trainer.pause())
-        signal.signal(signal.SIGUSR2, lambda signum, frame: trainer.unpause())
+        handlers[signal.SIGUSR1] = lambda signum, frame: trainer.pause()
+        handlers[signal.SIGUSR2] = lambda signum, frame: trainer.unpause()
+    before = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:
@@ -77,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         trainer = start_run(config_from_args(args))
 
-    stop_on_signals(trainer)
-    end = trainer.fit()
+    with stop_on_signals(trainer):
+        end = trainer.fit()
     if end.status == "finished":
         acc = f" (validation accuracy {end.val_acc:.3f})" if end.val_acc is not None else ""
         console.print(f"genotype: {end.genotype_path}{acc}")
