@@ -245,15 +245,17 @@ class NaspApp(App[None]):
         self.state.version += 1
 
     def stop_search(self) -> None:
-        """Stop after the current step (SIGINT, `nasp run`'s Ctrl-C): it writes a checkpoint a resume continues from."""
+        """Stop after the current step (SIGTERM: `nasp run` treats it as Ctrl-C, but a second one, or a SIGHUP
+        from a closed terminal before it, never turns it into an abort): it writes a checkpoint a resume
+        continues from."""
         pid = self._target_pid()
         if pid is None:
             self.notify("no search is running", severity="warning")
             return
-        if self._stop_asked:  # a second SIGINT would make `nasp run` abort at once, without its checkpoint
+        if self._stop_asked:
             self.notify("already stopping: the run finishes its current step, then writes its checkpoint")
             return
-        send(pid, signal.SIGINT)
+        send(pid, signal.SIGTERM)
         self._stop_asked = True
         if self.state.active:
             self.state.status = "stopping"
@@ -324,7 +326,7 @@ class NaspApp(App[None]):
             if not self._quitting:
                 self._quitting = True
                 self.notify("stopping the search after this step (writing its checkpoint), then quitting…", timeout=60)
-                if not self._stop_asked:  # a second SIGINT would make `nasp run` abort at once
+                if not self._stop_asked:
                     self.stop_search()
                 self.run_worker(self._exit_after_search(), group="quit")
             return

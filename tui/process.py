@@ -4,7 +4,8 @@ Why a process and not a thread: the app then never shares an interpreter (its lo
 collector) with the training loop, so a key is answered as fast while a search trains as when it
 does not; a crash in the search cannot take the app down; and the run is exactly the `nasp run` line
 the setup screen shows. Control goes through the signals `nasp run` understands: SIGUSR1 pauses,
-SIGUSR2 resumes, SIGINT stops after the current step with a checkpoint.
+SIGUSR2 resumes, SIGTERM stops after the current step with a checkpoint (as Ctrl-C does, but a
+repeated SIGTERM never aborts the checkpoint the way a second Ctrl-C would).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ class SearchProcess:
         return send(self.pid, RESUME)
 
     def stop(self) -> bool:
-        return send(self.pid, signal.SIGINT)
+        return send(self.pid, signal.SIGTERM)
 
     def failure(self) -> str:
         """What the child said before exiting with an error: its error line, else the end of its output."""

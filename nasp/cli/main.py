@@ -41,8 +41,9 @@ def stop_on_signals(trainer: Any) -> Iterator[None]:
     `kill -USR1 PID`, holds a run without losing it. The previous handlers come back on leaving."""
 
     def stop(signum: int, frame: Any) -> None:
-        err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
         trainer.request_stop()
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) cannot be written to
+            err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
     handlers: dict[signal.Signals, Any] = {}
