@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import gc
 import os
-import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from nasp.errors import NaspError
 from tui.configform import command_line
 from tui.genoedit import GenotypeEdit
 from tui.livestate import LiveState
-from tui.process import PAUSE, RESUME, SearchProcess, send
+from tui.process import PAUSE, RESUME, STOP, SearchProcess, send
 from tui.runs import EventTail, load_run_state, pid_alive, run_info
 from tui.screens.genotype import GenotypeScreen
 from tui.screens.help import HelpScreen
@@ -191,8 +190,9 @@ class NaspApp(App[None]):
         if proc.returncode in (0, 130):  # stopped before its run folder had events (e.g. while loading data)
             self.state.status, self.state.message = "stopped", "stopped before the first step"
         else:
-            self.state.status, self.state.message = "failed", f"{proc.failure()}  (its output: {proc.log})"
-            self.notify(proc.failure(), title="search failed", severity="error", timeout=10)
+            why = proc.failure()
+            self.state.status, self.state.message = "failed", f"{why}  (its output: {proc.log})"
+            self.notify(why, title="search failed", severity="error", timeout=10)
         self.state.version += 1
 
     def _on_events(self, batch: list[dict[str, Any]]) -> None:
@@ -255,7 +255,7 @@ class NaspApp(App[None]):
         if self._stop_asked:
             self.notify("already stopping: the run finishes its current step, then writes its checkpoint")
             return
-        send(pid, signal.SIGTERM)
+        send(pid, STOP)
         self._stop_asked = True
         if self.state.active:
             self.state.status = "stopping"
@@ -341,7 +341,7 @@ class NaspApp(App[None]):
     def on_unmount(self) -> None:
         proc = self.process
         if proc is not None and proc.running and not self._stop_asked:
-            proc.stop()  # leaving otherwise than by ctrl+q: the search still stops with a checkpoint
+            send(proc.pid, STOP)  # leaving otherwise than by ctrl+q: the search still stops with a checkpoint
         elif proc is not None and not proc.running:
             self._poll_tail()  # it exited since the last poll: its log goes if it ended well
 

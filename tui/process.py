@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 PAUSE, RESUME = getattr(signal, "SIGUSR1", None), getattr(signal, "SIGUSR2", None)
+STOP = signal.SIGTERM
 
 
 def send(pid: int, sig: signal.Signals | None) -> bool:
@@ -38,7 +39,6 @@ class SearchProcess:
     """`python -m nasp run ARGS`, its output in ``RUNS/.logs/`` (kept when it fails, removed otherwise)."""
 
     def __init__(self, args: list[str], runs_dir: Path, run_dir: Path | None = None, nice: int = 0) -> None:
-        self.args = args
         self.runs_dir = runs_dir
         self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
         self.started = time.time()
@@ -79,15 +79,6 @@ class SearchProcess:
                 except (OSError, ValueError):
                     continue
         return self.run_dir
-
-    def pause(self) -> bool:
-        return send(self.pid, PAUSE)
-
-    def resume(self) -> bool:
-        return send(self.pid, RESUME)
-
-    def stop(self) -> bool:
-        return send(self.pid, signal.SIGTERM)
 
     def failure(self) -> str:
         """What the child said before exiting with an error: its error line, else the end of its output."""

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,8 @@ from nasp.cli.main import command, console
 from nasp.config import build_config, parse_overrides
 from nasp.errors import GenotypeError
 from nasp.viz import VizError
+
+M = TypeVar("M", bound=BaseModel)
 
 if TYPE_CHECKING:
     from nasp.genotype import Genotype
@@ -79,6 +81,15 @@ def _paths_and_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering custom ops and spaces")
 
 
+def _paths_and_options_of(args: argparse.Namespace, model: type[M]) -> tuple[list[str], M]:
+    """Plugins loaded, then the positional paths and the key=value options built into ``model``."""
+    from nasp.search import load_plugins
+
+    load_plugins(args.plugins)
+    paths, opts = _split(args.args)
+    return paths, build_config(parse_overrides(opts, model), model)
+
+
 def _render_setup(p: argparse.ArgumentParser) -> None:
     _paths_and_options(p, "a run folder or genotype file (or a registered genotype name), then format=svg|png|pdf "
                           "(several: format=svg,png,pdf) and out=DIR")
@@ -86,14 +97,11 @@ def _render_setup(p: argparse.ArgumentParser) -> None:
 
 @command("render", "draw each cell of a genotype with graphviz: nasp render runs/<run> format=png", _render_setup)
 def cmd_render(args: argparse.Namespace) -> int:
-    from nasp.search import load_plugins
     from nasp.viz.render import render_genotype
 
-    load_plugins(args.plugins)
-    paths, opts = _split(args.args)
+    paths, options = _paths_and_options_of(args, RenderOptions)
     if len(paths) != 1:
         raise VizError(f"give one run folder or genotype file (got {len(paths)}: {' '.join(paths) or 'none'})")
-    options: RenderOptions = build_config(parse_overrides(opts, RenderOptions), RenderOptions)
     genotype, source = load_genotype(paths[0])
     if options.out is not None:
         out, prefix = Path(options.out), ""
@@ -118,12 +126,9 @@ def _plot_setup(p: argparse.ArgumentParser) -> None:
 
 @command("plot", "plot searches: ops per edge (Fig. 4), A heatmaps, curves (Fig. 3), size vs eta (Fig. 2)", _plot_setup)
 def cmd_plot(args: argparse.Namespace) -> int:
-    from nasp.search import load_plugins
     from nasp.viz.plot import plot_runs
 
-    load_plugins(args.plugins)
-    paths, opts = _split(args.args)
-    options: PlotOptions = build_config(parse_overrides(opts, PlotOptions), PlotOptions)
+    paths, options = _paths_and_options_of(args, PlotOptions)
     if not paths:
         raise VizError("give at least one run folder")
     for p in plot_runs(paths, options.out, options.epoch, options.figures):
