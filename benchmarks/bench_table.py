@@ -12,7 +12,7 @@ from typing import Any
 
 from nasp.bench import BenchConfig, run_bench
 from nasp.config import build_config, parse_overrides
-from nasp.search import resolve_device
+from nasp.plugins import resolve_device
 
 
 def table(report: dict[str, Any]) -> str:

@@ -105,7 +105,8 @@ def run_space(path: Path, config: dict[str, Any]) -> dict[str, Any] | None:
         return start["space"]
     from nasp.config import build_config
     from nasp.errors import NaspError
-    from nasp.search import load_plugins, resolve_space
+    from nasp.plugins import load_plugins
+    from nasp.search import resolve_space
 
     try:
         cfg = build_config(config)

@@ -22,8 +22,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from nasp.bench import BenchConfig, run_bench
     from nasp.config import build_config, parse_overrides
     from nasp.errors import ConfigError
+    from nasp.plugins import resolve_device
     from nasp.registry import RegistryError
-    from nasp.search import resolve_device
     from nasp.spaces import get_space
 
     cfg: BenchConfig = build_config(parse_overrides(args.overrides, BenchConfig), BenchConfig)

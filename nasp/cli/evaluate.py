@@ -85,7 +85,7 @@ def _genotypes_args(p: argparse.ArgumentParser) -> None:
 @command("genotypes", "list the named genotypes (genotype=NAME) with their CIFAR parameter counts", _genotypes_args)
 def cmd_genotypes(args: argparse.Namespace) -> int:
     from nasp.genotypes import GENOTYPES, get_genotype, list_genotypes, user_genotype_dir
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     if args.show:

@@ -121,7 +121,7 @@ def _channels(p: argparse.ArgumentParser) -> None:
 @command("ops", "list the registered ops with their parameter counts", _channels)
 def cmd_ops(args: argparse.Namespace) -> int:
     from nasp.ops import OPS, op_param_count
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     table = Table("op", f"params (C={args.channels})", "params, stride 2", "what", box=None, pad_edge=False)
@@ -138,7 +138,7 @@ def _plugins(p: argparse.ArgumentParser) -> None:
 
 @command("spaces", "list the search spaces and their ops per cell type", _plugins)
 def cmd_spaces(args: argparse.Namespace) -> int:
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
     from nasp.spaces import get_space, list_spaces
 
     load_plugins(args.plugins)
@@ -154,7 +154,7 @@ def cmd_spaces(args: argparse.Namespace) -> int:
 @command("algorithms", "list the search algorithms", _plugins)
 def cmd_algorithms(args: argparse.Namespace) -> int:
     from nasp.algorithms import ALGORITHMS
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     table = Table("algorithm", "what", "algorithm.* keys", box=None, pad_edge=False)
@@ -168,7 +168,7 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 @command("datasets", "list the datasets", _plugins)
 def cmd_datasets(args: argparse.Namespace) -> int:
     from nasp.data import DATASETS
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     table = Table("dataset", "what", box=None, pad_edge=False)

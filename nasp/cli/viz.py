@@ -57,7 +57,7 @@ def _run_plugins(path: Path) -> list[str]:
 def load_genotype(spec: str) -> tuple[Genotype, Path | None]:
     """A genotype from a run folder, a genotype .json file or a registered name; with the path it came from."""
     from nasp.genotype import Genotype
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     path = Path(spec)
     if path.exists():
@@ -83,7 +83,7 @@ def _paths_and_options(p: argparse.ArgumentParser, what: str) -> None:
 
 def _paths_and_options_of(args: argparse.Namespace, model: type[M]) -> tuple[list[str], M]:
     """Plugins loaded, then the positional paths and the key=value options built into ``model``."""
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     paths, opts = _split(args.args)
@@ -144,7 +144,7 @@ def _show_setup(p: argparse.ArgumentParser) -> None:
 
 @command("show", "print each cell of a genotype as a text drawing", _show_setup)
 def cmd_show(args: argparse.Namespace) -> int:
-    from nasp.search import load_plugins
+    from nasp.plugins import load_plugins
     from nasp.viz.text import genotype_rich
 
     load_plugins(args.plugins)

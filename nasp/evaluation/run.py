@@ -19,7 +19,7 @@ from nasp.evaluation.network import EvalNetwork, count_params
 from nasp.evaluation.trainer import EvalTrainer, score
 from nasp.genotype import Genotype
 from nasp.genotypes import resolve_genotype
-from nasp.search import load_plugins, resolve_device
+from nasp.plugins import load_plugins, resolve_device
 from nasp.trainer import Callback
 from nasp.trainer.files import atomic_write_text, truncate_jsonl, unique_dir
 

@@ -118,7 +118,7 @@ def load_run(path: str | Path) -> RunData:
     metrics = read_jsonl(path / "metrics.jsonl")
     try:
         if config.get("plugins"):  # a plugin space: its ops must be registered to read its genotypes
-            from nasp.search import load_plugins
+            from nasp.plugins import load_plugins
 
             load_plugins(list(config["plugins"]))
         space = Genotype.from_json(json.dumps(history[-1]["genotype"])).resolve_space()
