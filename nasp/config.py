@@ -1,38 +1,102 @@
 """The run config: pydantic models are the schema; ``key=value`` overrides and YAML files feed it.
 
 ``algorithm=nasp`` sets ``algorithm.name`` (likewise ``space=`` and ``data=``);
-``algorithm.eta=0.1`` sets one field. Every unknown key or bad value is a ConfigError naming the
-key, what is allowed and the closest known key.
+``algorithm.eta=0.1`` sets one option of the chosen algorithm. Every unknown key or bad value is a
+ConfigError naming the key, the value, what is allowed and the closest known key.
+
+The ``algorithm`` section holds the algorithm's name plus its options; which options exist is the
+algorithm's business: each registered algorithm declares them as a pydantic model, a subclass of
+:class:`AlgorithmOptions` (see ``nasp.algorithms.algorithm_options``).
 """
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
 
+SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to this
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
-class AlgorithmConfig(Section):
-    name: str = Field("nasp", description="search algorithm (nasp list: `nasp algorithms`)")
-    eta: float = Field(0.0, ge=0, description="weight of the model-size regulariser eta*R(A), eq. (8)")
+class AlgorithmOptions(Section):
+    """The options every algorithm has (the Adam optimiser of the architecture A and A's initial value).
+
+    An algorithm declares its own options as a subclass (``Options`` on its SearchAlgorithm class);
+    ``null`` for an option that does not take null means the algorithm's default."""
+
     lr: float = Field(3e-4, gt=0, description="Adam learning rate of the architecture A")
-    betas: tuple[float, float] = Field((0.5, 0.999), description="Adam betas of the architecture A")
+    betas: tuple[Beta, Beta] = Field((0.5, 0.999), description="Adam betas of the architecture A, each in [0, 1)")
     weight_decay: float = Field(1e-3, ge=0, description="Adam weight decay of the architecture A")
-    init: float | None = Field(None, description="initial value of A (nasp/pa: 0.5; darts: scale of 1e-3*randn)")
-    selected_value: Literal["one", "keep"] | None = Field(
-        None, description="value of the kept entry of Ā: 'one' (authors' code, nasp default) or 'keep' "
-        "(literal Proposition 1, pa-* default)")
-    epsilon: float = Field(0.0, ge=0, le=1, description="epsilon-greedy: chance an edge takes a random op (nasp, pa-*)")
-    second_order: bool = Field(False, description="DARTS's second-order approximation (pa-standard, pa-lazy)")
+    init: float = Field(0.5, description="initial value of A")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lenient_input(cls, data: Any) -> Any:
+        """null means the default; list keys take ``a,b``; text keys take numbers as text."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            field = cls.model_fields.get(key) if isinstance(key, str) else None
+            if field is not None:
+                ann = field.annotation
+                if value is None and not _accepts_none(ann):
+                    continue
+                if isinstance(value, str) and _is_sequence(ann) and "," in value:
+                    value = [_scalar(v.strip()) for v in value.split(",") if v.strip()]
+                elif ann is str and isinstance(value, int | float) and not isinstance(value, bool):
+                    value = str(value)
+            out[key] = value
+        return out
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+class AlgorithmConfig(BaseModel):
+    """``name`` plus the chosen algorithm's options, as given (checked against the algorithm's
+    ``Options`` model as soon as the algorithm is registered: at once for the built-in ones, after
+    ``plugins=`` are loaded for a plugin's)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
+
+    name: str = Field("nasp", description="search algorithm (nasp list: `nasp algorithms`)")
+
+    @property
+    def model_fields_set(self) -> set[str]:  # type: ignore[override]
+        """Declared fields set explicitly (the options are extras, see ``given``)."""
+        return set(self.__pydantic_fields_set__) - set(self.model_extra or {})
+
+    @property
+    def given(self) -> dict[str, Any]:
+        """The options set for the algorithm (``algorithm.<key>=...``), by key."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_options(self) -> AlgorithmConfig:
+        if self.model_extra:
+            from nasp.algorithms.registry import check_given_options
+
+            checked = check_given_options(self.name, self.given)
+            if checked is not None:
+                self.__pydantic_extra__ = checked
+        return self
 
 
 class SpaceConfig(Section):
@@ -71,26 +135,35 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     epochs: int = Field(3, ge=1, description="search epochs (paper: 50)")
     batch_size: int = Field(32, ge=2, description="images per step, for each of the two steps (paper: 64)")
-    seed: int = Field(0, ge=0, description="random seed; same seed on CPU gives the same genotype")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")
     out: str = Field("runs", description="folder for run folders")
-    plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (custom ops)")
+    plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
+                               "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
     name: str | None = Field(None, description="run folder name (default: <time>-<algorithm>-<space>)")
 
 
 # sections a bare ``section=value`` sets the name of
 NAMED_SECTIONS = {"algorithm", "space", "data"}
+# sections whose other keys belong to what they name (checked later, against that): algorithm.<option>
+OPEN_SECTIONS = {"algorithm"}
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _is_model(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
 
 
 def iter_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, description) of every leaf key."""
+    """(dotted key, default, description) of every declared leaf key (the algorithm's options are
+    the algorithm's: ``nasp.algorithms.option_rows``)."""
     rows: list[tuple[str, Any, str]] = []
     for name, field in model.model_fields.items():
         ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
+        if _is_model(ann):
             rows.extend(iter_keys(ann, f"{prefix}{name}."))
         else:
             default = field.get_default(call_default_factory=True)
@@ -99,10 +172,12 @@ def iter_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tupl
 
 
 def _field_type(dotted: str, model: type[BaseModel] = RunConfig) -> Any:
+    """The annotation of a dotted key; ``Any`` for an algorithm option (its algorithm types it)."""
     parts = dotted.split(".")
     for part in parts[:-1]:
         model = model.model_fields[part].annotation  # type: ignore[assignment]
-    return model.model_fields[parts[-1]].annotation
+    field = model.model_fields.get(parts[-1])
+    return Any if field is None else field.annotation
 
 
 def _is_list(ann: Any) -> bool:
@@ -111,15 +186,26 @@ def _is_list(ann: Any) -> bool:
     return any(get_origin(a) is list for a in get_args(ann))
 
 
+def _is_sequence(ann: Any) -> bool:
+    if get_origin(ann) in (list, tuple):
+        return True
+    return any(get_origin(a) in (list, tuple) for a in get_args(ann))
+
+
+def _accepts_none(ann: Any) -> bool:
+    return ann is None or ann is type(None) or ann is Any or (
+        get_origin(ann) in (Union, getattr(__import__("types"), "UnionType", Union)) and type(None) in get_args(ann))
+
+
 def parse_value(key: str, raw: str, model: type[BaseModel] = RunConfig) -> Any:
     """A command-line string as YAML (numbers, booleans, [lists]); list keys also take a,b,c."""
     try:
-        value = yaml.safe_load(raw) if raw != "" else None
+        value = yaml.safe_load(raw)
     except yaml.YAMLError:
         value = raw
     if _is_list(_field_type(key, model)) and isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
-    if key.endswith(".name") or key in ("out", "device", "resume", "name", "data.root"):
+    if key.endswith(".name") or key in ("out", "device", "resume", "name", "data.root", "genotype"):
         value = raw  # names and paths stay strings ("1e3" is a name, not a number)
     return value
 
@@ -131,12 +217,24 @@ def resolve_key(key: str, model: type[BaseModel] = RunConfig) -> str:
         return f"{key}.name"
     if key in leaves:
         return key
+    section, _, rest = key.partition(".")
+    if section in OPEN_SECTIONS and _is_model(model.model_fields.get(section) and model.model_fields[section].annotation) \
+            and _IDENT.fullmatch(rest):
+        return key
     sections = sorted({k.split(".")[0] for k in leaves if "." in k})
     if key in sections:
         raise ConfigError(f"key '{key}' is a section; set one of its keys, e.g. '{key}.{_first_leaf(key, leaves)}=...'")
     named = sorted(s for s in NAMED_SECTIONS if f"{s}.name" in leaves)
+    known = leaves + named + (_algorithm_keys() if model is RunConfig else [])
     hint = "See `nasp config` for every key." if model is RunConfig else f"Known keys: {', '.join(leaves)}."
-    raise ConfigError(f"unknown config key '{key}'.{did_you_mean(key, leaves + named)} {hint}")
+    raise ConfigError(f"unknown config key '{key}'.{did_you_mean(key, known)} {hint}")
+
+
+def _algorithm_keys() -> list[str]:
+    """``algorithm.<option>`` of every registered algorithm (for did-you-mean only)."""
+    from nasp.algorithms.registry import ALGORITHMS
+
+    return sorted({f"algorithm.{k}" for n in ALGORITHMS.names() for k in ALGORITHMS.get(n).Options.model_fields})
 
 
 def _first_leaf(section: str, leaves: list[str]) -> str:
@@ -144,13 +242,18 @@ def _first_leaf(section: str, leaves: list[str]) -> str:
 
 
 def parse_overrides(args: list[str], model: type[BaseModel] = RunConfig) -> dict[str, Any]:
-    """``["a.b=1", "c=x"]`` -> nested dict, keys checked against the schema."""
+    """``["a.b=1", "c=x"]`` -> nested dict, keys checked against the schema; an empty value is an error."""
     tree: dict[str, Any] = {}
     for arg in args:
         if "=" not in arg:
             raise ConfigError(f"expected key=value, got '{arg}' (e.g. algorithm=nasp epochs=1)")
         key, raw = arg.split("=", 1)
         dotted = resolve_key(key.strip(), model)
+        if raw.strip() == "":
+            optional = _accepts_none(_field_type(dotted, model))
+            raise ConfigError(f"key '{dotted}': empty value ('{arg}'); give a value"
+                              + (", or null for none" if optional else "")
+                              + (" (see `nasp config`)" if model is RunConfig else ""))
         set_dotted(tree, dotted, parse_value(dotted, raw.strip(), model))
     return tree
 
@@ -178,11 +281,13 @@ def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str,
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--config: '{path}' is not valid YAML: {exc}") from None
+        raise ConfigError(f"--config: '{path}' is not valid YAML: {_one_line(str(exc))}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--config: cannot read '{path}': {_one_line(str(exc))}") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"--config: '{path}' must hold a mapping of keys")
-    sections = {name for name, f in model.model_fields.items()
-                if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+        raise ConfigError(f"--config: '{path}' must hold a mapping of keys (key: value lines), not a "
+                          f"{type(raw).__name__}")
+    sections = {name for name, f in model.model_fields.items() if _is_model(f.annotation)}
     for section in NAMED_SECTIONS & sections:
         if isinstance(raw.get(section), str):
             raw[section] = {"name": raw[section]}
@@ -205,15 +310,64 @@ def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list
 
 
 def build_config(tree: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
+    """``model`` from a nested dict; every invalid value is a one-line ConfigError."""
     try:
         return model.model_validate(tree)
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, tree)) from None
+        raise ConfigError(format_validation_error(exc, model=model)) from None
 
 
-def format_validation_error(exc: ValidationError, tree: dict[str, Any] | None = None) -> str:
-    err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
-    value = err.get("input")
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"key '{key}': value {value!r} is invalid: {msg}"
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        text = str(value)
+    return _one_line(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _key_of(loc: tuple[Any, ...], model: type[BaseModel] | None) -> tuple[str, int | None]:
+    """The dotted key of an error location (union members' tags left out) and the item index, if any.
+
+    Without a model every text part counts as a key."""
+    parts: list[str] = []
+    index = None
+    inside = True  # still walking models: the next text part is a key
+    for p in loc:
+        if isinstance(p, int):
+            index = p if index is None else index
+        elif inside:
+            parts.append(p)
+            ann = model.model_fields[p].annotation if model is not None and p in model.model_fields else None
+            if model is not None:
+                model = ann if _is_model(ann) else None
+                inside = model is not None
+        # else: a union member's tag (``int``, ``list[str]``), not part of the key
+    return ".".join(parts), index
+
+
+def format_validation_error(exc: ValidationError, tree: dict[str, Any] | None = None, *,
+                            model: type[BaseModel] | None = None, prefix: str = "") -> str:
+    """The first invalid key of ``exc`` as one line: key, value, what is allowed.
+
+    Errors of one key from a union's members are joined (``... or ...``)."""
+    errors = exc.errors()
+    key, index = _key_of(tuple(errors[0]["loc"]), model)
+    msgs: list[str] = []
+    value: Any = errors[0].get("input")
+    for err in errors:
+        k, i = _key_of(tuple(err["loc"]), model)
+        if (k, i) != (key, index):
+            continue
+        msg = _one_line(str(err["msg"]).removeprefix("Value error, "))
+        if err["type"] == "finite_number":
+            msg = "Input should be a finite number (not inf or nan)"
+        if msg not in msgs:
+            msgs.append(msg)
+    full = f"{prefix}{key}"
+    if errors[0]["type"] == "extra_forbidden":
+        return f"unknown config key '{full}'"
+    where = f" (item {index + 1})" if index is not None else ""
+    return f"key '{full}'{where}: value {_show(value)} is invalid: {'; or '.join(msgs)}"

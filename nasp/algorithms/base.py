@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from nasp.algorithms.gradients import cross_entropy
-from nasp.config import AlgorithmConfig, OptimConfig
+from nasp.algorithms.registry import validate_options
+from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Edge, Genotype
 from nasp.model import SearchNetwork
 from nasp.spaces import SPACES, SearchSpace, get_space
@@ -23,31 +24,50 @@ class SearchAlgorithm(ABC):
     """Owns the architecture A, the search network's weights w and their optimisers.
 
     Subclasses implement one architecture step (on a validation batch) and one weight step (on a
-    training batch); the trainer alternates them. ``options`` lists the ``algorithm.*`` keys the
-    algorithm reads, so a key set for another algorithm is refused."""
+    training batch); the trainer alternates them. ``Options`` is the algorithm's own pydantic model
+    of its ``algorithm.*`` keys (a subclass of AlgorithmOptions, which has lr, betas, weight_decay
+    and init); ``options`` is the set of those keys' names, derived from it."""
 
     name: ClassVar[str]
-    options: ClassVar[frozenset[str]] = frozenset({"lr", "betas", "weight_decay", "init"})
-    init_value: ClassVar[float] = 0.5
+    Options: ClassVar[type[AlgorithmOptions]] = AlgorithmOptions
+    options: ClassVar[frozenset[str]] = frozenset(AlgorithmOptions.model_fields)
+    cfg: AlgorithmOptions
 
-    def __init__(self, space: SearchSpace, net: SearchNetwork, cfg: AlgorithmConfig, optim: OptimConfig,
-                 epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.options = frozenset(cls.Options.model_fields)
+
+    def __init__(self, space: SearchSpace, net: SearchNetwork, options: AlgorithmOptions | AlgorithmConfig,
+                 optim: OptimConfig, epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:
         self.space = space
         self.net = net
-        self.cfg = cfg
+        self.cfg = self.coerce_options(options)
         self.optim_cfg = optim
         self.device = device
         self.amp = amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
-        self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+        self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
+                                         weight_decay=self.cfg.weight_decay)
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
                                      weight_decay=optim.weight_decay)
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, epochs, eta_min=optim.lr_min)
 
+    @classmethod
+    def coerce_options(cls, options: AlgorithmOptions | AlgorithmConfig) -> AlgorithmOptions:
+        """``options`` as this algorithm's ``Options``: an instance of it as is; the ``algorithm`` section
+        of a RunConfig, or other options, checked against it (ConfigError when they do not fit)."""
+        if isinstance(options, cls.Options):
+            return options
+        if isinstance(options, AlgorithmConfig):
+            return validate_options(cls, options.given)
+        if isinstance(options, AlgorithmOptions):
+            return validate_options(cls, {k: getattr(options, k) for k in options.model_fields_set})
+        raise TypeError(f"{cls.__name__} takes its options as {cls.Options.__name__}, not {type(options).__name__}")
+
     # --- what each algorithm defines ------------------------------------------------------
     def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
-        return torch.full(shape, self.cfg.init if self.cfg.init is not None else self.init_value)
+        return torch.full(shape, self.cfg.init)
 
     @abstractmethod
     def arch_step(self, val: Batch, train: Batch) -> float:

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import torch
+from pydantic import Field
 
 from nasp.algorithms.base import Batch, SearchAlgorithm
 from nasp.algorithms.gradients import unrolled_arch_grad
 from nasp.algorithms.registry import register_algorithm
+from nasp.config import AlgorithmOptions
 from nasp.genotype import Edge, Genotype
 
 
+class DARTSOptions(AlgorithmOptions):
+    """Options of DARTS: the shared ones, A starting at init * randn."""
+
+    init: float = Field(1e-3, description="scale of the initial A: init * randn")
+
+
 class DARTS(SearchAlgorithm):
+    Options = DARTSOptions
     second_order = False
-    init_value = 1e-3
 
     def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
-        scale = self.cfg.init if self.cfg.init is not None else self.init_value
-        return scale * torch.randn(shape, generator=self.generator)
+        return self.cfg.init * torch.randn(shape, generator=self.generator)
 
     def mixing(self, arch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {ct: torch.softmax(a, dim=-1) for ct, a in arch.items()}

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 
 import torch
+from pydantic import Field
 
 from nasp.algorithms.base import Batch, SearchAlgorithm
 from nasp.algorithms.gradients import fast_arch_grad
 from nasp.algorithms.prox import discretize, prox_box
 from nasp.algorithms.registry import register_algorithm
 from nasp.algorithms.regularizer import ModelSizeRegularizer
+from nasp.config import AlgorithmOptions
 from nasp.genotype import Genotype
 from nasp.model.search import Selection, selection_of
+
+
+class ProximalOptions(AlgorithmOptions):
+    """Options of NASP (and, with another default for selected_value, of the PA baselines)."""
+
+    init: float = Field(0.5, description="initial value of every entry of A")
+    eta: float = Field(0.0, ge=0, description="weight of the model-size regulariser eta*R(A), eq. (8)")
+    selected_value: Literal["one", "keep"] = Field(
+        "one", description="value of the kept entry of Ā: 'one' (authors' code) or 'keep' (literal Proposition 1)")
+    epsilon: float = Field(0.0, ge=0, le=1, description="epsilon-greedy: chance an edge takes a random op")
 
 
 class ProximalSearch(SearchAlgorithm):
     """Shared by NASP and the PA baselines: a discrete Ā trains the weights, sparsely."""
 
-    options = SearchAlgorithm.options | {"eta", "selected_value", "epsilon"}
-    default_selected_value: ClassVar[str] = "one"
+    Options = ProximalOptions
+    cfg: ProximalOptions
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -28,7 +40,7 @@ class ProximalSearch(SearchAlgorithm):
 
     @property
     def selected_value(self) -> str:
-        return self.cfg.selected_value or self.default_selected_value
+        return self.cfg.selected_value
 
     def discretized(self, epsilon: float = 0.0) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(Ā, mask) per cell type. A is tiny: the prox runs on a CPU copy (one transfer instead of

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+from pydantic import Field
 
 from nasp.algorithms.base import Batch
 from nasp.algorithms.gradients import unrolled_arch_grad
-from nasp.algorithms.nasp import ProximalSearch
+from nasp.algorithms.nasp import ProximalOptions, ProximalSearch
 from nasp.algorithms.prox import discretize
 from nasp.algorithms.registry import register_algorithm
 
 
+class PAOptions(ProximalOptions):
+    """Options of PA-standard and PA-lazy: NASP's, 'keep' by default, and an optional second order."""
+
+    selected_value: Literal["one", "keep"] = Field(
+        "keep", description="value of the kept entry of Ā: 'keep' (literal Proposition 1) or 'one' (authors' code)")
+    second_order: bool = Field(False, description="DARTS's second-order approximation of the architecture gradient")
+
+
 class ProximalBaseline(ProximalSearch):
-    options = ProximalSearch.options | {"second_order"}
-    default_selected_value = "keep"
+    Options = PAOptions
+    cfg: PAOptions
 
     def arch_gradient(self, val: Batch, train: Batch) -> tuple[float, dict[str, torch.Tensor]]:
         if not self.cfg.second_order:
