@@ -6,40 +6,89 @@ the user names it (``plugins=`` on the command line or in a config they run); vi
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import re
 import sys
+import traceback
 from pathlib import Path
 
 import torch
 
 from nasp.errors import ConfigError, NaspError
+from nasp.registry import Registry
 
 
 def load_plugins(plugins: list[str]) -> None:
-    """Import user modules (a module name or a .py path) so their ops, spaces and algorithms register."""
+    """Import user modules (a module name or a .py path) so their ops, spaces and algorithms register.
+
+    A plugin that fails in any way (an exception, ``sys.exit``, a name clash with a registered op) is a
+    ConfigError naming it; what it registered before failing is taken back, so it can be loaded again."""
     for plugin in plugins:
-        try:
-            if plugin.endswith(".py"):
-                path = Path(plugin)
-                if not path.is_file():
-                    raise ConfigError(f"plugins: file '{plugin}' does not exist")
-                name = f"nasp_plugin_{path.stem}"
-                if name in sys.modules:
-                    continue
-                spec = importlib.util.spec_from_file_location(name, path)
-                assert spec is not None and spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[name] = module
-                spec.loader.exec_module(module)
-            else:
-                importlib.import_module(plugin)
-        except NaspError:
+        _load(plugin)
+
+
+def _load(plugin: str) -> None:
+    if plugin.endswith(".py"):
+        path = Path(plugin)
+        if not path.is_file():
+            raise ConfigError(f"plugins: file '{plugin}' does not exist")
+        resolved = path.resolve()
+        digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+        name = f"nasp_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+        if name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(name, resolved)
+        if spec is None or spec.loader is None:
+            raise ConfigError(f"plugins: cannot import '{plugin}'")
+        loader = spec.loader
+        module = importlib.util.module_from_spec(spec)
+
+        def run() -> None:
+            sys.modules[name] = module
+            loader.exec_module(module)
+    else:
+        name = plugin
+        if name in sys.modules:
+            return
+
+        def run() -> None:
+            importlib.import_module(plugin)
+
+    snapshot = Registry.snapshot()
+    try:
+        run()
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        Registry.restore(snapshot)
+        if isinstance(exc, KeyboardInterrupt):
             raise
-        except ModuleNotFoundError as exc:
-            raise ConfigError(f"plugins: cannot import '{plugin}': {exc}") from None
-        except Exception as exc:
-            raise ConfigError(f"plugins: '{plugin}' failed to load: {type(exc).__name__}: {exc}") from None
+        raise ConfigError(_failure(plugin, exc)) from None
+
+
+def _failure(plugin: str, exc: BaseException) -> str:
+    """One line saying how ``plugin`` failed to load."""
+    if isinstance(exc, SystemExit):
+        return (f"plugins: '{plugin}' called sys.exit({exc.code!r}) while loading; a plugin registers ops, spaces or "
+                f"algorithms and must not exit")
+    if isinstance(exc, NaspError):
+        return f"plugins: '{plugin}': {_one_line(str(exc))}"
+    if isinstance(exc, ModuleNotFoundError) and not plugin.endswith(".py") and exc.name and \
+            plugin.split(".")[0] == exc.name.split(".")[0]:
+        return f"plugins: cannot import '{plugin}': {_one_line(str(exc))} (a module name or a .py file)"
+    if isinstance(exc, SyntaxError):
+        return f"plugins: '{plugin}' failed to load: SyntaxError: {exc.msg} (line {exc.lineno})"
+    line = ""
+    if plugin.endswith(".py"):
+        here = str(Path(plugin).resolve())
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == here]
+        line = f" (line {lines[-1]})" if lines else ""
+    return f"plugins: '{plugin}' failed to load{line}: {type(exc).__name__}: {_one_line(str(exc))}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def resolve_device(name: str) -> torch.device:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
+from nasp.errors import ConfigError, NaspError, RegistryError
 from nasp.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
@@ -31,8 +35,11 @@ def register_op(name: str, *, pool: bool = False, overwrite: bool = False) -> Ca
     channels, halving height and width when ``stride == 2``."""
 
     def decorator(factory: OpFactory) -> OpFactory:
+        if name in OPS and not overwrite and OPS.get(name).factory is not factory:
+            raise RegistryError(f"op '{name}' is already registered{OPS.origin(name)}; to replace it, register it "
+                                f"with register_op('{name}', overwrite=True)")
         doc = (factory.__doc__ or "").strip().splitlines()
-        OPS.add(name, OpSpec(name, factory, pool, doc[0] if doc else ""), overwrite=overwrite, doc=doc[0] if doc else "")
+        OPS.add(name, OpSpec(name, factory, pool, doc[0] if doc else ""), overwrite=True, doc=doc[0] if doc else "")
         return factory
 
     return decorator
@@ -46,9 +53,64 @@ def get_op(name: str) -> OpSpec:
     return OPS.get(name)
 
 
+# (op spec, stride) pairs already checked by ``check_op``
+_CHECKED: set[tuple[OpSpec, int]] = set()
+PROBE_SIZE = 8  # height and width of the probe input; batch 2
+
+
+def _origin(spec: OpSpec) -> str:
+    module = getattr(spec.factory, "__module__", "") or ""
+    if module == "nasp" or module.startswith("nasp."):
+        return ""
+    try:
+        return f" (from {inspect.getsourcefile(spec.factory) or module})"
+    except TypeError:
+        return f" (from {module})" if module else ""
+
+
+def check_op(spec: OpSpec, C: int, stride: int, affine: bool = True) -> None:
+    """Build ``spec`` at width C and stride on its own and run it on a (2, C, 8, 8) tensor: the output must be
+    (2, C, 8/stride, 8/stride). ConfigError naming the op otherwise. The torch RNG is left as it was."""
+    where = f"op '{spec.name}'{_origin(spec)}"
+    shape = (2, C, PROBE_SIZE, PROBE_SIZE)
+    expected = (2, C, PROBE_SIZE // stride, PROBE_SIZE // stride)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        try:
+            probe = spec.factory(C, stride, affine)
+        except NaspError:
+            raise
+        except Exception as exc:
+            raise ConfigError(f"{where}: building it at C={C}, stride {stride} failed: {type(exc).__name__}: "
+                              f"{_one_line(exc)}") from None
+        if not isinstance(probe, nn.Module):
+            raise ConfigError(f"{where}: its factory returned a {type(probe).__name__}, not a torch nn.Module "
+                              f"(at C={C}, stride {stride})")
+        probe.train()
+        try:
+            out = probe(torch.linspace(-1.0, 1.0, math.prod(shape)).reshape(shape))
+        except Exception as exc:
+            raise ConfigError(f"{where}: running it on a {shape} input at stride {stride} failed: "
+                              f"{type(exc).__name__}: {_one_line(exc)}") from None
+    if not isinstance(out, torch.Tensor):
+        raise ConfigError(f"{where}: returns a {type(out).__name__}, not a tensor (input {shape}, stride {stride})")
+    if tuple(out.shape) != expected:
+        raise ConfigError(f"{where}: at stride {stride} it turns a {shape} input into {tuple(out.shape)}; expected "
+                          f"{expected} (C channels in and out, height and width divided by the stride)")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def create_op(name: str, C: int, stride: int = 1, affine: bool = True, *, search: bool = False) -> nn.Module:
-    """Build op ``name``; ``search=True`` adds the BatchNorm that pool ops get in a search network."""
+    """Build op ``name``; ``search=True`` adds the BatchNorm that pool ops get in a search network.
+
+    The first time an op is built at a stride it is checked (``check_op``): a factory that does not
+    return an nn.Module mapping (N, C, H, W) to (N, C, H/stride, W/stride) is a ConfigError."""
     spec = OPS.get(name)
+    if (spec, stride) not in _CHECKED:
+        check_op(spec, C, stride, affine)
+        _CHECKED.add((spec, stride))
     op = spec.factory(C, stride, affine)
     if search and spec.pool:
         op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
