@@ -35,9 +35,11 @@ class GenotypeEdit:
 
     @classmethod
     def load(cls, path: str | Path) -> GenotypeEdit:
-        """A genotype file, or a run folder's genotype.json (GenotypeError when missing or invalid)."""
+        """A genotype file, or a run folder's genotype.json (GenotypeError when missing, invalid or of a space
+        that is neither registered nor stored with it)."""
         path = Path(path)
-        geno = Genotype.load(path)
+        geno = Genotype.load(path)  # structure only: a plugin's ops need not be registered, nothing is imported
+        geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
         return cls(geno, path / "genotype.json" if path.is_dir() else path)
 
     @property

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -14,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nasp.cli.main import command, console
 from nasp.config import build_config, parse_overrides
-from nasp.errors import GenotypeError
 from nasp.viz import VizError
 
 M = TypeVar("M", bound=BaseModel)
@@ -22,6 +19,8 @@ M = TypeVar("M", bound=BaseModel)
 if TYPE_CHECKING:
     from nasp.genotype import Genotype
 
+PLUGINS_HELP = ("modules or .py files to import first (code: it runs like an import); viewing never imports the "
+                "plugins a run folder names")
 OPTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=")
 
 
@@ -46,39 +45,18 @@ def _split(args: list[str]) -> tuple[list[str], list[str]]:
     return [a for a in args if a not in opts], opts
 
 
-def _run_plugins(path: Path) -> list[str]:
-    """The ``plugins`` a run folder's config.json names (none for a genotype file or an unreadable config)."""
-    try:
-        return list(json.loads((path / "config.json").read_text()).get("plugins", [])) if path.is_dir() else []
-    except (OSError, ValueError, AttributeError):
-        return []
-
-
 def load_genotype(spec: str) -> tuple[Genotype, Path | None]:
-    """A genotype from a run folder, a genotype .json file or a registered name; with the path it came from."""
-    from nasp.genotype import Genotype
-    from nasp.plugins import load_plugins
+    """A genotype from a run folder, a genotype .json file or a registered name; with the path it came from.
 
-    path = Path(spec)
-    if path.exists():
-        try:
-            return Genotype.load(path), path
-        except GenotypeError:
-            plugins = _run_plugins(path)
-            if not plugins:
-                raise
-            load_plugins(plugins)  # a run of a plugin space: its ops must be registered to read its genotype
-            return Genotype.load(path), path
-    if spec.endswith(".json") or os.sep in spec:
-        raise VizError(f"'{spec}': no such genotype file or run folder")
-    from nasp.genotypes import get_genotype
+    For viewing: structure only, and the plugins a run folder's config.json names are never imported."""
+    from nasp.viz.read import read_genotype
 
-    return get_genotype(spec), None  # RegistryError with a did-you-mean for unknown names
+    return read_genotype(spec)
 
 
 def _paths_and_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("args", nargs="+", metavar="ARG", help=what)
-    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering custom ops and spaces")
+    p.add_argument("--plugins", nargs="*", default=[], help=PLUGINS_HELP)
 
 
 def _paths_and_options_of(args: argparse.Namespace, model: type[M]) -> tuple[list[str], M]:
@@ -139,7 +117,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def _show_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("genotype", help="a run folder, a genotype .json file or a registered genotype name")
     p.add_argument("--width", type=int, default=None, help="columns to fit (default: the terminal's, at most 80)")
-    p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering custom ops and spaces")
+    p.add_argument("--plugins", nargs="*", default=[], help=PLUGINS_HELP)
 
 
 @command("show", "print each cell of a genotype as a text drawing", _show_setup)

@@ -53,7 +53,9 @@ def get_genotype(name: str) -> Genotype:
 
 
 def resolve_genotype(spec: str | Path | Genotype) -> Genotype:
-    """A run folder (its genotype.json), a genotype .json file, or a name; the result fits a registered CNN space."""
+    """A run folder (its genotype.json), a genotype .json file, or a name, for building a network: the result fits
+    a CNN space that is registered or stored with it, and every op of that space is registered (GenotypeError,
+    one line, otherwise)."""
     if isinstance(spec, Genotype):
         geno = spec
     else:
@@ -68,4 +70,5 @@ def resolve_genotype(spec: str | Path | Genotype) -> Genotype:
     if space.kind != "cnn":
         raise GenotypeError(f"genotype of space '{space.name}' is a {space.kind} cell; image networks need a cnn space")
     geno.check(space)
+    space.require_registered_ops(GenotypeError, "genotype of ")
     return geno

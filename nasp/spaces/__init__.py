@@ -2,6 +2,7 @@
 
 from nasp.spaces import builtin as _builtin  # noqa: F401  (registers cnn7, cnn12)
 from nasp.spaces.registry import SPACES, get_space, list_spaces, load_space_file, register_space
-from nasp.spaces.space import CellSpace, SearchSpace
+from nasp.spaces.space import REGISTERED_OPS, CellSpace, SearchSpace
 
-__all__ = ["SPACES", "CellSpace", "SearchSpace", "get_space", "list_spaces", "load_space_file", "register_space"]
+__all__ = ["REGISTERED_OPS", "SPACES", "CellSpace", "SearchSpace", "get_space", "list_spaces", "load_space_file",
+           "register_space"]

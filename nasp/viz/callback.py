@@ -14,9 +14,9 @@ from pathlib import Path
 from rich.console import Console
 
 from nasp.genotype import Genotype
+from nasp.runfolder import atomic_write_bytes
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd
-from nasp.trainer.files import atomic_write_bytes
 from nasp.trainer.trainer import Trainer
 from nasp.viz import GraphvizNotFound
 from nasp.viz.render import graphviz_missing, render_source, write_source

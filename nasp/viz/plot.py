@@ -24,12 +24,11 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from nasp.errors import NaspError
-from nasp.genotype import Genotype
+from nasp.runfolder import read_jsonl
 from nasp.spaces import SearchSpace
-from nasp.trainer.files import read_jsonl
 from nasp.viz import VizError
 from nasp.viz.graph import CellShape, edge_names
+from nasp.viz.read import read_genotype_record, read_run_space
 
 DPI = 130
 MAX_GIF_FRAMES = 120
@@ -50,11 +49,14 @@ class RunData:
 
     @property
     def algorithm(self) -> str:
-        return str(self.config.get("algorithm", {}).get("name", "?"))
+        section = self.config.get("algorithm")
+        return str(section.get("name", "?")) if isinstance(section, dict) else "?"
 
     @property
     def eta(self) -> float:
-        return float(self.config.get("algorithm", {}).get("eta", 0.0) or 0.0)
+        section = self.config.get("algorithm")
+        value = section.get("eta", 0.0) if isinstance(section, dict) else 0.0
+        return float(value) if isinstance(value, int | float) else 0.0
 
     @property
     def uses_eta(self) -> bool:
@@ -109,31 +111,54 @@ def load_run(path: str | Path) -> RunData:
     if not cfg_path.is_file():
         raise VizError(f"'{path}' has no config.json; is it a run folder of `nasp run`?")
     try:
-        config = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise VizError(f"'{cfg_path}' is not valid JSON: {exc}") from None
-    history = [r for r in read_jsonl(path / "history.jsonl") if "A" in r and "discrete" in r]
+        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VizError(f"'{cfg_path}' is not valid JSON: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise VizError(f"'{cfg_path}' does not hold a config (a JSON object)")
+    history = [r for r in read_jsonl(path / "history.jsonl")
+               if isinstance(r.get("A"), dict) and isinstance(r.get("discrete"), dict)]
     if not history:
         raise VizError(f"'{path}' has no finished epoch yet (history.jsonl is empty); plot it after its first epoch")
     metrics = read_jsonl(path / "metrics.jsonl")
-    try:
-        if config.get("plugins"):  # a plugin space: its ops must be registered to read its genotypes
-            from nasp.plugins import load_plugins
-
-            load_plugins(list(config["plugins"]))
-        space = Genotype.from_json(json.dumps(history[-1]["genotype"])).resolve_space()
-    except NaspError as exc:
-        raise VizError(f"'{path}': cannot tell its search space: {exc}") from None
+    space = run_space(path, history)
     for rec in history:
         for ct, cell in space.cells.items():
-            shape = np.shape(rec["A"].get(ct, []))
-            if shape != (cell.n_edges, cell.n_ops):
-                raise VizError(f"'{path}': epoch {rec.get('epoch')} has A of shape {shape} for the {ct} cell; "
+            shape = _matrix_shape(rec["A"].get(ct)), _matrix_shape(rec["discrete"].get(ct))
+            if shape != ((cell.n_edges, cell.n_ops),) * 2:
+                raise VizError(f"'{path}': epoch {rec.get('epoch')} has A and Ā of shapes {shape} for the {ct} cell; "
                                f"space '{space.name}' needs {(cell.n_edges, cell.n_ops)}")
-    name = str(config.get("algorithm", {}).get("name", ""))
-    run = RunData(path, config, metrics, history, space, _algorithm_softmax(name))
-    run.epochs = [int(r.get("epoch", i + 1)) for i, r in enumerate(history)]
+    run = RunData(path, config, metrics, history, space, False)
+    run.softmax = _algorithm_softmax(run.algorithm)
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
+    if not all(isinstance(e, int) for e in epochs):
+        raise VizError(f"'{path / 'history.jsonl'}': epochs must be whole numbers, got {epochs!r:.80}")
+    run.epochs = epochs
     return run
+
+
+def run_space(path: Path, history: list[dict[str, Any]]) -> SearchSpace:
+    """The run's space for plotting, read from its files; its plugins are never imported (viewing runs no code
+    named in a run folder): the run_start event's space, else genotype.json's, else the last epoch's genotype's."""
+    try:
+        return read_run_space(path)
+    except VizError as first:
+        genotype = history[-1].get("genotype")
+        if genotype is None:
+            raise
+        space = read_genotype_record(genotype, f"'{path / 'history.jsonl'}'").resolve_space(strict=False)
+        if space is None:
+            raise VizError(f"{first}; nor does history.jsonl's genotype") from None
+        return space
+
+
+def _matrix_shape(value: Any) -> tuple[int, ...]:
+    """The shape of a numeric matrix read from a file, () when it is not a rectangular number matrix."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return ()
+    return tuple(arr.shape) if arr.ndim == 2 else ()
 
 
 def label_runs(runs: list[RunData]) -> None:
