@@ -15,7 +15,17 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from nasp.config import NAMED_SECTIONS, RunConfig, _field_type, build_config, iter_keys, load_yaml, parse_overrides
+from nasp.config import (
+    NAMED_SECTIONS,
+    AlgorithmConfig,
+    RunConfig,
+    _accepts_none,
+    _field_type,
+    build_config,
+    iter_keys,
+    load_yaml,
+    parse_overrides,
+)
 from nasp.errors import NaspError
 
 # keys the form leaves out: resume continues a run with its own config (the runs screen does it)
@@ -35,6 +45,7 @@ class FieldSpec:
     kind: Kind
     choices: list[str] = field(default_factory=list)
     optional: bool = False  # None is allowed: a blank select means "the default"
+    nullable: bool = False  # a text field left blank means null (none)
 
     @property
     def section(self) -> str:
@@ -68,25 +79,62 @@ def _literal_choices(ann: Any) -> tuple[list[str], bool] | None:
     return None
 
 
-def form_fields() -> list[FieldSpec]:
-    """Every settable key of RunConfig, in schema order, with the widget it needs."""
+def _spec(key: str, ann: Any, default: Any, desc: str) -> FieldSpec:
+    choices = registry_choices(key)
+    literal = _literal_choices(ann)
+    if choices is not None:
+        return FieldSpec(key, default, desc, "select", choices)
+    if literal is not None:
+        return FieldSpec(key, default, desc, "select", literal[0], optional=literal[1])
+    if ann is bool:
+        return FieldSpec(key, default, desc, "bool")
+    kind: Kind = "oplist" if key in OPLIST_KEYS else "text"
+    return FieldSpec(key, default, desc, kind, nullable=_accepts_none(ann))
+
+
+def _algorithm_name(values: dict[str, str | bool] | None) -> str:
+    name = (values or {}).get("algorithm.name")
+    return str(name) if name else RunConfig().algorithm.name
+
+
+def algorithm_fields(values: dict[str, str | bool] | None = None) -> list[FieldSpec]:
+    """The fields of the chosen algorithm's own keys (a plugin's too, once loaded), then any other
+    ``algorithm.*`` value the user set: a key of another algorithm stays, so its error shows under it."""
+    from nasp.algorithms import ALGORITHMS
+
+    name = _algorithm_name(values)
+    specs: list[FieldSpec] = []
+    if name in ALGORITHMS:
+        for key, f in ALGORITHMS.get(name).Options.model_fields.items():
+            specs.append(_spec(f"algorithm.{key}", f.annotation, f.get_default(call_default_factory=True),
+                               f.description or ""))
+    own = {s.key for s in specs}
+    for key, value in (values or {}).items():
+        if not key.startswith("algorithm.") or key == "algorithm.name" or key in own:
+            continue
+        owners = [n for n in ALGORITHMS.names() if key.split(".", 1)[1] in ALGORITHMS.get(n).Options.model_fields]
+        if owners:
+            f = ALGORITHMS.get(owners[0]).Options.model_fields[key.split(".", 1)[1]]
+            spec = _spec(key, f.annotation, f.get_default(call_default_factory=True), f.description or "")
+        else:  # an option of an algorithm whose plugin is not loaded yet
+            spec = FieldSpec(key, None, f"option of {name}", "text")
+        if value != format_value(spec.default):
+            specs.append(spec)
+    return specs
+
+
+def form_fields(algorithm: str | None = None, values: dict[str, str | bool] | None = None) -> list[FieldSpec]:
+    """Every settable key, in schema order, with the widget it needs; after ``algorithm.name`` the keys of
+    the chosen algorithm (``algorithm``, else the one ``values`` names, else the default)."""
+    if algorithm is not None:
+        values = {**(values or {}), "algorithm.name": algorithm}
     out = []
     for key, default, desc in iter_keys(RunConfig):
         if key in HIDDEN_KEYS:
             continue
-        ann = _field_type(key)
-        choices = registry_choices(key)
-        literal = _literal_choices(ann)
-        if choices is not None:
-            out.append(FieldSpec(key, default, desc, "select", choices))
-        elif literal is not None:
-            out.append(FieldSpec(key, default, desc, "select", literal[0], optional=literal[1]))
-        elif ann is bool:
-            out.append(FieldSpec(key, default, desc, "bool"))
-        elif key in OPLIST_KEYS:
-            out.append(FieldSpec(key, default, desc, "oplist"))
-        else:
-            out.append(FieldSpec(key, default, desc, "text"))
+        out.append(_spec(key, _field_type(key), default, desc))
+        if key == "algorithm.name":
+            out.extend(algorithm_fields(values))
     return out
 
 
@@ -110,22 +158,55 @@ def get_dotted(cfg: Any, key: str) -> Any:
 
 
 def values_of(cfg: RunConfig) -> dict[str, str | bool]:
-    """The form values that show ``cfg``."""
-    return {f.key: format_value(get_dotted(cfg, f.key)) for f in form_fields()}
+    """The form values that show ``cfg`` (its algorithm's options: the ones set, else the defaults)."""
+    from nasp.algorithms import ALGORITHMS
+
+    values: dict[str, str | bool] = {key: format_value(get_dotted(cfg, key)) for key, _, _ in iter_keys(RunConfig)
+                                     if key not in HIDDEN_KEYS}
+    if cfg.algorithm.name in ALGORITHMS:
+        for key, f in ALGORITHMS.get(cfg.algorithm.name).Options.model_fields.items():
+            values[f"algorithm.{key}"] = format_value(f.get_default(call_default_factory=True))
+    for key, value in cfg.algorithm.given.items():
+        values[f"algorithm.{key}"] = format_value(value)
+    order = [f.key for f in form_fields(values=values)]
+    return {key: values[key] for key in order if key in values}
 
 
-def default_values() -> dict[str, str | bool]:
-    return values_of(RunConfig())
+def default_values(algorithm: str | None = None) -> dict[str, str | bool]:
+    cfg = RunConfig() if algorithm is None else RunConfig(algorithm=AlgorithmConfig(name=algorithm))
+    return values_of(cfg)
+
+
+def switch_algorithm(values: dict[str, str | bool], algorithm: str) -> dict[str, str | bool]:
+    """The values after choosing ``algorithm``: its keys at their defaults, except a shared key the user set
+    (kept); keys of the old algorithm left at their defaults go."""
+    old = {s.key: format_value(s.default) for s in algorithm_fields({"algorithm.name": _algorithm_name(values)})}
+    new = {**values, "algorithm.name": algorithm}
+    fresh = algorithm_fields({"algorithm.name": algorithm})
+    for spec in fresh:
+        if not (spec.key in values and spec.key in old and values[spec.key] != old[spec.key]):
+            new[spec.key] = format_value(spec.default)
+    keys = {s.key for s in fresh}
+    for key, default in old.items():
+        if key not in keys and values.get(key) == default:
+            new.pop(key, None)
+    return new
 
 
 def to_overrides(values: dict[str, str | bool]) -> list[str]:
-    """The ``key=value`` strings of the values that differ from the defaults (what ``nasp run`` needs)."""
-    defaults = default_values()
+    """The ``key=value`` strings of the values that differ from the defaults (what ``nasp run`` needs).
+    A blank text field whose key takes null says ``key=null``."""
     out = []
-    for key, value in values.items():
-        if key in defaults and value == defaults[key]:
+    for spec in form_fields(values=values):
+        if spec.key not in values:
+            continue
+        value = values[spec.key]
+        if value == format_value(spec.default):
             continue
         text = ("true" if value else "false") if isinstance(value, bool) else value.strip()
+        if text == "" and spec.nullable:
+            text = "null"
+        key = spec.key
         short = key.removesuffix(".name") if key.endswith(".name") and key.split(".")[0] in NAMED_SECTIONS else key
         out.append(f"{short}={text}")
     return out
@@ -161,14 +242,21 @@ def error_key(message: str, keys: list[str]) -> str | None:
 
 
 def check(overrides: list[str]) -> Checked:
-    """Run the CLI's checks on the overrides; never raises for a user error."""
+    """Run the CLI's checks on the overrides (``nasp run``'s: build_config, nasp.search.validate and the
+    algorithm's own options); never raises for a user error. The form calls this on every change."""
+    from nasp.algorithms import algorithm_options
     from nasp.search import validate
 
-    keys = [f.key for f in form_fields()]
+    given: dict[str, str | bool] = {}
     try:
-        cfg = build_config(parse_overrides(overrides))
+        tree = parse_overrides(overrides)
+        section = tree.get("algorithm", {})
+        given = {f"algorithm.{k}": format_value(v) for k, v in section.items()}
+        cfg = build_config(tree)
         validate(cfg)
+        algorithm_options(cfg)
     except NaspError as exc:
+        keys = [f.key for f in form_fields(values=given)]
         return Checked(None, str(exc), error_key(str(exc), keys))
     return Checked(cfg)
 

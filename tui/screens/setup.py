@@ -51,8 +51,8 @@ class SetupScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.fields = configform.form_fields()
         self.values: dict[str, str | bool] = configform.default_values()
+        self.fields = configform.form_fields(values=self.values)
         self.checked = configform.Checked(None)
         self.config_path: str | None = None
         self._error_under: str | None = None
@@ -66,9 +66,7 @@ class SetupScreen(Screen[None]):
                 if spec.section != section:
                     section = spec.section
                     yield Label(section, classes="section")
-                with Horizontal(classes="row", id=f"row-{_wid(spec.key)}"):
-                    yield Label(spec.key)
-                    yield self._widget(spec)
+                yield self._row(spec)
             yield Static("", classes="error", id="field-error", markup=False)  # moved under the bad field
             with Horizontal(id="buttons"):
                 yield Button("Start search (ctrl+r)", id="start", variant="primary", compact=True)
@@ -78,6 +76,30 @@ class SetupScreen(Screen[None]):
         yield Static("", id="problem", markup=False)
         yield Static("", id="cmdline", markup=False)
         yield Footer(show_command_palette=False)
+
+    def _row(self, spec: FieldSpec) -> Horizontal:
+        return Horizontal(Label(spec.key), self._widget(spec), classes="row", id=f"row-{_wid(spec.key)}")
+
+    def _sync_rows(self) -> None:
+        """Show the chosen algorithm's own keys (a plugin's once it is loaded): rows of keys that no longer
+        apply go, rows of new ones are mounted after the row before them."""
+        fields = configform.form_fields(values=self.values)
+        for spec in fields:
+            self.values.setdefault(spec.key, configform.format_value(spec.default))
+        old = {f.key: f for f in self.fields}
+        keys = [f.key for f in fields]
+        if list(old) == keys:
+            return
+        for key in old:
+            if key not in keys:
+                if self._error_under == key:
+                    self._error_under = None
+                self.query_one(f"#row-{_wid(key)}").remove()
+        form = self.query_one("#form")
+        for i, spec in enumerate(fields):
+            if spec.key not in old:
+                form.mount(self._row(spec), after=self.query_one(f"#row-{_wid(fields[i - 1].key)}"))
+        self.fields = [old.get(f.key, f) for f in fields]
 
     def _widget(self, spec: FieldSpec) -> Widget:
         value = self.values[spec.key]
@@ -113,7 +135,12 @@ class SetupScreen(Screen[None]):
         key = self._key_of(event.select)
         if key is not None:
             value = event.value
-            self.values[key] = "" if value is Select.NULL else value  # type: ignore[assignment]
+            value = "" if value is Select.NULL else value
+            if key == "algorithm.name" and value and value != self.values.get(key):
+                self.values = configform.switch_algorithm(self.values, str(value))
+                self._sync_rows()
+                self._show_values({k for k in self.values if k.startswith("algorithm.") and k != key})
+            self.values[key] = value  # type: ignore[assignment]
             self.refresh_check()
 
     def _key_of(self, widget: Widget) -> str | None:
@@ -137,8 +164,17 @@ class SetupScreen(Screen[None]):
     def set_values(self, values: dict[str, str | bool]) -> None:
         """Show ``values`` in the widgets (a loaded config, the defaults)."""
         self.values = dict(values)
+        self._sync_rows()
+        self._show_values()
+        self.refresh_check()
+
+    def _show_values(self, keys: set[str] | None = None) -> None:
+        """Put ``self.values`` (of ``keys``, default all) in their widgets without change events."""
         for spec in self.fields:
-            widget = self.query_one(f"#{_wid(spec.key)}")
+            found = self.query(f"#{_wid(spec.key)}")
+            if (keys is not None and spec.key not in keys) or not found:
+                continue  # (a row being mounted is built with its value)
+            widget = found.first()
             value = self.values[spec.key]
             with widget.prevent(Input.Changed, Select.Changed):
                 if isinstance(widget, Select):
@@ -146,7 +182,6 @@ class SetupScreen(Screen[None]):
                     widget.value = Select.NULL if value == "" else value
                 elif isinstance(widget, Input):
                     widget.value = str(value)
-        self.refresh_check()
 
     def _refresh_choices(self, spec: FieldSpec, widget: Select[Any]) -> None:
         choices = configform.registry_choices(spec.key)
@@ -169,6 +204,7 @@ class SetupScreen(Screen[None]):
         """Check the form like `nasp run` would and show the outcome inline and in the command line."""
         overrides = self.overrides()
         self.checked = configform.check(overrides)
+        self._sync_rows()  # a plugin named in the form may have brought the chosen algorithm's keys
         bad = self.checked.key
         for spec in self.fields:
             self.query_one(f"#row-{_wid(spec.key)}").set_class(spec.key == bad, "-bad")
@@ -183,8 +219,9 @@ class SetupScreen(Screen[None]):
         if self.checked.error is None:
             # plugins may have registered more algorithms, spaces or datasets: offer them
             for spec in self.fields:
-                if spec.kind == "select":
-                    self._refresh_choices(spec, self.query_one(f"#{_wid(spec.key)}", Select))
+                found = self.query(f"#{_wid(spec.key)}")
+                if spec.kind == "select" and found:  # (a row being mounted has its choices already)
+                    self._refresh_choices(spec, found.first(Select))
         problem = self.query_one("#problem", Static)
         problem.set_class(self.checked.error is None, "-ok")
         problem.update(f"✗ {self.checked.error}" if self.checked.error else "✓ valid config")
