@@ -70,9 +70,8 @@ def _scalar(text: str) -> Any:
 
 
 class AlgorithmConfig(BaseModel):
-    """``name`` plus the chosen algorithm's options, as given (checked against the algorithm's
-    ``Options`` model as soon as the algorithm is registered: at once for the built-in ones, after
-    ``plugins=`` are loaded for a plugin's)."""
+    """``name`` plus the chosen algorithm's options, as given (a RunConfig checks them against the
+    algorithm's ``Options`` model as far as the registry knows it; ``algorithm_options`` does it fully)."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
@@ -87,16 +86,6 @@ class AlgorithmConfig(BaseModel):
     def given(self) -> dict[str, Any]:
         """The options set for the algorithm (``algorithm.<key>=...``), by key."""
         return dict(self.model_extra or {})
-
-    @model_validator(mode="after")
-    def _check_options(self) -> AlgorithmConfig:
-        if self.model_extra:
-            from nasp.algorithms.registry import check_given_options
-
-            checked = check_given_options(self.name, self.given)
-            if checked is not None:
-                self.__pydantic_extra__ = checked
-        return self
 
 
 class SpaceConfig(Section):
@@ -144,6 +133,20 @@ class RunConfig(Section):
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
     name: str | None = Field(None, description="run folder name (default: <time>-<algorithm>-<space>)")
+
+    @model_validator(mode="after")
+    def _check_algorithm_options(self) -> RunConfig:
+        """The ``algorithm.*`` keys against the chosen algorithm's model, as far as the registry knows it now:
+        all of them once every plugin is loaded, else only the keys the algorithm declares (a plugin may
+        still add an algorithm; ``nasp.algorithms.algorithm_options`` checks the rest after loading)."""
+        if self.algorithm.model_extra:
+            from nasp.algorithms.registry import check_given_options
+            from nasp.plugins import plugins_loaded
+
+            checked = check_given_options(self.algorithm.name, self.algorithm.given, plugins_loaded(self.plugins))
+            if checked is not None:
+                self.algorithm.__pydantic_extra__ = checked
+        return self
 
 
 # sections a bare ``section=value`` sets the name of
@@ -364,6 +367,8 @@ def format_validation_error(exc: ValidationError, tree: dict[str, Any] | None = 
         msg = _one_line(str(err["msg"]).removeprefix("Value error, "))
         if err["type"] == "finite_number":
             msg = "Input should be a finite number (not inf or nan)"
+        elif err["type"] == "missing" and i is not None:
+            msg = "too few items"
         if msg not in msgs:
             msgs.append(msg)
     full = f"{prefix}{key}"

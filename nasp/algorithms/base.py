@@ -35,7 +35,8 @@ class SearchAlgorithm(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.options = frozenset(cls.Options.model_fields)
+        if isinstance(cls.Options, type) and issubclass(cls.Options, AlgorithmOptions):
+            cls.options = frozenset(cls.Options.model_fields)  # (else register_algorithm refuses the class)
 
     def __init__(self, space: SearchSpace, net: SearchNetwork, options: AlgorithmOptions | AlgorithmConfig,
                  optim: OptimConfig, epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import Section, build_config, load_yaml, merge, parse_overrides
+from nasp.config import SEED_MAX, Section, build_config, load_yaml, merge, parse_overrides
 
 
 class EvalDataConfig(Section):
@@ -65,7 +65,7 @@ class EvalConfig(Section):
     batch_size: int = Field(96, ge=2, description="training images per step")
     eval_batch_size: int | None = Field(None, ge=1, description="test images per batch (default: 2 x batch_size)")
     eval_every: int = Field(1, ge=1, description="test every N epochs (and after the last)")
-    seed: int = Field(0, ge=0, description="random seed: weights, data order, augmentation, drop-path")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed: weights, data order, augmentation, drop-path")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
                                 "on a CPU that other processes keep busy)")
