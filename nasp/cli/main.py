@@ -7,7 +7,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -98,17 +98,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 @command("config", "print every config key with its default and meaning", _overrides)
 def cmd_config(args: argparse.Namespace) -> int:
-    from nasp.config import iter_keys
+    from nasp.algorithms import algorithm_options, option_rows
+    from nasp.config import RunConfig, iter_keys
 
     cfg = config_from_args(args) if args.overrides or args.config else None
+    shown = cfg if cfg is not None else RunConfig()
+    options = algorithm_options(shown)  # loads plugins=, checks the algorithm.* keys against the algorithm's own
     table = Table("key", "default" if cfg is None else "value", "meaning", box=None, pad_edge=False)
-    for key, default, desc in iter_keys():
-        value = default
-        if cfg is not None:
-            value = cfg
-            for part in key.split("."):
-                value = getattr(value, part)
+
+    def row(key: str, value: Any, desc: str) -> None:
         table.add_row(key, repr(value) if isinstance(value, str) else str(value), desc)
+
+    for key, default, desc in iter_keys():
+        value: Any = shown
+        for part in key.split("."):
+            value = getattr(value, part)
+        row(key, default if cfg is None else value, desc)
+        if key == "algorithm.name":  # the chosen algorithm's own keys
+            for okey, odefault, odesc in option_rows(shown.algorithm.name):
+                row(okey, odefault if cfg is None else getattr(options, okey.split(".", 1)[1]), odesc)
     console.print(table)
     return 0
 
@@ -157,10 +165,11 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
     from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
-    table = Table("algorithm", "what", "algorithm.* keys", box=None, pad_edge=False)
+    table = Table("algorithm", "what", "algorithm.* keys (default)", box=None, pad_edge=False)
     for name in ALGORITHMS.names():
-        cls = ALGORITHMS.get(name)
-        table.add_row(name, ALGORITHMS.doc(name), ", ".join(sorted(cls.options)))
+        fields = ALGORITHMS.get(name).Options.model_fields
+        keys = ", ".join(f"{k}={f.get_default(call_default_factory=True)!r}" for k, f in fields.items())
+        table.add_row(name, ALGORITHMS.doc(name), keys)
     console.print(table)
     return 0
 
@@ -194,7 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Every user error, argparse's included, is one line on stderr and exit code 2."""
     parser = build_parser()
+
+    def one_line_errors(p: argparse.ArgumentParser) -> None:
+        def error(message: str) -> NoReturn:
+            err_console.print(Text.assemble((f"{p.prog}: error: ", "bold red"), f"{message} (see `{p.prog} --help`)"),
+                              soft_wrap=True)
+            sys.exit(2)
+
+        p.error = error  # type: ignore[method-assign]
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    one_line_errors(sub)
+
+    one_line_errors(parser)  # argparse's own errors (a missing or malformed argument) as one line, like ours
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
