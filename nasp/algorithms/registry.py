@@ -76,13 +76,19 @@ def validate_options(cls: type[SearchAlgorithm], given: dict[str, Any]) -> Algor
         raise ConfigError(format_validation_error(exc, model=cls.Options, prefix="algorithm.")) from None
 
 
-def check_given_options(name: str, given: dict[str, Any]) -> dict[str, Any] | None:
+def check_given_options(name: str, given: dict[str, Any], complete: bool = True) -> dict[str, Any] | None:
     """The given options checked and typed, if algorithm ``name`` is registered (else None: a plugin's
-    algorithm is checked once its plugin is loaded)."""
+    algorithm is checked once its plugin is loaded). ``complete=False`` (plugins not loaded yet) checks only
+    the keys the algorithm declares and keeps the others as they are."""
     if name not in ALGORITHMS:
         return None
-    options = validate_options(ALGORITHMS.get(name), given)
-    return {key: getattr(options, key) for key in given if key in type(options).model_fields}
+    cls = ALGORITHMS.get(name)
+    if complete:
+        options = validate_options(cls, given)
+        return {key: getattr(options, key) for key in given if key in cls.Options.model_fields}
+    declared = {k: v for k, v in given.items() if k in cls.Options.model_fields}
+    options = validate_options(cls, declared)
+    return {key: getattr(options, key) if key in declared else value for key, value in given.items()}
 
 
 def algorithm_class(cfg: RunConfig) -> type[SearchAlgorithm]:
@@ -123,11 +129,20 @@ def with_algorithm_options(cfg: RunConfig) -> RunConfig:
 
 
 def options_markdown() -> str:
-    """docs/config.md's section on the algorithms' own keys (one table per algorithm)."""
-    lines = ["", "## Algorithm options", "",
-             "`algorithm.<key>=...` sets an option of the chosen algorithm; each algorithm declares its own "
-             "(a plugin's algorithm too: `nasp config algorithm=NAME plugins=...` lists them). A key of another "
-             "algorithm is refused, naming the algorithms that have it (unless it holds their default).", ""]
+    """docs/config.md's sections on checked values and on the algorithms' own keys (one table per algorithm)."""
+    lines = ["", "## Checked values", "",
+             "- Every number must be finite: `.inf`, `-.inf` and `.nan` are refused for every float key (and in "
+             "`nasp eval`).",
+             "- `algorithm.betas` are two numbers, each in [0, 1); `seed` is in [0, 2^63 - 1].",
+             "- An empty value (`epochs=`, `space.normal=`) is an error; write `null` for none where a key takes it "
+             "(in the app's form a blank field of such a key means null).",
+             "- An error is one line: the key, the value, what is allowed (and the closest key for a typo).", "",
+             "## Algorithm options", "",
+             "`algorithm.<key>=...` sets an option of the chosen algorithm; each algorithm declares its own as a "
+             "pydantic model (docs/extending.md), a plugin's algorithm too: `nasp config algorithm=NAME "
+             "plugins=FILE` lists them. A key of another algorithm is refused, naming the algorithms that have it "
+             "(unless it holds their default: config.json files of older versions list every key). `null` for an "
+             "option means its default.", ""]
     for name in ALGORITHMS.names():
         lines += [f"### `{name}`", "", ALGORITHMS.doc(name), "", "| key | default | meaning |", "|---|---|---|"]
         lines += [f"| `{key}` | `{default!r}` | {desc} |" for key, default, desc in option_rows(name)]
