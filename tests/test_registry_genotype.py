@@ -120,3 +120,49 @@ def test_config_doc_lists_every_key():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (root / "docs" / "config.md").read_text() == module.render(), "run: python benchmarks/config_doc.py"
+
+
+@pytest.mark.parametrize(("cells", "message"), [
+    ({"normal": {"ops": ["skip_connect"]}}, "cell type 'reduce' is missing"),
+    ({"normal": {"ops": ["skip_connect"]}, "reduce": {"ops": ["skip_connect"]}}, "reduce cell has reduction true"),
+    ({"normal": {"ops": ["skip_connect"]}, "reduce": {"ops": ["skip_connect"], "reduction": True},
+      "extra": {"ops": ["skip_connect"]}}, "not 'extra'"),
+    ({"normal": {"ops": ["skip_connect"], "n_inputs": 1}, "reduce": {"ops": ["skip_connect"], "reduction": True}},
+     "inputs_per_node 2 is more than n_inputs 1"),
+    ({"normal": {"ops": ["skip_connect", "skip_connect"]}, "reduce": {"ops": ["skip_connect"], "reduction": True}},
+     "listed twice"),
+    ({"normal": {"ops": []}, "reduce": {"ops": ["skip_connect"], "reduction": True}}, "at least one op"),
+    ({"normal": {"ops": ["skip_connect"], "n_nodes": 10_000}, "reduce": {"ops": ["skip_connect"], "reduction": True}},
+     "less than or equal to 64"),
+])
+def test_space_structure_errors(cells, message):
+    from pydantic import ValidationError
+
+    from nasp.spaces import SearchSpace
+
+    with pytest.raises(ValidationError, match=message):
+        SearchSpace.model_validate({"name": "s", "cells": cells})
+
+
+def test_with_ops_is_one_line_and_needs_registered_ops():
+    with pytest.raises(ValueError) as err:
+        get_space("cnn12").with_ops(normal=["conv_3x3", "sep_conv_3x"])
+    assert "\n" not in str(err.value) and "Did you mean 'sep_conv_3x3'" in str(err.value)
+    with pytest.raises(ValueError, match="not a plain identifier"):
+        get_space("cnn12").with_ops(registered_ops=False, normal=["conv_3x3", "conv 3x3"])
+
+
+def test_genotype_of_an_unknown_space_is_checked_for_structure():
+    raw = {"space": "elsewhere", "cells": {"normal": [[{"op": "a", "input": 0}, {"op": "b", "input": 1}],
+                                                      [{"op": "a", "input": 2}]]}}
+    geno = Genotype.from_json(json.dumps(raw))
+    assert geno.resolve_space(strict=False) is None
+    raw["cells"]["normal"][1][0]["input"] = 3  # node 1 may read inputs 0..2
+    with pytest.raises(GenotypeError, match="input 3 out of range"):
+        Genotype.from_json(json.dumps(raw))
+    raw["cells"]["normal"][1] = []
+    with pytest.raises(GenotypeError, match="no inputs"):
+        Genotype.from_json(json.dumps(raw))
+    with pytest.raises(GenotypeError, match="not registered"):
+        Genotype.from_json(json.dumps({"space": "elsewhere", "cells": {"normal": [[{"op": "a", "input": 0}]]}}),
+                           registered_ops=True)
