@@ -169,6 +169,32 @@ CASES: list[Case] = [
     Case("form-plugin-exits", ["form", "plugins={tmp}/exit.py"], ["plugins", "sys.exit(3)"]),
     Case("form-init-nan", ["form", "algorithm.init=.nan"], ["algorithm.init", "finite"]),
     # --- viewing: render/show/plot/eval genotype files (added by the viewing developer) ---
+    # a binary file: the embedded labels (gzip); cases that need JSON/YAML content of their own are in
+    # tests/test_view_safety.py (VIEWING_CASES), since FILES above is not this section's
+    Case("show-genotype-binary", ["show", str(Path(__file__).parents[1] / "nasp/data/embedded/t10k-labels-idx1-ubyte.gz")],
+         ["t10k-labels-idx1-ubyte.gz", "not UTF-8"], SUB),
+    Case("render-genotype-binary", ["render", str(Path(__file__).parents[1] / "nasp/data/embedded/t10k-labels-idx1-ubyte.gz")],
+         ["t10k-labels-idx1-ubyte.gz", "not UTF-8"]),
+    Case("eval-genotype-binary", ["eval", f"genotype={Path(__file__).parents[1] / 'nasp/data/embedded/t10k-labels-idx1-ubyte.gz'}"],
+         ["t10k-labels-idx1-ubyte.gz", "not UTF-8"], SUB),
+    Case("show-genotype-yaml", ["show", "{tmp}/bad.yaml"], ["bad.yaml", "not valid JSON"]),
+    Case("render-genotype-python", ["render", "{tmp}/exit.py"], ["exit.py", "not valid JSON"]),
+    Case("eval-genotype-not-json", ["eval", "genotype={tmp}/list.yaml"], ["list.yaml", "not valid JSON"]),
+    Case("show-folder-without-genotype", ["show", str(Path(__file__).parents[1] / "nasp/data/embedded")],
+         ["embedded", "without genotype.json"]),
+    Case("render-folder-without-genotype", ["render", "{tmp}"], ["without genotype.json"]),
+    Case("eval-folder-without-genotype", ["eval", "genotype={tmp}"], ["without genotype.json"]),
+    Case("plot-genotype-file", ["plot", "{tmp}/bad.yaml"], ["bad.yaml", "is not a folder"]),
+    Case("plot-folder-without-config", ["plot", str(Path(__file__).parents[1] / "nasp/data/embedded")],
+         ["embedded", "no config.json"]),
+    Case("show-genotype-missing", ["show", "{tmp}/missing.json"], ["missing.json", "no such genotype file"]),
+    Case("eval-genotype-missing", ["eval", "genotype={tmp}/missing.json"], ["missing.json", "no such file"]),
+    Case("space-file-list", ["run", "space={tmp}/list.yaml"], ["list.yaml", "must hold a mapping"]),
+    Case("space-file-bad-yaml", ["run", "space={tmp}/bad.yaml"], ["bad.yaml", "not valid YAML", "line 2"]),
+    Case("space-file-no-cells", ["run", "space={tmp}/typo.yaml"], ["typo.yaml", "'cells' is missing"]),
+    Case("space-file-missing", ["run", "space={tmp}/nope.yaml"], ["nope.yaml", "does not exist"]),
+    Case("space-file-is-config", ["run", f"space={Path(__file__).parents[1] / 'configs/eval-cpu.yaml'}"],
+         ["eval-cpu.yaml", "'cells' is missing"], SUB),
 ]
 
 
