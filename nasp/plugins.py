@@ -29,14 +29,27 @@ def load_plugins(plugins: list[str]) -> None:
         _load(plugin)
 
 
+def plugins_loaded(plugins: list[str]) -> bool:
+    """Whether every one of ``plugins`` is imported already in this process."""
+    return all(_module_name(p) in sys.modules for p in plugins)
+
+
+def _module_name(plugin: str) -> str:
+    if not plugin.endswith(".py"):
+        return plugin
+    path = Path(plugin)
+    resolved = path.resolve()
+    digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
+    return f"nasp_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+
+
 def _load(plugin: str) -> None:
     if plugin.endswith(".py"):
         path = Path(plugin)
         if not path.is_file():
             raise ConfigError(f"plugins: file '{plugin}' does not exist")
         resolved = path.resolve()
-        digest = hashlib.sha1(str(resolved).encode()).hexdigest()[:8]
-        name = f"nasp_plugin_{re.sub(r'[^0-9A-Za-z_]', '_', path.stem)}_{digest}"
+        name = _module_name(plugin)
         if name in sys.modules:
             return
         spec = importlib.util.spec_from_file_location(name, resolved)
