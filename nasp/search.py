@@ -1,23 +1,25 @@
-"""From a RunConfig to a running search: plugins, validation, the run folder, resume."""
+"""A search as a task of the one run loop: the architecture step on a validation batch, the weight step on a
+training batch; and from a RunConfig to a running search (validation, the run folder, resume)."""
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm
 from nasp.config import RunConfig, build_config
-from nasp.data import DATASETS, Batches, load_dataset, split_indices
-from nasp.errors import ConfigError, RegistryError, ResumeError
-from nasp.model import SearchNetwork
+from nasp.data import DATASETS, Batches, load_dataset
+from nasp.errors import ConfigError, RegistryError
+from nasp.model import create_search_network
 from nasp.plugins import load_plugins, resolve_device
+from nasp.problems import ImageClassification
+from nasp.runfolder import RunFolder, default_name
 from nasp.spaces import SearchSpace, get_space
-from nasp.trainer import Callback, Checkpointer, ConsoleProgress, RunFiles, Trainer
-from nasp.trainer.files import atomic_write_text, truncate_jsonl, unique_dir
-from nasp.viz.callback import CellDrawings
+from nasp.trainer import Callback, EpochEnd, RunEnd, RunStart, StepEnd, Task, Trainer, launch
 
 
 def resolve_space(cfg: RunConfig) -> SearchSpace:
@@ -60,70 +62,172 @@ def validate(cfg: RunConfig) -> SearchSpace:
     return space
 
 
-def build_trainer(cfg: RunConfig, run_dir: Path, callbacks: list[Callback] | None = None) -> Trainer:
+METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "lr", "arch_s", "weight_s", "eval_s",
+               "elapsed_s", "param_count")
+
+
+class SearchTask(Task):
+    """One step = an architecture step on a validation batch, then a weight step on a training batch; an
+    epoch ends with the searched network's validation loss and accuracy and the genotype."""
+
+    kind = "search"
+    command = "run"
+    verb = "searching"
+
+    def __init__(self, algorithm: SearchAlgorithm, problem: ImageClassification, train: Batches, val: Batches,
+                 epochs: int, config: dict[str, Any], model_size: tuple[int, int, int, int]) -> None:
+        self.algorithm = algorithm
+        self.problem = problem
+        self.train = train
+        self.val = val
+        self.epochs = epochs
+        self.config = config
+        self.model_size = model_size
+        self.device = algorithm.device
+        self.sums: dict[str, Any] = {}
+        self.elapsed_s = 0.0
+        self.last: dict[str, Any] = {}
+        self._reset_sums()
+
+    def _reset_sums(self) -> None:
+        self.sums = {"arch_loss": 0.0, "train_loss": 0.0, "correct": 0, "seen": 0, "arch_s": 0.0, "weight_s": 0.0}
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return min(len(self.train), len(self.val))
+
+    def start_info(self) -> dict[str, Any]:
+        return {"space": self.algorithm.space.model_dump()}
+
+    def start_epoch(self, epoch: int) -> None:
+        self.algorithm.net.train()
+
+    def batches(self, epoch: int, start_step: int) -> Iterator[tuple[Any, Any]]:
+        for step, pair in enumerate(zip(self.train.epoch(epoch), self.val.epoch(epoch), strict=False)):
+            if step >= start_step:  # the skipped batches are still drawn: the same random numbers follow
+                yield pair
+
+    def step(self, batch: tuple[Any, Any], epoch: int, step: int) -> dict[str, Any]:
+        algo, sums = self.algorithm, self.sums
+        train_batch, val_batch = batch
+        t0 = time.perf_counter()
+        arch_loss = algo.arch_step(val_batch, train_batch)
+        t1 = time.perf_counter()
+        loss, correct = algo.weight_step(train_batch)
+        t2 = time.perf_counter()
+        n = self.problem.batch_size(train_batch)
+        sums["arch_loss"] += arch_loss
+        sums["train_loss"] += loss * n
+        sums["correct"] += correct
+        sums["seen"] += n
+        sums["arch_s"] += t1 - t0
+        sums["weight_s"] += t2 - t1
+        self.elapsed_s += t2 - t0
+        return {"arch_loss": arch_loss, "train_loss": loss, "train_acc": correct / n, "arch_s": t1 - t0,
+                "weight_s": t2 - t1, "discrete": algo.discrete_values()}
+
+    def watched(self) -> dict[str, float]:
+        return {"A": float(sum(a.detach().double().sum() for a in self.algorithm.A.values()))}
+
+    def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        algo, sums = self.algorithm, self.sums
+        t0 = time.perf_counter()
+        algo.net.eval()
+        scored = self.problem.score(algo.logits, self.val.epoch(0, shuffle=False))
+        algo.net.train()
+        eval_s = time.perf_counter() - t0
+        self.elapsed_s += eval_s
+        lr = algo.weight_lr
+        algo.end_epoch()
+        genotype = algo.genotype()
+        steps = max(self.steps_per_epoch, 1)
+        metrics = {
+            "train_loss": sums["train_loss"] / max(sums["seen"], 1), "train_acc": sums["correct"] / max(sums["seen"], 1),
+            "val_loss": scored["loss"], "val_acc": scored["acc"], "arch_loss": sums["arch_loss"] / steps, "lr": lr,
+            "arch_s": sums["arch_s"], "weight_s": sums["weight_s"], "eval_s": eval_s, "elapsed_s": self.elapsed_s,
+            "param_count": genotype.param_count(*self.model_size)}
+        record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
+                  "genotype": genotype.model_dump(mode="json", exclude_none=True)}
+        self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"]}
+        self._reset_sums()
+        return metrics, record
+
+    def result(self) -> dict[str, Any]:
+        return {"val_acc": self.last.get("val_acc")}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm.state_dict(), "sums": dict(self.sums), "elapsed_s": self.elapsed_s,
+                "last": dict(self.last)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
+
+    # --- console -------------------------------------------------------------------------------------
+    def describe(self, event: RunStart) -> str:
+        cfg = event.config
+        return (f"{cfg.get('algorithm', {}).get('name')} on {cfg.get('space', {}).get('name')}, "
+                f"data {cfg.get('data', {}).get('name')}, device {event.device}")
+
+    def step_line(self, event: StepEnd) -> str:
+        v = event.values
+        return f"loss {v['train_loss']:.3f} acc {v['train_acc']:.2f} arch {v['arch_s']:.2f}s w {v['weight_s']:.2f}s"
+
+    def epoch_line(self, event: EpochEnd) -> str:
+        m = event.metrics
+        return (f"epoch {event.epoch}/{event.epochs}  train loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}  "
+                f"val loss {m['val_loss']:.3f} acc {m['val_acc']:.3f}  params {m['param_count'] / 1e6:.3f}M  "
+                f"arch {m['arch_s']:.1f}s weight {m['weight_s']:.1f}s")
+
+    def finished_line(self, event: RunEnd) -> str:
+        return f"genotype in {RunFolder(event.run_dir).genotype_path}"
+
+
+def build_task(cfg: RunConfig) -> SearchTask:
+    """The search ``cfg`` describes: data loaded and split, network and algorithm built."""
     space = validate(cfg)
     device = resolve_device(cfg.device)
-    data = load_dataset(cfg.data.name, cfg.data.root)
-    train_idx, val_idx = split_indices(len(data), cfg.data.limit, cfg.data.train_portion, cfg.seed)
+    problem = ImageClassification(load_dataset(cfg.data.name, cfg.data.root))
     channels_last = cfg.channels_last and device.type != "mps"
-    augment = cfg.data.augment and data.channels == 3
-    train = Batches(data, train_idx, cfg.batch_size, device, augment, cfg.seed, channels_last)
-    val = Batches(data, val_idx, cfg.batch_size, device, False, cfg.seed + 1, channels_last)
+    train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
+                                        cfg.data.augment, cfg.seed, channels_last)
     torch.manual_seed(cfg.seed)
-    net = SearchNetwork(space, cfg.model.channels, cfg.model.layers, data.num_classes, data.channels,
-                        cfg.model.stem_multiplier).to(device)
+    net = create_search_network(space, cfg.model.channels, cfg.model.layers, stem_multiplier=cfg.model.stem_multiplier,
+                                **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
     algo = algo_cls(space, net, cfg.algorithm, cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
-    size = (cfg.model.channels, cfg.model.layers, data.num_classes, data.channels)
-    return Trainer(algo, train, val, cfg.epochs, run_dir, callbacks, cfg.model_dump(mode="json"), size)
+    shape = problem.network_shape
+    size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
+    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), size)
 
 
-def new_run_dir(cfg: RunConfig) -> Path:
-    name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.algorithm.name}-{Path(cfg.space.name).stem}"
-    return unique_dir(Path(cfg.out) / name)
+def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
+    from nasp.viz.callback import CellDrawings
 
-
-def standard_callbacks(run_dir: Path, console: bool = True) -> list[Callback]:
-    cbs: list[Callback] = [RunFiles(run_dir), Checkpointer(run_dir), CellDrawings(run_dir)]
-    if console:
-        cbs.append(ConsoleProgress())
-    return cbs
+    return [CellDrawings(folder.path)]
 
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
     """A new run folder with its resolved config, and a trainer ready to ``fit``."""
     validate(cfg)
-    run_dir = new_run_dir(cfg)
-    trainer = build_trainer(cfg, run_dir, standard_callbacks(run_dir, console) + list(callbacks or []))
-    run_dir.mkdir(parents=True)
-    atomic_write_text(run_dir / "config.json", cfg.model_dump_json(indent=2) + "\n")
-    return trainer
+    name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
+    return launch.start(lambda: build_task(cfg), cfg.out, name, cfg.model_dump_json(indent=2),
+                        own_callbacks=search_callbacks, callbacks=callbacks, console=console)
 
 
-def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A trainer that continues ``run_dir`` from its last checkpoint."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ResumeError(f"resume: '{run_dir}' is not a folder")
-    cfg_path, ckpt_path = run_dir / "config.json", run_dir / "checkpoint.pt"
-    if not cfg_path.is_file():
-        raise ResumeError(f"resume: '{run_dir}' has no config.json; is it a run folder of `nasp run`?")
-    if not ckpt_path.is_file():
-        raise ResumeError(f"resume: '{run_dir}' has no checkpoint.pt yet (the run stopped before its first "
-                          f"checkpoint); start it again instead")
+def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
+               plugins: list[str] | None = None) -> Trainer:
+    """A trainer that continues ``run_dir`` from its last good checkpoint. Plugins the run used are imported
+    only when named again in ``plugins``."""
+    folder, raw = launch.open_for_resume(run_dir, "search", "run")
     try:
-        cfg = build_config(json.loads(cfg_path.read_text()))
-    except (json.JSONDecodeError, ConfigError) as exc:
-        raise ResumeError(f"resume: '{cfg_path}' is unreadable: {exc}") from None
-    trainer = build_trainer(cfg, run_dir, standard_callbacks(run_dir, console) + list(callbacks or []))
-    try:
-        state = torch.load(ckpt_path, map_location=trainer.algorithm.device, weights_only=False)
-        trainer.load_state_dict(state)
-    except Exception as exc:
-        raise ResumeError(f"resume: '{ckpt_path}' is unreadable ({type(exc).__name__}: {exc})") from None
-    done = trainer.progress.epoch
-    for name in ("metrics.jsonl", "history.jsonl"):
-        truncate_jsonl(run_dir / name, done)
-    return trainer
+        launch.check_plugins_named(raw, list(plugins or []), run_dir, "run")
+        raw = {**raw, "plugins": list(plugins or [])}
+        cfg = build_config(raw)
+        task = build_task(cfg)
+        return launch.resume(folder, task, search_callbacks, callbacks, console)
+    except BaseException:
+        folder.unlock()
+        raise

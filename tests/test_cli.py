@@ -64,8 +64,8 @@ class StopAfter(Callback):
 
 
 def _final_state(run: Path):
-    state = torch.load(run / "checkpoint.pt", weights_only=False)
-    return state["algorithm"]["A"], Genotype.load(run).to_json()
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    return state["task"]["algorithm"]["A"], Genotype.load(run).to_json()
 
 
 @pytest.mark.parametrize("algorithm", ["nasp", "darts-1st"])
@@ -157,7 +157,7 @@ def test_signals_pause_resume_and_hangup_stop(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "paused" in err and "kill -USR2" in err
     assert status() == "stopped" and (run / "checkpoint.pt").is_file()
-    stopped = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
+    stopped = torch.load(run / "checkpoint.pt", weights_only=True)["progress"]
     assert stopped["step"] > paused[0]["step"]
 
 

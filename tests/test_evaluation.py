@@ -18,7 +18,7 @@ from nasp.evaluation import EvalNetwork, count_params, eval_config, resume_eval,
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import build_eval_data, cutout
 from nasp.evaluation.network import DropPath
-from nasp.evaluation.trainer import EvalStep, EvalTrainer, learning_rate
+from nasp.evaluation.task import EvalTask, learning_rate
 from nasp.genotype import Genotype
 from nasp.genotypes import get_genotype, list_genotypes, register_genotype, resolve_genotype
 from nasp.ops import list_ops
@@ -282,15 +282,14 @@ class StopAfter(Callback):
     def __init__(self, steps):
         self.steps, self.seen = steps, 0
 
-    def on_event(self, trainer, event):
-        if isinstance(event, EvalStep):
-            self.seen += 1
-            if self.seen == self.steps:
-                trainer.request_stop()
+    def on_step(self, trainer, event):
+        self.seen += 1
+        if self.seen == self.steps:
+            trainer.request_stop()
 
 
 def _final(run_dir: Path):
-    state = torch.load(run_dir / "last.pt", weights_only=False)
+    state = torch.load(run_dir / "last.pt", weights_only=True)
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return state["model"], [{k: v for k, v in m.items() if not k.endswith("_s") and k != "images_per_s"}
                             for m in metrics]
@@ -299,10 +298,10 @@ def _final(run_dir: Path):
 def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
     base = [*TINY, "genotype=NASP", "epochs=2", "data.limit=48", "data.test_limit=32", "seed=5"]  # 3 steps an epoch
     full = start_eval(eval_config([*base, f"out={tmp_path}/a"]), console=False)
-    full.log_every = 1
+    full.task.log_every = 1
     assert full.fit().status == "finished"
     stopped = start_eval(eval_config([*base, f"out={tmp_path}/b"]), [StopAfter(4)], console=False)
-    stopped.log_every = 1
+    stopped.task.log_every = 1
     assert stopped.fit().status == "stopped"  # mid-way through epoch 2
     resumed = resume_eval(stopped.run_dir, console=False)
     assert (resumed.progress.epoch, resumed.progress.step) == (1, 1)
@@ -315,22 +314,23 @@ def test_resume_ends_where_an_uninterrupted_run_ends(tmp_path):
 
 def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes(tmp_path, monkeypatch, capsys):
     """A real SIGINT, sent to this process after the third step, reaches the handler `nasp eval` installs."""
-    real_step, steps = EvalTrainer._step, []
+    real_step, steps = EvalTask.step, []
 
     def step_then_interrupt(self, *args):
-        real_step(self, *args)
+        values = real_step(self, *args)
         steps.append(1)
         if len(steps) == 3:
             os.kill(os.getpid(), signal.SIGINT)
+        return values
 
-    monkeypatch.setattr(EvalTrainer, "_step", step_then_interrupt)
+    monkeypatch.setattr(EvalTask, "step", step_then_interrupt)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     assert main(["eval", "genotype=DARTS_V2", *TINY, f"out={tmp_path}"]) == 130  # 4 steps an epoch
     err = capsys.readouterr().err
     assert "Traceback" not in err and "nasp eval resume=" in err
     run = only_dir(tmp_path)
     assert len(steps) == 3 and (run / "checkpoint.pt").is_file() and not (run / "result.json").exists()
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["progress"]["step"] == 3
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["progress"]["step"] == 3
     assert json.loads((run / "status.json").read_text())["status"] == "stopped"
     assert main(["eval", f"resume={run}", "epochs=3"]) == 2
     assert "drop the other keys" in capsys.readouterr().err

@@ -220,7 +220,7 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         assert not list((runs / ".logs").iterdir())  # a clean stop leaves no log behind
         (run,) = [p.parent for p in runs.glob("*/config.json")]
         assert json.loads((run / "status.json").read_text())["status"] == "stopped"
-        stopped = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
+        stopped = torch.load(run / "checkpoint.pt", weights_only=True)["progress"]
         assert stopped["epoch"] == 0 and 1 <= stopped["step"] < 32
 
         # resume it from the runs screen: it continues from the checkpoint's step
@@ -232,7 +232,7 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         assert len(starts) == 2 and (starts[1]["start_epoch"], starts[1]["start_step"]) == (0, stopped["step"])
         await press_while_training(pilot, "ctrl+q")  # quitting stops the search first, with a checkpoint
         await wait_for(pilot, lambda: app.state.status == "stopped" and not app.running_here, what="the stop on quit")
-        again = torch.load(run / "checkpoint.pt", weights_only=False)["progress"]
+        again = torch.load(run / "checkpoint.pt", weights_only=True)["progress"]
         assert again["step"] > stopped["step"]
 
 

@@ -17,11 +17,12 @@ from textual.widget import AwaitMount
 
 from nasp.config import RunConfig
 from nasp.errors import NaspError
+from nasp.runfolder import RunFolder
 from tui.configform import command_line
 from tui.genoedit import GenotypeEdit
 from tui.livestate import LiveState
 from tui.process import PAUSE, RESUME, STOP, SearchProcess, send
-from tui.runs import EventTail, load_run_state, pid_alive, run_info
+from tui.runs import EventTail, load_run_state, run_info
 from tui.screens.genotype import GenotypeScreen
 from tui.screens.help import HelpScreen
 from tui.screens.live import LiveScreen
@@ -176,8 +177,8 @@ class NaspApp(App[None]):
             self._on_exit(proc)
         elif self.tail is not None and proc is None:
             info = run_info(self.tail.path.parent)
-            if info is not None and info.status == "interrupted" and self.state.active:
-                self.state.status = "interrupted"
+            if info is not None and info.status == "died" and self.state.active:
+                self.state.status = "died"
                 self.state.message = "the run's process is gone without a clean stop; resume it from the runs screen"
                 self.state.version += 1
 
@@ -213,11 +214,14 @@ class NaspApp(App[None]):
             self.state.status = "stopping"
 
     def _on_run_end(self, ev: dict[str, Any]) -> None:
-        if ev.get("status") == "stopped":
+        if ev.get("status") == "failed":
+            self.state.message = f"failed: {ev.get('error')}"
+            self.notify(self.state.message, title="search failed", severity="error", timeout=10)
+        elif ev.get("status") == "stopped":
             self.state.message = f"stopped; checkpoint in {ev.get('run_dir')}: resume it from the runs screen (F4, r)"
             self.notify(self.state.message, title="search stopped")
         else:
-            self.state.message = f"finished: genotype in {ev.get('genotype_path')}; g edits it"
+            self.state.message = f"finished: genotype in {RunFolder(str(ev.get('run_dir'))).genotype_path}; g edits it"
             self.notify(self.state.message, title="search finished")
 
     def _target_pid(self) -> int | None:
@@ -227,7 +231,7 @@ class NaspApp(App[None]):
             return self.process.pid
         if self.tail is not None:
             info = run_info(self.tail.path.parent)
-            if info is not None and info.followable and info.pid and pid_alive(info.pid) and info.pid != os.getpid():
+            if info is not None and info.followable and info.pid and info.pid != os.getpid():
                 return info.pid
         return None
 
@@ -276,8 +280,8 @@ class NaspApp(App[None]):
             self.notify("a search is running here; stop it before following another", severity="warning")
             return
         run_dir = Path(run_dir)
-        if not (run_dir / "events.jsonl").is_file():
-            self.notify(f"'{run_dir}' has no events.jsonl: not a run folder of `nasp run`", severity="error")
+        if not RunFolder(run_dir).has_events():
+            self.notify(f"'{run_dir}' has no events yet: not a run folder of `nasp run`", severity="error")
             return
         self.process = None
         self._stop_asked = False

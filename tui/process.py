@@ -11,7 +11,6 @@ repeated SIGTERM never aborts the checkpoint the way a second Ctrl-C would).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from nasp.runfolder import LOGS, iter_run_folders
 
 PAUSE, RESUME = getattr(signal, "SIGUSR1", None), getattr(signal, "SIGUSR2", None)
 STOP = signal.SIGTERM
@@ -42,7 +43,7 @@ class SearchProcess:
         self.runs_dir = runs_dir
         self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
         self.started = time.time()
-        logs = runs_dir / ".logs"
+        logs = runs_dir / LOGS
         logs.mkdir(parents=True, exist_ok=True)
         log = tempfile.NamedTemporaryFile(dir=logs, prefix=time.strftime("%Y%m%d-%H%M%S-"), suffix=".log",  # noqa: SIM115
                                           delete=False)
@@ -68,16 +69,12 @@ class SearchProcess:
         return self.proc.poll()
 
     def find_run_dir(self) -> Path | None:
-        """The run folder the child created: the one whose status.json names the child's pid."""
-        if self.run_dir is None and self.runs_dir.is_dir():
-            for path in self.runs_dir.iterdir():
-                status = path / "status.json"
-                try:
-                    if status.stat().st_mtime >= self.started - 1 and json.loads(status.read_text()).get("pid") == self.pid:
-                        self.run_dir = path
-                        break
-                except (OSError, ValueError):
-                    continue
+        """The run folder the child created: the newest one whose status names the child's pid."""
+        if self.run_dir is None:
+            for folder in iter_run_folders(self.runs_dir):
+                if folder.status().pid == self.pid:
+                    self.run_dir = folder.path
+                    break
         return self.run_dir
 
     def failure(self) -> str:

@@ -8,8 +8,7 @@ import json
 
 from rich.table import Table
 
-from nasp.cli.main import command, console, stop_on_signals
-from nasp.errors import NaspError
+from nasp.cli.main import command, console, exit_code, fit, resume_args
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -27,11 +26,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     tree = parse_overrides(args.overrides, EvalConfig)
     if "resume" in tree:
-        others = sorted(set(tree) - {"resume"})
-        if others or args.config or args.dry_run:
-            raise NaspError(f"resume= continues a run with its own config; drop the other keys "
-                            f"({', '.join(others) or ('--config' if args.config else '--dry-run')})")
-        trainer = resume_eval(tree["resume"])
+        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""))
     else:
         cfg = eval_config(args.overrides, args.config)
         if args.dry_run:
@@ -43,15 +38,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return 0
         trainer = start_eval(cfg)
 
-    with stop_on_signals(trainer):
-        end = trainer.fit()
+    end = fit(trainer)
     if end.status != "finished":
-        return 130
-    acc, top5 = end.test_acc, end.test_top5
+        return exit_code(end)
+    acc, top5 = end.result["test_acc"], end.result["test_top5"]
     assert acc is not None and top5 is not None
-    console.print(f"{trainer.cfg.genotype}: {end.params / 1e6:.2f}M params; test accuracy {100 * acc:.2f}% "
+    console.print(f"{trainer.task.cfg.genotype}: {end.result['params'] / 1e6:.2f}M params; test accuracy {100 * acc:.2f}% "
                   f"(top-1 error {100 * (1 - acc):.2f}%, top-5 error {100 * (1 - top5):.2f}%); "
-                  f"{end.elapsed_s:.0f} s; run folder {end.run_dir}")
+                  f"{end.result['elapsed_s']:.0f} s; run folder {end.run_dir}")
     return 0
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -33,32 +31,37 @@ def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], Non
     return decorator
 
 
-@contextlib.contextmanager
-def stop_on_signals(trainer: Any) -> Iterator[None]:
-    """While inside: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) stop ``trainer`` after its current step
-    (a checkpoint follows); a second Ctrl-C aborts at once. Where the trainer can pause (a search),
-    SIGUSR1 pauses it before its next step and SIGUSR2 resumes it: that is how nasp-tui, or
-    `kill -USR1 PID`, holds a run without losing it. The previous handlers come back on leaving."""
+# exit codes of `nasp run` and `nasp eval` (docs/reliability.md)
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_STOPPED = 0, 2, 3, 130
 
-    def stop(signum: int, frame: Any) -> None:
-        trainer.request_stop()
-        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) cannot be written to
-            err_console.print("[yellow]stopping after this step (press Ctrl-C again to abort at once)...[/]")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    handlers: dict[signal.Signals, Any] = {}
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            handlers[getattr(signal, name)] = stop
-    if hasattr(trainer, "pause") and hasattr(signal, "SIGUSR1"):
-        handlers[signal.SIGUSR1] = lambda signum, frame: trainer.pause()
-        handlers[signal.SIGUSR2] = lambda signum, frame: trainer.unpause()
-    before = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
-    try:
-        yield
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+def fit(trainer: Any) -> Any:
+    """Run ``trainer`` with the signal handlers of a command; a failed run's error is one line on stderr."""
+    from nasp.trainer.signals import stop_on_signals
+
+    with stop_on_signals(trainer, err_console):
+        end = trainer.fit()
+    if end.status == "failed":
+        err_console.print(Text.assemble((f"nasp {trainer.task.command}: error: ", "bold red"), str(end.error)),
+                          soft_wrap=True)
+    return end
+
+
+def exit_code(end: Any) -> int:
+    if end.status == "finished":
+        return EXIT_OK
+    if end.status == "failed":
+        return EXIT_DIVERGED if end.result.get("reason") == "diverged" else EXIT_USAGE
+    return EXIT_STOPPED
+
+
+def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
+    """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
+    others = sorted(set(tree) - {"resume", "plugins"})
+    if others or config_file or any(flags):
+        raise NaspError(f"resume= continues a run with its own config; drop the other keys "
+                        f"({', '.join(others) or ('--config' if config_file else next(f for f in flags if f))})")
+    return list(tree.get("plugins") or [])
 
 
 def _overrides(p: argparse.ArgumentParser) -> None:
@@ -80,20 +83,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     tree = parse_overrides(args.overrides)
     if "resume" in tree:
-        others = sorted(set(tree) - {"resume"})
-        if others or args.config:
-            raise NaspError(f"resume= continues a run with its own config; drop the other keys ({', '.join(others) or '--config'})")
-        trainer = resume_run(tree["resume"])
+        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config))
     else:
         trainer = start_run(config_from_args(args))
-
-    with stop_on_signals(trainer):
-        end = trainer.fit()
+    end = fit(trainer)
     if end.status == "finished":
-        acc = f" (validation accuracy {end.val_acc:.3f})" if end.val_acc is not None else ""
-        console.print(f"genotype: {end.genotype_path}{acc}")
-        return 0
-    return 130
+        acc = end.result.get("val_acc")
+        console.print(f"genotype: {trainer.folder.genotype_path}"
+                      + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
+    return exit_code(end)
 
 
 @command("config", "print every config key with its default and meaning", _overrides)

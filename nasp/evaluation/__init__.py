@@ -3,7 +3,7 @@
 from nasp.evaluation.config import EvalConfig, eval_config
 from nasp.evaluation.network import EvalNetwork, count_params
 from nasp.evaluation.run import dry_run, resume_eval, start_eval, test_model
-from nasp.evaluation.trainer import EvalTrainer
+from nasp.evaluation.task import EvalTask
 
-__all__ = ["EvalConfig", "EvalNetwork", "EvalTrainer", "count_params", "dry_run", "eval_config", "resume_eval",
+__all__ = ["EvalConfig", "EvalNetwork", "EvalTask", "count_params", "dry_run", "eval_config", "resume_eval",
            "start_eval", "test_model"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,16 +11,16 @@ import torch
 from nasp.config import build_config, merge, parse_overrides
 from nasp.data import DATASETS
 from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, ResumeError
-from nasp.evaluation.callbacks import MODEL_FORMAT, EvalCheckpointer, EvalConsole, EvalFiles
+from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import build_eval_data
 from nasp.evaluation.network import EvalNetwork, count_params
-from nasp.evaluation.trainer import EvalTrainer, score
+from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
 from nasp.genotypes import resolve_genotype
 from nasp.plugins import load_plugins, resolve_device
-from nasp.trainer import Callback
-from nasp.trainer.files import atomic_write_text, truncate_jsonl, unique_dir
+from nasp.runfolder import RunFolder, RunFolderError, default_name, load_torch
+from nasp.trainer import Callback, Task, Trainer, launch
 
 # (classes, image channels) of the built-in in-memory sets, so a dry run needs no data
 DATA_SHAPES = {"cifar10": (10, 3), "cifar100": (100, 3), "embedded": (10, 1), "fashion-mnist": (10, 1)}
@@ -76,8 +75,7 @@ def dry_run(cfg: EvalConfig) -> dict[str, Any]:
             "layers": cfg.model.layers}
 
 
-def build_eval_trainer(cfg: EvalConfig, genotype: Genotype, run_dir: Path,
-                       callbacks: list[Callback] | None = None) -> EvalTrainer:
+def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> EvalTask:
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -88,77 +86,52 @@ def build_eval_trainer(cfg: EvalConfig, genotype: Genotype, run_dir: Path,
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     params = (count_params(net), count_params(net, auxiliary=True))
-    return EvalTrainer(cfg, net, data, run_dir, genotype.model_dump(mode="json", exclude_none=True), callbacks, params)
+    return EvalTask(cfg, net, data, genotype.model_dump(mode="json", exclude_none=True), params)
 
 
-def new_eval_dir(cfg: EvalConfig) -> Path:
-    assert cfg.genotype is not None
-    name = cfg.name or f"{time.strftime('%Y%m%d-%H%M%S')}-eval-{genotype_label(cfg.genotype)}"
-    return unique_dir(Path(cfg.out) / name)
+def eval_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
+    assert isinstance(task, EvalTask)
+    return [EvalModels(folder, task)]
 
 
-def eval_callbacks(run_dir: Path, console: bool = True) -> list[Callback]:
-    cbs: list[Callback] = [EvalFiles(run_dir), EvalCheckpointer(run_dir)]
-    if console:
-        cbs.append(EvalConsole())
-    return cbs
-
-
-def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console: bool = True) -> EvalTrainer:
+def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
     """A new run folder (config.json, genotype.json) and a trainer ready to ``fit``."""
     genotype = validate_eval(cfg)
-    run_dir = new_eval_dir(cfg)
-    trainer = build_eval_trainer(cfg, genotype, run_dir, eval_callbacks(run_dir, console) + list(callbacks or []))
-    run_dir.mkdir(parents=True)
-    atomic_write_text(run_dir / "config.json", cfg.model_dump_json(indent=2) + "\n")
-    atomic_write_text(run_dir / "genotype.json", genotype.to_json() + "\n")
-    return trainer
+    assert cfg.genotype is not None
+    name = cfg.name or default_name("eval", genotype_label(cfg.genotype))
+    return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, cfg.model_dump_json(indent=2),
+                        lambda folder: folder.write_genotype(genotype.to_json()), eval_callbacks, callbacks, console)
 
 
-def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True) -> EvalTrainer:
-    """A trainer that continues the evaluation in ``run_dir`` from its last checkpoint."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ResumeError(f"resume: '{run_dir}' is not a folder")
-    cfg_path, ckpt_path, geno_path = run_dir / "config.json", run_dir / "checkpoint.pt", run_dir / "genotype.json"
-    if not cfg_path.is_file():
-        raise ResumeError(f"resume: '{run_dir}' has no config.json; is it a run folder of `nasp eval`?")
+def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
+                plugins: list[str] | None = None) -> Trainer:
+    """A trainer that continues the evaluation in ``run_dir`` from its last good checkpoint."""
+    folder, raw = launch.open_for_resume(run_dir, "eval", "eval")
     try:
-        raw = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ResumeError(f"resume: '{cfg_path}' is unreadable: {exc}") from None
-    if isinstance(raw, dict) and "algorithm" in raw:
-        raise ResumeError(f"resume: '{run_dir}' is a search run; continue it with `nasp run resume={run_dir}`")
-    try:
-        cfg: EvalConfig = build_config(raw, EvalConfig)
-    except ConfigError as exc:
-        raise ResumeError(f"resume: '{cfg_path}' is unreadable: {exc}") from None
-    if not ckpt_path.is_file():
-        raise ResumeError(f"resume: '{run_dir}' has no checkpoint.pt yet (the run stopped before its first "
-                          f"checkpoint); start it again instead")
-    load_plugins(cfg.plugins)
-    genotype = resolve_genotype(Genotype.load(geno_path))
-    trainer = build_eval_trainer(cfg, genotype, run_dir, eval_callbacks(run_dir, console) + list(callbacks or []))
-    try:
-        state = torch.load(ckpt_path, map_location=trainer.device, weights_only=False)
-        trainer.load_state_dict(state)
-    except Exception as exc:
-        raise ResumeError(f"resume: '{ckpt_path}' is unreadable ({type(exc).__name__}: {exc})") from None
-    truncate_jsonl(run_dir / "metrics.jsonl", trainer.progress.epoch)
-    return trainer
+        launch.check_plugins_named(raw, list(plugins or []), run_dir, "eval")
+        try:
+            cfg: EvalConfig = build_config({**raw, "plugins": list(plugins or [])}, EvalConfig)
+        except ConfigError as exc:
+            raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
+        load_plugins(cfg.plugins)
+        genotype = resolve_genotype(Genotype.load(folder.genotype_path))
+        return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console)
+    except BaseException:
+        folder.unlock()
+        raise
 
 
 def load_model_record(path: str | Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
     """A model saved by `nasp eval` (best.pt / last.pt), or the ``which`` one of a run folder."""
     path = Path(path)
     if path.is_dir():
-        path = path / f"{which}.pt"
+        path = RunFolder(path).model_path(which)
     if not path.is_file():
         raise ConfigError(f"test: '{path}' does not exist (give best.pt or last.pt of an eval run, or its folder)")
     try:
-        record = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise ConfigError(f"test: '{path}' is unreadable ({type(exc).__name__}: {exc})") from None
+        record = load_torch(path)
+    except RunFolderError as exc:
+        raise ConfigError(f"test: {exc}") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
         raise ConfigError(f"test: '{path}' is not a model saved by `nasp eval` (its best.pt or last.pt)")
     return path, record

@@ -1,6 +1,8 @@
-"""Networks: the search network (all candidate ops) and the child network of a genotype."""
+"""Networks: searchable networks by space kind (the protocol algorithms see), the child network of a genotype."""
 
 from nasp.model.child import ChildNetwork
+from nasp.model.protocol import NETWORKS, SearchableNetwork, create_search_network, register_network
 from nasp.model.search import ArchGradProbe, SearchNetwork, selection_of
 
-__all__ = ["ArchGradProbe", "ChildNetwork", "SearchNetwork", "selection_of"]
+__all__ = ["NETWORKS", "ArchGradProbe", "ChildNetwork", "SearchNetwork", "SearchableNetwork", "create_search_network",
+           "register_network", "selection_of"]

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasp.model.layout import cell_slots
+from nasp.model.protocol import register_network
 from nasp.ops import create_op
 from nasp.ops.layers import FactorizedReduce, ReLUConvBN
 from nasp.spaces import CellSpace, SearchSpace
@@ -197,6 +198,7 @@ class SearchNetwork(nn.Module):
         if space.kind != "cnn":
             raise ValueError(f"SearchNetwork builds CNN spaces, not '{space.kind}'")
         self.space = space
+        self.channels = channels
         C_stem = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
         slots, C_p = cell_slots(channels, layers, C_stem, {ct: c.n_nodes for ct, c in space.cells.items()})
@@ -227,3 +229,10 @@ class SearchNetwork(nn.Module):
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.parameters())
+
+
+@register_network("cnn")
+def cnn_search_network(space: SearchSpace, channels: int, layers: int, num_classes: int = 10, in_channels: int = 3,
+                       stem_multiplier: int = 3) -> SearchNetwork:
+    """DARTS's CNN search network for image classification."""
+    return SearchNetwork(space, channels, layers, num_classes, in_channels, stem_multiplier)

@@ -1,49 +1,49 @@
-"""Console progress with rich: a live bar in a terminal, one line an epoch otherwise."""
+"""Console progress with rich: a live bar in a terminal, one line an epoch otherwise. The task says what
+its numbers read like; this callback only places them."""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
-from nasp.trainer.trainer import Trainer
+
+if TYPE_CHECKING:
+    from nasp.trainer.trainer import Trainer
 
 
 class ConsoleProgress(Callback):
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.progress: Progress | None = None
-        self.task = None
+        self.bar: TaskID | None = None
 
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
-        cfg = event.config
-        what = f"{cfg.get('algorithm', {}).get('name')} on {cfg.get('space', {}).get('name')}, " \
-               f"data {cfg.get('data', {}).get('name')}, device {event.device}"
-        verb = "resuming" if event.start_epoch or event.start_step else "searching"
-        self.console.print(f"[bold]nasp[/] {verb}: {what}; run folder {event.run_dir}")
+        task = trainer.task
+        verb = "resuming" if event.start_epoch or event.start_step else task.verb
+        self.console.print(f"[bold]nasp[/] {verb}: {escape(task.describe(event))}; run folder {escape(event.run_dir)}")
         if self.console.is_terminal:
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=self.console,
                                      transient=True)
             self.progress.start()
-            self.task = self.progress.add_task("search", total=event.steps_per_epoch,
-                                               completed=event.start_step, epoch=event.start_epoch + 1, info="")
+            self.bar = self.progress.add_task(task.kind, total=event.steps_per_epoch, completed=event.start_step,
+                                              epoch=f"{event.start_epoch + 1}/{event.epochs}", info="")
 
     def on_step(self, trainer: Trainer, event: StepEnd) -> None:
-        if self.progress is not None and self.task is not None:
-            info = f"loss {event.train_loss:.3f} acc {event.train_acc:.2f} arch {event.arch_s:.2f}s w {event.weight_s:.2f}s"
-            self.progress.update(self.task, completed=event.step, epoch=f"{event.epoch + 1}/{trainer.epochs}", info=info)
+        if self.progress is not None and self.bar is not None:
+            self.progress.update(self.bar, completed=event.step, epoch=f"{event.epoch + 1}/{trainer.epochs}",
+                                 info=trainer.task.step_line(event))
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
-        self.console.print(
-            f"epoch {event.epoch}/{event.epochs}  train loss {event.train_loss:.3f} acc {event.train_acc:.3f}  "
-            f"val loss {event.val_loss:.3f} acc {event.val_acc:.3f}  params {event.param_count / 1e6:.3f}M  "
-            f"arch {event.arch_s:.1f}s weight {event.weight_s:.1f}s")
-        if self.progress is not None and self.task is not None:
-            self.progress.reset(self.task, total=trainer.steps_per_epoch, epoch=f"{event.epoch + 1}/{event.epochs}", info="")
+        self.console.print(trainer.task.epoch_line(event), highlight=False, markup=False)
+        if self.progress is not None and self.bar is not None:
+            self.progress.reset(self.bar, total=trainer.steps_per_epoch, epoch=f"{event.epoch + 1}/{event.epochs}", info="")
 
     def on_event(self, trainer: Trainer, event: Event) -> None:
         if isinstance(event, Paused):
@@ -55,8 +55,10 @@ class ConsoleProgress(Callback):
     def on_run_end(self, trainer: Trainer, event: RunEnd) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
         if event.status == "finished":
-            self.console.print(f"[bold green]done[/]: genotype in {event.genotype_path}")
-        else:
+            self.console.print(f"[bold green]done[/]: {escape(trainer.task.finished_line(event))}")
+        elif event.status == "stopped":
             self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch + 1}, step {event.step}; continue with:\n"
-                               f"  nasp run resume={event.run_dir}")
+                               f"  nasp {trainer.task.command} resume={escape(event.run_dir)}")
+        # a failure is reported once, by the command's error line

@@ -18,7 +18,7 @@ from tui.widgets import Drawing, NavBar
 TABS = ["tab-abar", "tab-a", "tab-fig4", "tab-curves", "tab-cell"]
 STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "bold yellow", "starting": "bold cyan",
                 "finished": "bold blue", "stopped": "bold magenta", "failed": "bold red", "idle": "dim",
-                "interrupted": "bold red"}
+                "died": "bold red"}
 
 
 def status_text(state: LiveState, following: bool, width: int) -> Text:

@@ -30,13 +30,14 @@ def info_detail(info: RunInfo) -> Text:
     text = Text()
     text.append(f"{info.path}\n", style="bold")
     text.append(f"{info.algorithm} on {info.space}, data {info.data}; {info.status} at epoch {info.epoch}/{info.epochs}\n")
-    geno = info.path / "genotype.json"
-    if geno.is_file():
+    if info.error:
+        text.append(f"error: {info.error}\n", style="red")
+    if info.has_genotype:
         from nasp.errors import NaspError
         from nasp.genotype import Genotype
 
         try:
-            text.append(Genotype.load(geno).describe() + "\n", style="cyan")
+            text.append(Genotype.load(info.path).describe() + "\n", style="cyan")
         except NaspError as exc:
             text.append(f"genotype: {exc}\n", style="red")
     hints = ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
@@ -146,7 +147,9 @@ class RunsScreen(Screen[None]):
             return
         if not info.resumable:
             why = {"finished": "it finished", "running": "it is running (f follows it)"}.get(
-                info.status, "it has no checkpoint yet" if info.status in ("stopped", "interrupted") else info.status)
+                info.status, "it has no checkpoint yet" if info.status in ("stopped", "died", "failed") else info.status)
+            if info.kind == "eval":
+                why = f"it is an evaluation (continue it with `nasp eval resume={info.path}`)"
             self.notify(f"cannot resume {info.name}: {why}", severity="warning")
             return
         self.app.resume_search(info.path)  # type: ignore[attr-defined]
@@ -160,7 +163,7 @@ class RunsScreen(Screen[None]):
         info = self._need()
         if info is None:
             return
-        if not (info.path / "genotype.json").is_file():
+        if not info.has_genotype:
             self.notify(f"{info.name} has no genotype yet (written at the end of its first epoch)", severity="warning")
             return
         self.app.open_genotype(info.path)  # type: ignore[attr-defined]

@@ -1,0 +1,468 @@
+"""The run folder: the one module that knows its file names, writes them and reads them back.
+
+A run folder (of `nasp run` or `nasp eval`) holds::
+
+    config.json        the resolved config (written once, at the start)
+    status.json        what the run is doing now: running | paused | stopped | finished | failed, its pid
+    events.jsonl       every event of the trainer, one JSON object a line (followers tail it)
+    metrics.jsonl      one record an epoch (the numbers of the epoch_end event)
+    history.jsonl      search only: A, Ā and the genotype after each epoch
+    genotype.json      search: the current genotype; eval: the genotype being trained
+    checkpoint.pt      what a resume needs (tensors and plain values only), written atomically
+    checkpoint.prev.pt the checkpoint before it, kept so a damaged latest one costs one epoch, not the run
+    best.pt, last.pt   eval only: the model at its best test accuracy and at its last epoch (`nasp test`)
+    result.json        eval only: the final numbers
+    .lock              held (flock) by the one process writing the folder; the OS releases it when it dies
+
+Guarantees (docs/reliability.md): every file is replaced atomically (a temporary file, fsync, rename; the
+temporary file is removed when a write fails); one writer at a time; checkpoints are loaded with
+``weights_only=True``, so a checkpoint cannot run code; a run whose status says running but whose lock
+nobody holds is reported as ``died``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import io
+import json
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasp.errors import ConfigError, NaspError, ResumeError
+
+CONFIG = "config.json"
+STATUS = "status.json"
+EVENTS = "events.jsonl"
+METRICS = "metrics.jsonl"
+HISTORY = "history.jsonl"
+GENOTYPE = "genotype.json"
+CHECKPOINT = "checkpoint.pt"
+PREVIOUS_CHECKPOINT = "checkpoint.prev.pt"
+BEST_MODEL = "best.pt"
+LAST_MODEL = "last.pt"
+RESULT = "result.json"
+LOCK = ".lock"
+CELLS = "cells"
+LOGS = ".logs"  # in the runs folder: output of searches the terminal app started
+
+ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class RunFolderError(NaspError):
+    """A run folder cannot be created, locked, written or read."""
+
+
+class RunLockedError(RunFolderError):
+    """Another process writes this run folder."""
+
+
+# --- atomic files -------------------------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` at once: readers see the old file or the new one, never a part.
+    A failed write (disk full) removes its temporary file, keeps the old file and raises RunFolderError."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise RunFolderError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line, written with one write call (a line is whole or, after a crash, torn at the end)."""
+    line = (json.dumps(record) + "\n").encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise RunFolderError(f"cannot write '{path}': {exc.strerror or exc}") from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Records of a JSON-lines file; a torn or foreign line is skipped."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object file, or {} when it is missing, unreadable or not an object."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_torch(path: Path, map_location: Any = "cpu") -> Any:
+    """A file of tensors and plain values (``weights_only=True``: unpickling runs no code). Anything else,
+    a pickle that would build objects or run a command, is refused with one line naming the file."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise RunFolderError(f"'{path}' does not exist") from None
+    except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError...
+        what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            what = "it holds objects other than tensors and plain values; nothing in it was run"
+        raise RunFolderError(f"'{path}' is not a readable nasp checkpoint ({what[:200]})") from None
+
+
+# --- names and creation ---------------------------------------------------------------------------------
+def check_name(name: str) -> str:
+    """``name=`` is one plain folder name (no path separators, no '..'), so a run stays inside ``out=``."""
+    if not NAME_RE.match(name) or len(name) > 200:
+        raise ConfigError(f"key 'name': '{name}' is not a plain folder name (letters, digits, '.', '_', '+', '-'; "
+                          f"no '/' or leading '.')")
+    return name
+
+
+def check_out(out: str | Path) -> Path:
+    """``out=`` exists as a writable folder (created if needed); one message otherwise, before any work."""
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"key 'out': '{out}' is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"key 'out': cannot create '{out}' ({exc.strerror or exc})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"key 'out': '{out}' is not writable")
+    return path
+
+
+def create_run_folder(out: str | Path, name: str) -> Path:
+    """A new folder ``out/name`` (``name-2``, ``name-3``... when taken), created race-free: two runs started
+    in the same second get two folders."""
+    base = check_out(out) / check_name(name)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
+        return path
+    raise RunFolderError(f"'{base}' and 9,999 numbered variants exist already; choose another name=")
+
+
+def default_name(*parts: str) -> str:
+    """``<time>-part-part``, parts reduced to safe characters (a space file path becomes its stem)."""
+    safe = [re.sub(r"[^A-Za-z0-9._+-]+", "_", Path(p).stem if "/" in p or p.endswith((".yaml", ".yml", ".json")) else p)
+            for p in parts]
+    return "-".join([time.strftime("%Y%m%d-%H%M%S"), *safe]).strip("._-") or "run"
+
+
+# --- status ---------------------------------------------------------------------------------------------
+@dataclass
+class Status:
+    """status.json as read back; ``state`` is ``died`` when it says running but no process holds the lock."""
+
+    state: str
+    kind: str
+    epoch: int
+    epochs: int
+    pid: int | None
+    error: str | None
+    values: dict[str, Any]
+
+    @property
+    def resumable(self) -> bool:
+        return self.state in ("stopped", "died", "failed")
+
+
+# --- the folder -----------------------------------------------------------------------------------------
+class RunFolder:
+    """Paths, writers and readers of one run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RunFolder('{self.path}')"
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def genotype_path(self) -> Path:
+        return self.path / GENOTYPE
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.path / CELLS
+
+    def model_path(self, which: str) -> Path:
+        return self.path / (BEST_MODEL if which == "best" else LAST_MODEL)
+
+    def is_run(self) -> bool:
+        return self.config_path.is_file()
+
+    # --- the lock ------------------------------------------------------------------------------------
+    def lock(self, wait_s: float = 1.0) -> None:
+        """Become the one writer of this folder, or RunLockedError naming the holder's pid. The OS drops the
+        lock when this process exits however it exits (SIGKILL included)."""
+        path = self.path / LOCK
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RunFolderError(f"cannot lock '{self.path}': {exc.strerror or exc}") from None
+        deadline = time.monotonic() + wait_s  # a reader probing the lock holds it for microseconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise RunLockedError(f"run folder '{self.path}' is in use by another nasp process (pid {holder}); "
+                                     f"wait for it or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def locked_by_someone(self) -> bool:
+        """Whether a live process holds this folder's lock (a probe: taken and dropped at once)."""
+        if self._lock_fd is not None:
+            return True
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    # --- config, genotype, status ------------------------------------------------------------------
+    def write_config(self, config_json: str) -> None:
+        atomic_write_text(self.config_path, config_json.rstrip("\n") + "\n")
+
+    def read_config(self) -> dict[str, Any]:
+        """config.json as a dict; RunFolderError when it is missing or unreadable."""
+        if not self.path.is_dir():
+            raise RunFolderError(f"'{self.path}' is not a folder")
+        if not self.config_path.is_file():
+            raise RunFolderError(f"'{self.path}' has no {CONFIG}; is it a run folder of `nasp run` or `nasp eval`?")
+        try:
+            data = json.loads(self.config_path.read_bytes().decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise RunFolderError(f"'{self.config_path}' is unreadable: {str(exc).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise RunFolderError(f"'{self.config_path}' does not hold a config (a JSON object)")
+        return data
+
+    def kind(self) -> str:
+        """``search`` or ``eval``, from the config's keys (a search config has an algorithm section)."""
+        return "search" if "algorithm" in read_json(self.config_path) else "eval"
+
+    def write_genotype(self, genotype_json: str) -> None:
+        atomic_write_text(self.genotype_path, genotype_json.rstrip("\n") + "\n")
+
+    def write_status(self, state: str, kind: str, epoch: int, epochs: int, **values: Any) -> None:
+        atomic_write_text(self.path / STATUS, json.dumps(
+            {"status": state, "kind": kind, "epoch": epoch, "epochs": epochs, "pid": os.getpid(), **values}))
+
+    def status(self) -> Status:
+        raw = read_json(self.path / STATUS)
+        state = str(raw.get("status", "new"))
+        if state in ACTIVE and not self.locked_by_someone():
+            state = "died"
+        pid = raw.get("pid")
+        rest = {k: v for k, v in raw.items() if k not in ("status", "kind", "epoch", "epochs", "pid", "error")}
+        return Status(state, str(raw.get("kind", self.kind())), int(raw.get("epoch", 0) or 0),
+                      int(raw.get("epochs", 0) or 0), pid if isinstance(pid, int) else None, raw.get("error"), rest)
+
+    # --- records -----------------------------------------------------------------------------------
+    def append_event(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path / EVENTS, record)
+
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path / METRICS, record)
+
+    def append_history(self, record: dict[str, Any]) -> None:
+        append_jsonl(self.path / HISTORY, record)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / METRICS)
+
+    def history(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / HISTORY)
+
+    def events(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.path / EVENTS)
+
+    def has_events(self) -> bool:
+        return (self.path / EVENTS).is_file()
+
+    def first_event(self) -> dict[str, Any]:
+        """The run_start event (it carries the resolved space of a search, the genotype of an eval)."""
+        try:
+            with open(self.path / EVENTS, "rb") as f:
+                record = json.loads(f.readline().decode("utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def truncate_records(self, keep_epochs: int) -> None:
+        """Drop records of epochs past ``keep_epochs``: written after the checkpoint a resume starts from."""
+        for name in (METRICS, HISTORY):
+            path = self.path / name
+            if path.is_file():
+                kept = [r for r in read_jsonl(path) if r.get("epoch", 0) <= keep_epochs]
+                atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    def write_result(self, result: dict[str, Any]) -> None:
+        atomic_write_text(self.path / RESULT, json.dumps(result, indent=2) + "\n")
+
+    def read_result(self) -> dict[str, Any]:
+        return read_json(self.path / RESULT)
+
+    # --- checkpoints and models --------------------------------------------------------------------
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """checkpoint.pt, the one before it kept as checkpoint.prev.pt. Between the two renames a crash leaves
+        only the previous one, which ``load_checkpoint`` then uses."""
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        tmp_target = self.path / f".{CHECKPOINT}.new"
+        atomic_write_bytes(tmp_target, buf.getvalue())
+        try:
+            if self.checkpoint_path.is_file():
+                os.replace(self.checkpoint_path, self.path / PREVIOUS_CHECKPOINT)
+            os.replace(tmp_target, self.checkpoint_path)
+        except OSError as exc:
+            raise RunFolderError(f"cannot write '{self.checkpoint_path}': {exc.strerror or exc}") from None
+
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint_path.is_file() or (self.path / PREVIOUS_CHECKPOINT).is_file()
+
+    def load_checkpoint(self, map_location: Any = "cpu") -> tuple[dict[str, Any], str | None]:
+        """(state, warning): the latest checkpoint, or the previous one (with a warning saying why) when the
+        latest is missing, truncated or unreadable. ResumeError when neither can be read."""
+        errors = []
+        for path in (self.checkpoint_path, self.path / PREVIOUS_CHECKPOINT):
+            if not path.is_file():
+                continue
+            try:
+                state = load_torch(path, map_location)
+            except RunFolderError as exc:
+                errors.append(str(exc))
+                continue
+            if not isinstance(state, dict) or "task" not in state or "progress" not in state:
+                errors.append(f"'{path}' is not a checkpoint of this nasp version")
+                continue
+            warning = None
+            if path != self.checkpoint_path:
+                warning = (f"{errors[0] if errors else f'{self.checkpoint_path} is missing'}; "
+                           f"resuming from the previous checkpoint '{path.name}' instead")
+            return state, warning
+        if not errors:
+            raise ResumeError(f"resume: '{self.path}' has no checkpoint yet (the run stopped before its first "
+                              f"checkpoint); start it again instead")
+        also = f"; the previous checkpoint '{PREVIOUS_CHECKPOINT}' cannot be used either" if len(errors) > 1 else ""
+        raise ResumeError(f"resume: {errors[0]}{also}")
+
+    def save_model(self, which: str, record: dict[str, Any]) -> None:
+        save_torch(self.model_path(which), record)
+
+
+def iter_run_folders(folder: str | Path) -> Iterator[RunFolder]:
+    """Run folders directly under ``folder`` (those with a config.json), newest name first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for p in sorted(folder.iterdir(), reverse=True):
+        if p.is_dir() and (p / CONFIG).is_file():
+            yield RunFolder(p)
+
+
+class EventTail:
+    """Follows a run folder's events.jsonl written by another process: new complete lines on each poll."""
+
+    def __init__(self, run_dir: str | Path, from_end: bool = False) -> None:
+        """``from_end``: only what is appended from now on (a resumed run's earlier sessions are known)."""
+        self.folder = RunFolder(run_dir)
+        self.path = self.folder.path / EVENTS
+        self.offset = self.path.stat().st_size if from_end and self.path.is_file() else 0
+        self.partial = b""
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()  # an unterminated last line is still being written
+        out = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out

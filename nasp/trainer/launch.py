@@ -1,0 +1,89 @@
+"""Starting and resuming a run, the same way for every task: out= checked before any work, the task built,
+a new run folder created race-free and locked, or an existing one locked and its checkpoint loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from nasp.errors import ResumeError
+from nasp.runfolder import RunFolder, RunFolderError, check_out, create_run_folder
+from nasp.trainer.callback import Callback
+from nasp.trainer.console import ConsoleProgress
+from nasp.trainer.recorder import RunRecorder
+from nasp.trainer.task import Task
+from nasp.trainer.trainer import Trainer
+
+CallbacksOf = Callable[[RunFolder, Task], list[Callback]]
+
+
+def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: list[Callback] | None,
+               console: bool) -> list[Callback]:
+    cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else [])]
+    if console:
+        cbs.append(ConsoleProgress())
+    return cbs + list(extra or [])
+
+
+def start(build: Callable[[], Task], out: str | Path, name: str, config_json: str,
+          write_files: Callable[[RunFolder], None] | None = None, own_callbacks: CallbacksOf | None = None,
+          callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
+    """A trainer for a new run: ``out`` must be a writable folder before the (slow) task is built; the
+    run folder is created only once the task is built, so a bad input leaves no folder behind."""
+    check_out(out)
+    task = build()
+    folder = RunFolder(create_run_folder(out, name))
+    folder.lock()
+    folder.write_config(config_json)
+    if write_files is not None:
+        write_files(folder)
+    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console))
+    return trainer
+
+
+def open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunFolder, dict[str, Any]]:
+    """The locked run folder ``run_dir`` of a ``kind`` run, and its config as a dict."""
+    folder = RunFolder(run_dir)
+    try:
+        raw = folder.read_config()
+    except RunFolderError as exc:
+        raise ResumeError(f"resume: {exc}") from None
+    found = folder.kind()
+    if found != kind:
+        other = "run" if found == "search" else "eval"
+        raise ResumeError(f"resume: '{run_dir}' is a {found} run; continue it with `nasp {other} resume={run_dir}`"
+                          f" (not `nasp {command}`)")
+    if not folder.has_checkpoint():
+        raise ResumeError(f"resume: '{run_dir}' has no checkpoint yet (the run stopped before its first "
+                          f"checkpoint); start it again instead")
+    folder.lock()
+    return folder, raw
+
+
+def check_plugins_named(raw: dict[str, Any], plugins: list[str], run_dir: str | Path, command: str) -> None:
+    """A run that used plugins resumes only when the user names them again: nasp never imports code
+    because a file (config.json) says so."""
+    used = [str(p) for p in raw.get("plugins") or []]
+    if used and not plugins:
+        raise ResumeError(f"resume: '{run_dir}' used plugins ({', '.join(used)}), which are code: name them again to "
+                          f"run them: nasp {command} resume={run_dir} plugins={','.join(used)}")
+
+
+def resume(folder: RunFolder, task: Task, own_callbacks: CallbacksOf | None = None,
+           callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
+    """A trainer that continues ``folder`` from its last good checkpoint (the previous one, with a warning,
+    when the latest is damaged); records written after that checkpoint are dropped."""
+    state, warning = folder.load_checkpoint(map_location=task.device)
+    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console))
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ResumeError(f"resume: the checkpoint of '{folder.path}' does not fit its config "
+                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    if warning:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]nasp: warning:[/] {warning}", highlight=False)
+    folder.truncate_records(trainer.progress.epoch)
+    return trainer

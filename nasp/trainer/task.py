@@ -1,0 +1,84 @@
+"""What plugs into the one run loop (Lightning's LightningModule to its Trainer): a search, an evaluation.
+
+A task says how to take a step, what an epoch ends with, what state a checkpoint holds and how its
+numbers read on a console. The loop owns everything else: order, signals, events, checkpoints, failures.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import torch
+
+from nasp.trainer.events import EpochEnd, RunEnd, RunStart, StepEnd
+
+
+class Task(ABC):
+    kind: ClassVar[str]  # "search" | "eval": status.json's kind, and how the run folder is resumed
+    command: ClassVar[str]  # the CLI command that runs it ("run", "eval"): `nasp <command> resume=...`
+    verb: ClassVar[str] = "running"  # the console's first word: "searching", "evaluating"
+
+    epochs: int
+    device: torch.device
+    config: dict[str, Any]
+
+    @property
+    @abstractmethod
+    def steps_per_epoch(self) -> int: ...
+
+    def start_info(self) -> dict[str, Any]:
+        """Extra fields of the run_start event."""
+        return {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Before the first step of ``epoch`` (also when a resumed run re-enters it mid-way)."""
+        return None
+
+    @abstractmethod
+    def batches(self, epoch: int, start_step: int) -> Iterator[Any]:
+        """The batches of ``epoch`` from ``start_step`` on (a resumed epoch skips the steps it had done)."""
+
+    @abstractmethod
+    def step(self, batch: Any, epoch: int, step: int) -> dict[str, Any] | None:
+        """One training step; its numbers for a step event, or None when this step reports nothing
+        (reading numbers back from a GPU waits for it, so a task may report every few steps)."""
+
+    @abstractmethod
+    def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(metrics, record) of the finished epoch ``epoch`` (1-based): metrics are numbers (metrics.jsonl),
+        record the larger data (history.jsonl)."""
+
+    def pause_epoch(self) -> None:
+        """The loop leaves the epoch mid-way (a stop): bring running sums into the checkpointed state."""
+        return None
+
+    def result(self) -> dict[str, Any]:
+        """The final numbers, carried by run_end."""
+        return {}
+
+    def watched(self) -> dict[str, float]:
+        """Quantities that must stay finite after every step besides the step's numbers (A, gradient norm).
+        Read at each step that reports numbers."""
+        return {}
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain values only: checkpoints are loaded with ``weights_only=True``."""
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    # --- how its numbers read on a console --------------------------------------------------------
+    def describe(self, event: RunStart) -> str:
+        return f"{event.kind} on {event.device}"
+
+    def step_line(self, event: StepEnd) -> str:
+        return ""
+
+    def epoch_line(self, event: EpochEnd) -> str:
+        return f"epoch {event.epoch}/{event.epochs}"
+
+    def finished_line(self, event: RunEnd) -> str:
+        return f"done: run folder {event.run_dir}"
