@@ -19,7 +19,7 @@ from nasp.plugins import load_plugins, resolve_device
 from nasp.problems import ImageClassification
 from nasp.runfolder import RunFolder, default_name
 from nasp.spaces import SearchSpace, get_space
-from nasp.trainer import Callback, EpochEnd, RunEnd, RunStart, StepEnd, Task, Trainer, launch
+from nasp.trainer import Callback, Task, Trainer, launch
 
 
 def resolve_space(cfg: RunConfig) -> SearchSpace:
@@ -164,23 +164,19 @@ class SearchTask(Task):
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
 
     # --- console -------------------------------------------------------------------------------------
-    def describe(self, event: RunStart) -> str:
-        cfg = event.config
-        return (f"{cfg.get('algorithm', {}).get('name')} on {cfg.get('space', {}).get('name')}, "
-                f"data {cfg.get('data', {}).get('name')}, device {event.device}")
+    describe_format = "{algorithm[name]} on {space[name]}, data {data[name]}, device {device}"
+    step_format = "loss {train_loss:.3f} acc {train_acc:.2f} arch {arch_s:.2f}s w {weight_s:.2f}s"
+    epoch_format = ("train loss {train_loss:.3f} acc {train_acc:.3f}  val loss {val_loss:.3f} acc {val_acc:.3f}  "
+                    "params {params_m:.3f}M  arch {arch_s:.1f}s weight {weight_s:.1f}s")
+    finished_format = "genotype in {genotype_path}"
 
-    def step_line(self, event: StepEnd) -> str:
-        v = event.values
-        return f"loss {v['train_loss']:.3f} acc {v['train_acc']:.2f} arch {v['arch_s']:.2f}s w {v['weight_s']:.2f}s"
-
-    def epoch_line(self, event: EpochEnd) -> str:
-        m = event.metrics
-        return (f"epoch {event.epoch}/{event.epochs}  train loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}  "
-                f"val loss {m['val_loss']:.3f} acc {m['val_acc']:.3f}  params {m['param_count'] / 1e6:.3f}M  "
-                f"arch {m['arch_s']:.1f}s weight {m['weight_s']:.1f}s")
-
-    def finished_line(self, event: RunEnd) -> str:
-        return f"genotype in {RunFolder(event.run_dir).genotype_path}"
+    def fields(self, values: dict[str, Any]) -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if "param_count" in values:
+            extra["params_m"] = values["param_count"] / 1e6
+        if "run_dir" in values:
+            extra["genotype_path"] = RunFolder(values["run_dir"]).genotype_path
+        return {**values, **extra}
 
 
 def build_task(cfg: RunConfig) -> SearchTask:

@@ -19,7 +19,7 @@ from torch import nn
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import EvalData, derive_seed
 from nasp.evaluation.network import EvalNetwork
-from nasp.trainer import EpochEnd, RunEnd, RunStart, StepEnd, Task
+from nasp.trainer import Task
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -202,21 +202,13 @@ class EvalTask(Task):
         self.best_acc, self.best_epoch, self.last = state["best_acc"], int(state["best_epoch"]), dict(state["last"])
 
     # --- console -------------------------------------------------------------------------------------
-    def describe(self, event: RunStart) -> str:
-        cfg = event.config
-        return (f"{cfg.get('genotype')} ({self.genotype.get('space')}): {self.params / 1e6:.2f}M params "
-                f"({self.params_with_aux / 1e6:.2f}M with the auxiliary head), data {cfg['data']['name']}, "
-                f"{event.epochs} epochs of {event.steps_per_epoch} steps, device {event.device}")
+    describe_format = ("{genotype_name} ({space}): {params_m:.2f}M params ({aux_m:.2f}M with the auxiliary head), "
+                       "data {data[name]}, {epochs} epochs of {steps_per_epoch} steps, device {device}")
+    step_format = "loss {train_loss:.3f} acc {train_acc:.3f} lr {lr:.4f}"
+    epoch_format = ("train loss {train_loss:.3f} acc {train_acc:.3f}  test acc {test_pct} top-5 {top5_pct}  "
+                    "lr {lr:.4f} drop-path {drop_path:.3f}  {images_per_s:.0f} img/s  {elapsed_s:.0f}s")
 
-    def step_line(self, event: StepEnd) -> str:
-        v = event.values
-        return f"loss {v['train_loss']:.3f} acc {v['train_acc']:.3f} lr {v['lr']:.4f}"
-
-    def epoch_line(self, event: EpochEnd) -> str:
-        m = event.metrics
-        return (f"epoch {event.epoch}/{event.epochs}  train loss {m['train_loss']:.3f} acc {m['train_acc']:.3f}  "
-                f"test acc {_pct(m['test_acc'])} top-5 {_pct(m['test_top5'])}  lr {m['lr']:.4f} "
-                f"drop-path {m['drop_path']:.3f}  {m['images_per_s']:.0f} img/s  {m['elapsed_s']:.0f}s")
-
-    def finished_line(self, event: RunEnd) -> str:
-        return f"run folder {event.run_dir}"
+    def fields(self, values: dict[str, Any]) -> dict[str, Any]:
+        return {**values, "genotype_name": self.cfg.genotype, "space": self.genotype.get("space"),
+                "params_m": self.params / 1e6, "aux_m": self.params_with_aux / 1e6,
+                "test_pct": _pct(values.get("test_acc")), "top5_pct": _pct(values.get("test_top5"))}

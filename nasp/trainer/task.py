@@ -70,15 +70,26 @@ class Task(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-    # --- how its numbers read on a console --------------------------------------------------------
+    # --- how its numbers read on a console (format strings over the event's numbers) --------------------
+    describe_format: ClassVar[str] = "{kind} on {device}"
+    step_format: ClassVar[str] = ""
+    epoch_format: ClassVar[str] = ""
+    finished_format: ClassVar[str] = "run folder {run_dir}"
+
+    def fields(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The names the format strings may use: the event's numbers plus what the task derives from them."""
+        return values
+
     def describe(self, event: RunStart) -> str:
-        return f"{event.kind} on {event.device}"
+        return self.describe_format.format(**self.fields({**event.config, **event.info, "kind": event.kind,
+                                                          "device": event.device, "epochs": event.epochs,
+                                                          "steps_per_epoch": event.steps_per_epoch}))
 
     def step_line(self, event: StepEnd) -> str:
-        return ""
+        return self.step_format.format(**self.fields(event.values))
 
     def epoch_line(self, event: EpochEnd) -> str:
-        return f"epoch {event.epoch}/{event.epochs}"
+        return f"epoch {event.epoch}/{event.epochs}  " + self.epoch_format.format(**self.fields(event.metrics))
 
     def finished_line(self, event: RunEnd) -> str:
-        return f"done: run folder {event.run_dir}"
+        return self.finished_format.format(**self.fields({**event.result, "run_dir": event.run_dir}))
