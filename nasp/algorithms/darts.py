@@ -73,7 +73,9 @@ class DARTS(SearchAlgorithm):
             x, y = val
             with self.autocast():
                 loss = self.loss(self.net(x, self.mixing(self.A)), y)
-            grads = dict(zip(self.A, torch.autograd.grad(loss, list(self.A.values())), strict=True))
+            # a cell type the network does not use (no reduce cell below 3 layers) gets a zero gradient
+            got = torch.autograd.grad(loss, list(self.A.values()), allow_unused=True)
+            grads = {ct: torch.zeros_like(a) if g is None else g for (ct, a), g in zip(self.A.items(), got, strict=True)}
         self.arch_update(grads)
         return loss.item()
 
