@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nasp.algorithms import options_markdown
 from nasp.config import iter_keys
 
 HEADER = """# Config keys
@@ -24,7 +25,7 @@ into `data.root` or `~/.cache/nasp/data/<name>` (`$NASP_DATA` moves the cache).
 
 def render() -> str:
     rows = [f"| `{key}` | `{default!r}` | {desc} |" for key, default, desc in iter_keys()]
-    return HEADER + "\n".join(rows) + "\n"
+    return HEADER + "\n".join(rows) + "\n" + options_markdown()
 
 
 if __name__ == "__main__":

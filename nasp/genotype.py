@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from nasp.errors import GenotypeError
 from nasp.registry import did_you_mean
+from nasp.runfolder import GENOTYPE
 from nasp.spaces import SPACES, SearchSpace, get_space
 from nasp.spaces.space import MAX_INPUTS, MAX_NODES, check_identifier, check_label
 
@@ -181,10 +182,10 @@ class Genotype(BaseModel):
         the file. Structure only unless ``registered_ops`` (see the module docstring)."""
         path = Path(path)
         if path.is_dir():
-            if not (path / "genotype.json").exists():
+            if not (path / GENOTYPE).exists():
                 raise GenotypeError(f"'{path}' is a folder without genotype.json (a run folder has one after its "
                                     f"first epoch)")
-            path = path / "genotype.json"
+            path = path / GENOTYPE
         where = f"genotype file '{path}'"
         if not path.exists():
             raise GenotypeError(f"{where} does not exist")

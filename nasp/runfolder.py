@@ -313,8 +313,9 @@ class RunFolder:
         return data
 
     def kind(self) -> str:
-        """``search`` or ``eval``, from the config's keys (a search config has an algorithm section)."""
-        return "search" if "algorithm" in read_json(self.config_path) else "eval"
+        """``search`` or ``eval``: an evaluation's config names a genotype and no algorithm."""
+        config = read_json(self.config_path)
+        return "eval" if "genotype" in config and "algorithm" not in config else "search"
 
     def write_genotype(self, genotype_json: str) -> None:
         atomic_write_text(self.genotype_path, genotype_json.rstrip("\n") + "\n")
@@ -355,11 +356,11 @@ class RunFolder:
     def has_events(self) -> bool:
         return (self.path / EVENTS).is_file()
 
-    def first_event(self) -> dict[str, Any]:
+    def first_event(self, max_bytes: int = 4 << 20) -> dict[str, Any]:
         """The run_start event (it carries the resolved space of a search, the genotype of an eval)."""
         try:
             with open(self.path / EVENTS, "rb") as f:
-                record = json.loads(f.readline().decode("utf-8"))
+                record = json.loads(f.readline(max_bytes).decode("utf-8"))
         except (OSError, ValueError):
             return {}
         return record if isinstance(record, dict) else {}

@@ -10,12 +10,13 @@ from typing import Any
 
 import torch
 
-from nasp.algorithms import ALGORITHMS, SearchAlgorithm
+from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
 from nasp.config import RunConfig, build_config
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.errors import ConfigError, RegistryError
 from nasp.model import create_search_network
-from nasp.plugins import load_plugins, resolve_device
+from nasp.model.budget import available_memory, check_memory, estimate_search_memory
+from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
 from nasp.runfolder import RunFolder, default_name
 from nasp.spaces import SearchSpace, get_space
@@ -38,18 +39,7 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
 
 def validate(cfg: RunConfig) -> SearchSpace:
     """Every check that needs the registries (plugins loaded first); returns the space."""
-    load_plugins(cfg.plugins)
-    try:
-        algo_cls = ALGORITHMS.get(cfg.algorithm.name)
-    except RegistryError as exc:
-        raise ConfigError(f"key 'algorithm': {exc}") from None
-    fields = type(cfg.algorithm).model_fields
-    stray = sorted(k for k in cfg.algorithm.model_fields_set - algo_cls.options - {"name"}
-                   if getattr(cfg.algorithm, k) != fields[k].get_default(call_default_factory=True))
-    if stray:
-        users = sorted(n for n in ALGORITHMS.names() if stray[0] in ALGORITHMS.get(n).options)
-        raise ConfigError(f"key 'algorithm.{stray[0]}' does not apply to {cfg.algorithm.name}"
-                          + (f" (it applies to {', '.join(users)})" if users else ""))
+    algorithm_options(cfg)  # loads the plugins first; each algorithm checks its own keys
     if cfg.data.name not in DATASETS:
         try:
             DATASETS.get(cfg.data.name)
@@ -187,14 +177,17 @@ def build_task(cfg: RunConfig) -> SearchTask:
     channels_last = cfg.channels_last and device.type != "mps"
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
                                         cfg.data.augment, cfg.seed, channels_last)
+    shape = problem.network_shape
+    estimate = estimate_search_memory(space, cfg.model.channels, cfg.model.layers, cfg.batch_size, problem.data.size,
+                                      shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
+    check_memory(estimate, available_memory(device), "the search network", str(device))
     torch.manual_seed(cfg.seed)
     net = create_search_network(space, cfg.model.channels, cfg.model.layers, stem_multiplier=cfg.model.stem_multiplier,
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
-    algo = algo_cls(space, net, cfg.algorithm, cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
-    shape = problem.network_shape
+    algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
     size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
     return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), size)
 
@@ -209,7 +202,7 @@ def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: 
     """A new run folder with its resolved config, and a trainer ready to ``fit``."""
     validate(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
-    return launch.start(lambda: build_task(cfg), cfg.out, name, cfg.model_dump_json(indent=2),
+    return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
                         own_callbacks=search_callbacks, callbacks=callbacks, console=console)
 
 

@@ -311,7 +311,7 @@ class NaspApp(App[None]):
         except (ValueError, NaspError) as exc:
             self.notify(str(exc), title="cannot open genotype", severity="error")
             return
-        self._set_genotype(GenotypeEdit(geno, folder / "genotype.json", label))
+        self._set_genotype(GenotypeEdit(geno, RunFolder(folder).genotype_path, label))
 
     def _set_genotype(self, edit: GenotypeEdit) -> None:
         self.genotype_edit = edit

@@ -8,6 +8,7 @@ from typing import Any
 
 from nasp.errors import GenotypeError
 from nasp.genotype import Genotype
+from nasp.runfolder import GENOTYPE, RunFolder
 from nasp.spaces import SearchSpace
 from tui.render import node_names
 
@@ -40,7 +41,7 @@ class GenotypeEdit:
         path = Path(path)
         geno = Genotype.load(path)  # structure only: a plugin's ops need not be registered, nothing is imported
         geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
-        return cls(geno, path / "genotype.json" if path.is_dir() else path)
+        return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
 
     @property
     def space(self) -> SearchSpace:
@@ -91,7 +92,7 @@ class GenotypeEdit:
 
     def default_save_path(self) -> Path:
         """A new file next to the source: ``<stem>-edit.json``, ``<stem>-edit-2.json``, ..."""
-        base = self.source if self.source is not None else Path("genotype.json")
+        base = self.source if self.source is not None else Path(GENOTYPE)
         stem = base.stem.removesuffix("-edit")
         path, n = base.with_name(f"{stem}-edit.json"), 1
         while path.exists():

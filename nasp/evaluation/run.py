@@ -18,8 +18,9 @@ from nasp.evaluation.network import EvalNetwork, count_params
 from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
 from nasp.genotypes import resolve_genotype
+from nasp.model.budget import available_memory, check_memory, estimate_eval_memory
 from nasp.plugins import load_plugins, resolve_device
-from nasp.runfolder import RunFolder, RunFolderError, default_name, load_torch
+from nasp.runfolder import GENOTYPE, RunFolder, RunFolderError, default_name, load_torch
 from nasp.trainer import Callback, Task, Trainer, launch
 
 # (classes, image channels) of the built-in in-memory sets, so a dry run needs no data
@@ -44,7 +45,7 @@ def genotype_label(spec: str) -> str:
     """A short name for run folders: the genotype's name, or its run folder / file name."""
     path = Path(spec)
     if path.exists():
-        return path.parent.name if path.name == "genotype.json" else (path.name if path.is_dir() else path.stem)
+        return path.parent.name if path.name == GENOTYPE else (path.name if path.is_dir() else path.stem)
     return spec
 
 
@@ -81,6 +82,10 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> EvalTask:
         torch.set_num_threads(cfg.threads)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
+    m = cfg.model
+    estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
+                                    data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
+    check_memory(estimate, available_memory(device), "the evaluation network", str(device))
     torch.manual_seed(cfg.seed)
     net = build_network(genotype, cfg, data.num_classes, data.channels).to(device)
     if channels_last:

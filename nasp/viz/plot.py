@@ -12,7 +12,6 @@ Matplotlib is used through its object API (``Figure`` + Agg canvas): no pyplot, 
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from nasp.runfolder import read_jsonl
+from nasp.runfolder import RunFolder, RunFolderError
 from nasp.spaces import SearchSpace
 from nasp.viz import VizError
 from nasp.viz.graph import CellShape, edge_names
@@ -107,20 +106,15 @@ def load_run(path: str | Path) -> RunData:
     path = Path(path)
     if not path.is_dir():
         raise VizError(f"'{path}' is not a folder; give run folders written by `nasp run` (e.g. runs/<name>)")
-    cfg_path = path / "config.json"
-    if not cfg_path.is_file():
-        raise VizError(f"'{path}' has no config.json; is it a run folder of `nasp run`?")
+    folder = RunFolder(path)
     try:
-        config = json.loads(cfg_path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VizError(f"'{cfg_path}' is not valid JSON: {str(exc).splitlines()[0]}") from None
-    if not isinstance(config, dict):
-        raise VizError(f"'{cfg_path}' does not hold a config (a JSON object)")
-    history = [r for r in read_jsonl(path / "history.jsonl")
-               if isinstance(r.get("A"), dict) and isinstance(r.get("discrete"), dict)]
+        config = folder.read_config()
+    except RunFolderError as exc:
+        raise VizError(str(exc)) from None
+    history = [r for r in folder.history() if isinstance(r.get("A"), dict) and isinstance(r.get("discrete"), dict)]
     if not history:
         raise VizError(f"'{path}' has no finished epoch yet (history.jsonl is empty); plot it after its first epoch")
-    metrics = read_jsonl(path / "metrics.jsonl")
+    metrics = folder.metrics()
     space = run_space(path, history)
     for rec in history:
         for ct, cell in space.cells.items():

@@ -11,7 +11,6 @@ identifiers, and need not be registered.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nasp.genotype import Genotype
+from nasp.runfolder import RunFolder, RunFolderError
 from nasp.spaces import SPACES, SearchSpace, get_space
 from nasp.spaces.registry import first_error
 from nasp.viz import VizError
@@ -30,12 +30,7 @@ __all__ = ["first_event", "read_genotype", "read_genotype_record", "read_run_spa
 
 def first_event(run_dir: str | Path) -> dict[str, Any]:
     """The first record of ``<run_dir>/events.jsonl`` (the run_start event), or {} when it is not readable."""
-    try:
-        with open(Path(run_dir) / "events.jsonl", "rb") as f:
-            record = json.loads(f.readline(MAX_LINE).decode("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
+    return RunFolder(run_dir).first_event(MAX_LINE)
 
 
 def read_genotype(spec: str | Path) -> tuple[Genotype, Path | None]:
@@ -80,10 +75,10 @@ def read_run_space(run_dir: str | Path) -> SearchSpace:
         try:
             return SearchSpace.model_validate(raw)
         except ValidationError as exc:
-            raise VizError(f"'{run_dir / 'events.jsonl'}': the run_start event's space is invalid: "
+            raise VizError(f"'{run_dir}': the run_start event's space is invalid: "
                            f"{first_error(exc)}") from None
     tried = ["events.jsonl has no run_start event with a space"]
-    if (run_dir / "genotype.json").is_file():
+    if RunFolder(run_dir).genotype_path.is_file():
         geno = Genotype.load(run_dir)  # GenotypeError naming the file when malformed
         space = geno.resolve_space(strict=False)
         if space is not None:
@@ -92,8 +87,8 @@ def read_run_space(run_dir: str | Path) -> SearchSpace:
     else:
         tried.append("there is no genotype.json")
     try:
-        config = json.loads((run_dir / "config.json").read_bytes().decode("utf-8"))
-    except (OSError, ValueError):
+        config = RunFolder(run_dir).read_config()
+    except RunFolderError:
         config = None
     space = space_from_config(config) if isinstance(config, dict) else None
     if space is not None:
