@@ -142,7 +142,7 @@ def load_torch(path: Path, map_location: Any = "cpu") -> Any:
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             what = "it holds objects other than tensors and plain values; nothing in it was run"
-        raise RunFolderError(f"'{path}' is not a readable nasp checkpoint ({what[:200]})") from None
+        raise RunFolderError(f"'{path}' is unreadable as a nasp checkpoint ({what[:200]})") from None
 
 
 # --- names and creation ---------------------------------------------------------------------------------

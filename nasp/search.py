@@ -117,7 +117,10 @@ class SearchTask(Task):
                 "weight_s": t2 - t1, "discrete": algo.discrete_values()}
 
     def watched(self) -> dict[str, float]:
-        return {"A": float(sum(a.detach().double().sum() for a in self.algorithm.A.values()))}
+        algo = self.algorithm
+        norm = algo.grad_norm
+        return {"A": float(sum(a.detach().double().sum() for a in algo.A.values())),
+                **({"grad_norm": float(norm)} if norm is not None else {})}
 
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         algo, sums = self.algorithm, self.sums

@@ -273,6 +273,29 @@ async def test_follow_a_run_of_another_process(tmp_path):
         assert app.state.discrete["normal"] == recs[0]["discrete"]["normal"]
 
 
+@sync
+async def test_evaluation_runs_appear_in_the_run_browser(tmp_path):
+    """A real `nasp eval` run folder is listed with its genotype, status and test accuracy; a search is resumable
+    from the browser, an evaluation says how to continue it instead."""
+    from nasp.evaluation import eval_config, start_eval
+
+    runs = tmp_path / "runs"
+    cfg = eval_config(["genotype=NASP", "data=embedded", "epochs=1", "data.limit=32", "data.test_limit=16",
+                       "model.layers=2", "model.channels=4", "batch_size=16", f"out={runs}", "name=ev"])
+    end = start_eval(cfg, console=False).fit()
+    app = NaspApp(runs_dir=runs, mode="runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        (info,) = screen.infos
+        assert (info.name, info.kind, info.algorithm, info.status) == ("ev", "eval", "eval NASP", "finished")
+        assert info.space == "cnn12" and info.val_acc == end.result["test_acc"]
+        table = screen.query_one("#runs")
+        assert table.row_count == 1 and "eval NASP" in [str(c) for c in table.get_row_at(0)]
+        assert not info.resumable
+
+
 # --- genotype editor ---------------------------------------------------------------------------------
 
 async def choose(pilot, app: NaspApp, select_id: str, value) -> None:

@@ -14,7 +14,7 @@ from nasp.algorithms.gradients import cross_entropy
 from nasp.algorithms.registry import validate_options
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Edge, Genotype
-from nasp.model import SearchNetwork
+from nasp.model import SearchableNetwork
 from nasp.spaces import SPACES, SearchSpace, get_space
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -38,7 +38,7 @@ class SearchAlgorithm(ABC):
         if isinstance(cls.Options, type) and issubclass(cls.Options, AlgorithmOptions):
             cls.options = frozenset(cls.Options.model_fields)  # (else register_algorithm refuses the class)
 
-    def __init__(self, space: SearchSpace, net: SearchNetwork, options: AlgorithmOptions | AlgorithmConfig,
+    def __init__(self, space: SearchSpace, net: SearchableNetwork, options: AlgorithmOptions | AlgorithmConfig,
                  optim: OptimConfig, epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:
         self.space = space
         self.net = net
@@ -48,6 +48,7 @@ class SearchAlgorithm(ABC):
         self.amp = amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
+        self.grad_norm: torch.Tensor | None = None  # of the last weight step, before clipping
         self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
                                          weight_decay=self.cfg.weight_decay)
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
@@ -100,10 +101,12 @@ class SearchAlgorithm(ABC):
         return cross_entropy(logits, y)
 
     def sgd_step(self, loss: torch.Tensor) -> None:
-        """Backward, clip and SGD step on the weights that took part in ``loss``."""
+        """Backward, clip and SGD step on the weights that took part in ``loss``; the gradient norm before
+        clipping is kept in ``grad_norm`` (the run loop stops a run whose norm is not finite)."""
         self.w_opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None], self.optim_cfg.grad_clip)
+        self.grad_norm = nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None],
+                                                  self.optim_cfg.grad_clip)
         self.w_opt.step()
 
     def arch_update(self, grads: dict[str, torch.Tensor]) -> None:

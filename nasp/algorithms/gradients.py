@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from nasp.model import ArchGradProbe, SearchNetwork
+from nasp.model import ArchGradProbe, SearchableNetwork
 from nasp.model.search import Selection, upcast
 
 Weights = dict[str, torch.Tensor]
@@ -18,7 +18,7 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(upcast(logits), y)
 
 
-def fast_arch_grad(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, weights: Weights | None,
+def fast_arch_grad(net: SearchableNetwork, x: torch.Tensor, y: torch.Tensor, weights: Weights | None,
                    selection: dict[str, Selection]) -> tuple[torch.Tensor, Weights]:
     """dL/dĀ for every entry, running only the child network with autograd.
 
@@ -31,7 +31,7 @@ def fast_arch_grad(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, weights
     return loss.detach(), probe.grads
 
 
-def naive_arch_grad(net: SearchNetwork, x: torch.Tensor, y: torch.Tensor, abar: Weights) -> tuple[torch.Tensor, Weights]:
+def naive_arch_grad(net: SearchableNetwork, x: torch.Tensor, y: torch.Tensor, abar: Weights) -> tuple[torch.Tensor, Weights]:
     """The reference: every op run and backpropagated, weighted by Ā (zeros included)."""
     leaves = {ct: a.detach().clone().requires_grad_(True) for ct, a in abar.items()}
     loss = cross_entropy(net(x, leaves), y)
@@ -53,7 +53,7 @@ def _swapped(params: list[torch.Tensor], values: list[torch.Tensor]) -> Iterator
                 p.copy_(s)
 
 
-def unrolled_arch_grad(net: SearchNetwork, arch: Weights, to_weights: Callable[[Weights], Weights],
+def unrolled_arch_grad(net: SearchableNetwork, arch: Weights, to_weights: Callable[[Weights], Weights],
                        train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
                        xi: float, w_opt: torch.optim.SGD, r_scale: float = 0.01) -> tuple[torch.Tensor, Weights]:
     """DARTS's second-order gradient, eq. (6): grad_A L_val(w', A) - xi * Hessian-vector term.

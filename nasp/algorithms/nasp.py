@@ -35,7 +35,7 @@ class ProximalSearch(SearchAlgorithm):
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
-        channels = self.net.cells[0].preprocess1[1].out_channels  # the search network's C
+        channels = self.net.channels  # the search network's C (SearchableNetwork)
         self.regularizer = ModelSizeRegularizer(self.space, channels, self.device)
 
     @property

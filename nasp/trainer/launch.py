@@ -54,7 +54,8 @@ def open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunFo
     found = folder.kind()
     if found != kind:
         other = "run" if found == "search" else "eval"
-        raise ResumeError(f"resume: '{run_dir}' is a {found} run; continue it with `nasp {other} resume={run_dir}`"
+        what = "a search" if found == "search" else "an evaluation"
+        raise ResumeError(f"resume: '{run_dir}' is {what} run; continue it with `nasp {other} resume={run_dir}`"
                           f" (not `nasp {command}`)")
     if not folder.has_checkpoint():
         raise ResumeError(f"resume: '{run_dir}' has no checkpoint yet (the run stopped before its first "
