@@ -9,3 +9,20 @@ def tiny_run(tmp_path):
     """Overrides for a search that takes seconds on the real embedded data."""
     return ["data.limit=128", "batch_size=16", "model.channels=4", "model.layers=3", "epochs=1",
             f"out={tmp_path / 'runs'}"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_registries():
+    """What a test's plugins register (in this process) is gone after it: tests see only the built-ins."""
+    import sys
+
+    from nasp.registry import Registry
+
+    snapshot = Registry.snapshot()
+    modules = set(sys.modules)
+    yield
+    Registry.restore(snapshot)
+    for name in set(sys.modules) - modules:
+        if name.startswith("nasp_plugin_"):
+            del sys.modules[name]
+

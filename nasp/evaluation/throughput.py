@@ -11,7 +11,7 @@ from torch import nn
 
 from nasp.evaluation.data import derive_seed
 from nasp.evaluation.network import EvalNetwork, count_params
-from nasp.evaluation.trainer import autocast
+from nasp.evaluation.task import autocast
 from nasp.genotypes import get_genotype
 
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from nasp.runfolder import RunFolder, RunFolderError
+from nasp.runfolder import HISTORY, RunFolder, RunFolderError
 from nasp.spaces import SearchSpace
 from nasp.viz import VizError
 from nasp.viz.graph import CellShape, edge_names
@@ -126,7 +126,7 @@ def load_run(path: str | Path) -> RunData:
     run.softmax = _algorithm_softmax(run.algorithm)
     epochs = [r.get("epoch", i + 1) for i, r in enumerate(history)]
     if not all(isinstance(e, int) for e in epochs):
-        raise VizError(f"'{path / 'history.jsonl'}': epochs must be whole numbers, got {epochs!r:.80}")
+        raise VizError(f"'{RunFolder(path).file(HISTORY)}': epochs must be whole numbers, got {epochs!r:.80}")
     run.epochs = epochs
     return run
 
@@ -140,7 +140,7 @@ def run_space(path: Path, history: list[dict[str, Any]]) -> SearchSpace:
         genotype = history[-1].get("genotype")
         if genotype is None:
             raise
-        space = read_genotype_record(genotype, f"'{path / 'history.jsonl'}'").resolve_space(strict=False)
+        space = read_genotype_record(genotype, f"'{RunFolder(path).file(HISTORY)}'").resolve_space(strict=False)
         if space is None:
             raise VizError(f"{first}; nor does history.jsonl's genotype") from None
         return space
