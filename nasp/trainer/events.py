@@ -31,16 +31,6 @@ class Event:
                 out[f.name] = value
         return out
 
-    def __getattr__(self, key: str) -> Any:
-        """A task's own number by name (``event.val_acc``), from the flattened dict field."""
-        extra = type(self).extra_field
-        if extra is not None and not key.startswith("_"):
-            for part in (extra, "record") if extra == "metrics" else (extra,):
-                values = self.__dict__.get(part)
-                if isinstance(values, dict) and key in values:
-                    return values[key]
-        raise AttributeError(f"{type(self).__name__} has no field '{key}'")
-
     @staticmethod
     def from_dict(record: dict[str, Any]) -> Event:
         """The typed event of a JSON record (events.jsonl); unknown names raise ValueError."""

@@ -38,7 +38,7 @@ class CellDrawings(Callback):
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
         try:
-            self.draw(Genotype.model_validate(event.genotype), event.epoch)
+            self.draw(Genotype.model_validate(event.record["genotype"]), event.epoch)
         except GraphvizNotFound as exc:
             self._warn(f"{exc} (this warning is shown once; the search goes on)")
         except Exception as exc:  # a drawing is never worth a crashed search
