@@ -294,6 +294,9 @@ async def test_evaluation_runs_appear_in_the_run_browser(tmp_path):
         table = screen.query_one("#runs")
         assert table.row_count == 1 and "eval NASP" in [str(c) for c in table.get_row_at(0)]
         assert not info.resumable
+        await pilot.press("enter")  # no architecture history: the browser says so instead of an empty replay
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
 
 
 # --- genotype editor ---------------------------------------------------------------------------------

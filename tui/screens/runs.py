@@ -40,7 +40,7 @@ def info_detail(info: RunInfo) -> Text:
             text.append(Genotype.load(info.path).describe() + "\n", style="cyan")
         except NaspError as exc:
             text.append(f"genotype: {exc}\n", style="red")
-    hints = ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
+    hints = ["g: edit its genotype"] if info.kind == "eval" else ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
     if info.resumable:
         hints.append("r: resume it here")
     if info.followable:
@@ -138,7 +138,10 @@ class RunsScreen(Screen[None]):
 
     def action_replay(self) -> None:
         info = self._need()
-        if info is not None:
+        if info is not None and info.kind == "eval":
+            self.notify(f"{info.name} is an evaluation: it has no architecture history to replay (g shows its genotype)",
+                        severity="warning")
+        elif info is not None:
             self.app.push_screen(ReplayScreen(info.path))
 
     def action_resume(self) -> None:
