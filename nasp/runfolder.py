@@ -242,9 +242,6 @@ class RunFolder:
     def model_path(self, which: str) -> Path:
         return self.path / (BEST_MODEL if which == "best" else LAST_MODEL)
 
-    def is_run(self) -> bool:
-        return self.config_path.is_file()
-
     # --- the lock ------------------------------------------------------------------------------------
     def lock(self, wait_s: float = 1.0) -> None:
         """Become the one writer of this folder, or RunLockedError naming the holder's pid. The OS drops the
@@ -375,9 +372,6 @@ class RunFolder:
 
     def write_result(self, result: dict[str, Any]) -> None:
         atomic_write_text(self.path / RESULT, json.dumps(result, indent=2) + "\n")
-
-    def read_result(self) -> dict[str, Any]:
-        return read_json(self.path / RESULT)
 
     # --- checkpoints and models --------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:

@@ -198,7 +198,7 @@ def build_task(cfg: RunConfig) -> SearchTask:
 def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
     from nasp.viz.callback import CellDrawings
 
-    return [CellDrawings(folder.path)]
+    return [CellDrawings(folder.cells_dir)]
 
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:

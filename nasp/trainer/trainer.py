@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nasp.runfolder import RunFolder
+from nasp.errors import NaspError
+from nasp.runfolder import RunFolder, RunFolderError
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, Event, Failed, Paused, Resumed, RunEnd, RunStart, StepEnd
 from nasp.trainer.task import Task
@@ -97,9 +98,7 @@ class Trainer:
         except Diverged as exc:
             return self._fail(str(exc), "diverged")
         except BaseException as exc:
-            from nasp.errors import NaspError
-
-            reason = "io" if type(exc).__name__ == "RunFolderError" else "error"
+            reason = "io" if isinstance(exc, RunFolderError) else "error"
             if isinstance(exc, KeyboardInterrupt):
                 message = "aborted (a second Ctrl-C); the last checkpoint is kept"
             elif isinstance(exc, NaspError):

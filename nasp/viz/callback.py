@@ -25,8 +25,8 @@ from nasp.viz.render import graphviz_missing, render_source, write_source
 class CellDrawings(Callback):
     """Writes the drawing of the epoch's genotype (the cell of Ā) for every cell type into ``<run>/cells``."""
 
-    def __init__(self, run_dir: Path, fmt: str = "svg", console: Console | None = None) -> None:
-        self.dir = Path(run_dir) / "cells"
+    def __init__(self, cells_dir: Path, fmt: str = "svg", console: Console | None = None) -> None:
+        self.dir = Path(cells_dir)  # a run folder's cells/ (RunFolder.cells_dir)
         self.fmt = fmt
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.warned = False
