@@ -158,6 +158,8 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     folder = only_run(tmp_path / "killed")
     assert folder.status().state == "died"
     assert len(folder.metrics()) == 1  # killed during epoch 2
+    shown = nasp("show", str(folder.path))
+    assert shown.returncode == 0 and f"{folder.path}: search died at epoch 1/2" in shown.stdout
     done = nasp("run", f"resume={folder.path}")
     assert done.returncode == 0, done.stderr
     compare_runs(only_run(tmp_path / "full"), folder)

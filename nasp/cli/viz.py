@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nasp.cli.main import command, console
 from nasp.config import build_config, parse_overrides
+from nasp.runfolder import RunFolder
 from nasp.viz import VizError
 
 M = TypeVar("M", bound=BaseModel)
@@ -126,9 +127,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     from nasp.viz.text import genotype_rich
 
     load_plugins(args.plugins)
-    genotype, _ = load_genotype(args.genotype)
+    genotype, path = load_genotype(args.genotype)
     width = args.width or min(80, shutil.get_terminal_size((80, 24)).columns)
     if width < 20:
         raise VizError(f"--width {width} is too narrow to draw a cell (20 columns at least)")
+    if path is not None and path.is_dir() and RunFolder(path).config_path.is_file():
+        st = RunFolder(path).status()  # 'died' when it says running but its process is gone
+        error = f": {st.error}" if st.error else ""
+        console.print(f"{path}: {st.kind} {st.state} at epoch {st.epoch}/{st.epochs}{error}", highlight=False,
+                      markup=False)
     console.print(genotype_rich(genotype, width), highlight=False)
     return 0
