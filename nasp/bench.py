@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm
 from nasp.config import AlgorithmConfig, OptimConfig
 from nasp.model import ChildNetwork, SearchNetwork
+from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow, selection_of_genotype
 from nasp.spaces import get_space
 
 ALL = ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"]
@@ -28,7 +29,7 @@ ALL = ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"]
 
 class BenchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    space: str = Field("cnn12", description="search space")
+    space: str = Field("cnn12", description="search space (rnn spaces: DARTS's recurrent network on random tokens)")
     algorithms: list[str] = Field(default_factory=lambda: list(ALL), description="algorithms to time")
     channels: int = Field(8, ge=2, description="initial channels C")
     layers: int = Field(5, ge=1, description="cells")
@@ -36,19 +37,33 @@ class BenchConfig(BaseModel):
     image_size: int = Field(32, ge=8, description="height and width of the CIFAR-shaped batches")
     in_channels: int = Field(3, ge=1, description="image channels")
     num_classes: int = Field(10, ge=2, description="classes")
+    nhid: int = Field(64, ge=2, description="rnn: hidden and embedding size (the quick search's; DARTS: 300)")
+    bptt: int = Field(35, ge=2, description="rnn: steps per window")
+    vocab_size: int = Field(10_000, ge=2, description="rnn: vocabulary (PTB's and the embedded corpus's 10,000)")
     steps: int = Field(5, ge=1, description="timed steps (after one warm-up step)")
     device: str = Field("auto", description="auto, cpu, cuda")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format")
     memory: bool = Field(True, description="measure peak memory (one process per algorithm)")
     eval_throughput: bool = Field(True, description="also time the evaluation network's training step (DARTS_V2 at "
-                                  "this width, auxiliary head and drop-path on): images/s")
+                                  "this width, auxiliary head and drop-path on): images/s (cnn spaces)")
     seed: int = Field(0, description="seed of the batches and networks")
 
 
-def _batches(cfg: BenchConfig, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _recurrent(cfg: BenchConfig) -> bool:
+    return get_space(cfg.space).kind == "rnn"
+
+
+def _batches(cfg: BenchConfig, device: torch.device) -> list[tuple[Any, torch.Tensor]]:
+    """Training and validation batches alternating (rnn: windows of two token streams, each carrying its state)."""
     gen = torch.Generator().manual_seed(cfg.seed)
-    out = []
+    out: list[tuple[Any, torch.Tensor]] = []
+    if _recurrent(cfg):
+        carries = (HiddenCarry(), HiddenCarry())
+        for i in range(2 * (cfg.steps + 1)):
+            tokens = torch.randint(cfg.vocab_size, (cfg.bptt + 1, cfg.batch_size), generator=gen).to(device)
+            out.append((TokenWindow(tokens[:-1], carries[i % 2], i // 2, seed=i), tokens[1:].reshape(-1)))
+        return out
     for _ in range(2 * (cfg.steps + 1)):
         x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen).to(device)
         if cfg.channels_last:
@@ -65,14 +80,34 @@ def _sync(device: torch.device) -> None:
 def _algorithm(name: str, cfg: BenchConfig, device: torch.device) -> SearchAlgorithm:
     space = get_space(cfg.space)
     torch.manual_seed(cfg.seed)
-    net = SearchNetwork(space, cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    return ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name), OptimConfig(), 50, device, cfg.amp, cfg.seed)
+    optim = OptimConfig()
+    if space.kind == "rnn":  # DARTS's recurrent search: plain SGD at lr 20, clip 0.25
+        net: torch.nn.Module = RecurrentNetwork(space, cfg.vocab_size, cfg.nhid, cfg.nhid, RNNDropouts(), True).to(device)
+        optim = OptimConfig(lr=20.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25, schedule="constant")
+    else:
+        net = SearchNetwork(space, cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
+        if cfg.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+    return ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name), optim, 50, device, cfg.amp, cfg.seed)
+
+
+class _RecurrentChild(torch.nn.Module):
+    """The child of a recurrent genotype: the network without batch norm, run with the genotype's selection only."""
+
+    def __init__(self, algo: SearchAlgorithm, cfg: BenchConfig) -> None:
+        super().__init__()
+        self.net = RecurrentNetwork(algo.space, cfg.vocab_size, cfg.nhid, cfg.nhid, RNNDropouts(), batch_norm=False)
+        self.selection = selection_of_genotype(algo.space, algo.genotype())
+
+    def forward(self, x: TokenWindow) -> torch.Tensor:
+        return self.net(x, None, self.selection)
 
 
 def _child(algo: SearchAlgorithm, cfg: BenchConfig, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
     torch.manual_seed(cfg.seed)
+    if algo.space.kind == "rnn":
+        child: torch.nn.Module = _RecurrentChild(algo, cfg).to(device)
+        return child, torch.optim.SGD(child.parameters(), lr=20.0, weight_decay=5e-7)
     child = ChildNetwork(algo.genotype(), cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
     if cfg.channels_last:
         child = child.to(memory_format=torch.channels_last)
@@ -80,16 +115,16 @@ def _child(algo: SearchAlgorithm, cfg: BenchConfig, device: torch.device) -> tup
     return child, opt
 
 
-def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple[torch.Tensor, torch.Tensor],
+def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple[Any, torch.Tensor],
                 amp: bool) -> None:
     x, y = batch
-    ctx = torch.autocast("cuda", torch.bfloat16) if amp and x.is_cuda else torch.autocast("cpu", enabled=False)
+    ctx = torch.autocast("cuda", torch.bfloat16) if amp and y.is_cuda else torch.autocast("cpu", enabled=False)
     with ctx:
         logits = child(x)
     loss = F.cross_entropy(logits.float(), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(child.parameters(), 5.0)
+    torch.nn.utils.clip_grad_norm_(child.parameters(), 0.25 if isinstance(child, _RecurrentChild) else 5.0)
     opt.step()
 
 
@@ -200,7 +235,7 @@ def run_bench(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
             results[name]["peak_mb"] = _memory_in_subprocess(name, cfg, device)
     report = {"space": cfg.space, "device": _device_name(device), "settings": cfg.model_dump(exclude={"memory"}),
               "results": results}
-    if cfg.eval_throughput:
+    if cfg.eval_throughput and not _recurrent(cfg):
         from nasp.evaluation.throughput import eval_throughput
 
         report["eval_throughput"] = eval_throughput(device, "DARTS_V2", cfg.channels, cfg.layers, cfg.batch_size,

@@ -185,12 +185,12 @@ class SearchTask(Task):
             metrics["val_ppl"] = scored["ppl"]
         record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
-        self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"]}
+        self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"], **({"val_ppl": scored["ppl"]} if "ppl" in scored else {})}
         self._reset_sums()
         return metrics, record
 
     def result(self) -> dict[str, Any]:
-        return {"val_acc": self.last.get("val_acc")}
+        return {"val_acc": self.last.get("val_acc"), **({"val_ppl": self.last["val_ppl"]} if "val_ppl" in self.last else {})}
 
     def state_dict(self) -> dict[str, Any]:
         state = {"algorithm": self.algorithm.state_dict(), "sums": dict(self.sums), "elapsed_s": self.elapsed_s,

@@ -88,9 +88,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         trainer = start_run(config_from_args(args))
     end = fit(trainer)
     if end.status == "finished":
-        acc = end.result.get("val_acc")
-        console.print(f"genotype: {trainer.folder.genotype_path}"
-                      + (f" (validation accuracy {acc:.3f})" if acc is not None else ""))
+        acc, ppl = end.result.get("val_acc"), end.result.get("val_ppl")
+        score = f" (validation perplexity {ppl:.1f})" if ppl is not None else (
+            f" (validation accuracy {acc:.3f})" if acc is not None else "")
+        console.print(f"genotype: {trainer.folder.genotype_path}{score}")
     return exit_code(end)
 
 
