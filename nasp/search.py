@@ -185,7 +185,9 @@ class SearchTask(Task):
             metrics["val_ppl"] = scored["ppl"]
         record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
-        self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"], **({"val_ppl": scored["ppl"]} if "ppl" in scored else {})}
+        self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"]}
+        if "ppl" in scored:
+            self.last["val_ppl"] = scored["ppl"]
         self._reset_sums()
         return metrics, record
 
