@@ -337,11 +337,14 @@ def animate_heatmap(run: RunData, cell_type: str, out: Path, frame_ms: int = 600
 
 # --- Fig. 3: search curves ---------------------------------------------------------------------------
 def plot_curves(runs: list[RunData], out: Path) -> Path:
-    """Validation accuracy and loss against epochs and against wall-clock seconds; one line per run."""
+    """Validation accuracy (language models: perplexity) and loss against epochs and against wall-clock seconds; one
+    line per run."""
     fig = Figure(figsize=(11, 7.2), layout="constrained")
     axes = fig.subplots(2, 2, sharey="row")
+    recurrent = any("val_ppl" in r for run in runs for r in run.metrics)
+    top, top_name = ("val_ppl", "validation perplexity") if recurrent else ("val_acc", "validation accuracy")
     for n, run in enumerate(runs):
-        m = [r for r in run.metrics if "val_acc" in r]
+        m = [r for r in run.metrics if top in r]
         if not m:
             continue
         ep = [r["epoch"] for r in m]
@@ -349,11 +352,11 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
         style = {"color": f"C{n % 10}", "marker": "osD^v<>ph*"[n % 10] if len(m) <= 30 else None, "ms": 5, "lw": 1.6,
                  "alpha": 0.9}
         label = f"{run.label} ({secs[-1]:.0f} s)" if not math.isnan(secs[-1]) else run.label
-        for row, key in enumerate(("val_acc", "val_loss")):
+        for row, key in enumerate((top, "val_loss")):
             y = [r.get(key, math.nan) for r in m]
             axes[row][0].plot(ep, y, label=label, **style)
             axes[row][1].plot(secs, y, label=label, **style)
-    for row, name in enumerate(("validation accuracy", "validation loss")):
+    for row, name in enumerate((top_name, "validation loss")):
         axes[row][0].set_ylabel(name)
         for col, xname in enumerate(("epoch", "wall-clock time (s)")):
             ax = axes[row][col]
@@ -364,7 +367,7 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
             else:
                 ax.set_xlim(left=0)  # the search starts at 0 s
     axes[0][0].legend(fontsize=9, title="run (search time)", title_fontsize=9)
-    fig.suptitle("Search curves: validation accuracy and loss per epoch and against time (cf. NASP Fig. 3)", fontsize=12)
+    fig.suptitle(f"Search curves: {top_name} and loss per epoch and against time (cf. NASP Fig. 3)", fontsize=12)
     return _save(fig, out)
 
 
