@@ -117,10 +117,18 @@ def test_every_algorithm_searches_a_recurrent_cell_on_the_embedded_corpus(algori
 
 def test_default_recurrent_search_lowers_validation_perplexity(tmp_path):
     """The quick defaults at a third of the data: validation perplexity falls epoch by epoch."""
-    args = ["run", "space=rnn", "rnn.nhid=32", "data.limit=40000", "epochs=3", f"out={tmp_path}", "name=r"]
+    args = ["run", "space=rnn", "rnn.nhid=24", "data.limit=20000", "batch_size=16", "epochs=3", f"out={tmp_path}", "name=r"]
     assert main(args) == 0
     ppl = [json.loads(line)["val_ppl"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert ppl[0] > ppl[1] > ppl[2], ppl
+    # the drawing of the searched cell (real graphviz) and the curves, by the commands users run
+    assert main(["render", str(tmp_path / "r"), f"out={tmp_path}/draw"]) == 0
+    svg = (tmp_path / "draw" / "recurrent.svg").read_text()
+    geno = Genotype.load(tmp_path / "r")
+    assert "x_{t}/h_{t&#45;1}" in svg and "h_{t}" in svg
+    assert all(f">{edge.op}</text>" in svg for node in geno.cells["recurrent"] for edge in node)
+    assert main(["plot", str(tmp_path / "r"), f"out={tmp_path}/plots"]) == 0
+    assert (tmp_path / "plots" / "curves.png").stat().st_size > 10_000
 
 
 class StopAfter(Callback):

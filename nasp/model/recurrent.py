@@ -176,10 +176,10 @@ class RecurrentNetwork(nn.Module):
         self.Ws = nn.ParameterList(nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-init_range, init_range))
                                    for _ in range(self.cell.n_nodes))
         self.ops = nn.ModuleList(create_op(name, nhid) for name in self.cell.ops)  # shared by every edge
-        # one non-affine batch norm per node (DARTS shares one across the nodes; its running statistics then mix
-        # nodes of different scales, and scoring in eval mode can blow the recurrence up)
-        self.bns = nn.ModuleList(nn.BatchNorm1d(nhid, affine=False) for _ in range(self.cell.n_inputs + self.cell.n_nodes)
-                                 ) if batch_norm else None
+        # DARTS's non-affine batch norm of every node, on the batch's statistics in training and scoring alike: running
+        # statistics (DARTS's) mix nodes of different scales early in a search, and scoring with them can blow the
+        # recurrence up through time
+        self.bn = nn.BatchNorm1d(nhid, affine=False, track_running_stats=False) if batch_norm else None
         self.decoder = nn.Linear(nhid, vocab_size)
         self.encoder.weight.data.uniform_(-EMBED_INIT_RANGE, EMBED_INIT_RANGE)
         self.decoder.bias.data.zero_()
@@ -196,8 +196,8 @@ class RecurrentNetwork(nn.Module):
         c, h = torch.split(inp @ self.Ws[j], self.nhid, dim=-1)
         return torch.sigmoid(c), h
 
-    def _norm(self, s: torch.Tensor, node: int) -> torch.Tensor:
-        return self.bns[node](s) if self.bns is not None else s
+    def _norm(self, s: torch.Tensor) -> torch.Tensor:
+        return self.bn(s) if self.bn is not None else s
 
     def _embed(self, tokens: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
         d = self.dropouts
@@ -246,7 +246,7 @@ class RecurrentNetwork(nn.Module):
         cell = self.cell
         h_in = h_prev * h_mask if h_mask is not None else h_prev
         c0, h0 = torch.split(torch.addmm(x_proj, h_in, self.W0[self.emsize:]), self.nhid, dim=-1)
-        s0 = self._norm(torch.lerp(h_prev, torch.tanh(h0), torch.sigmoid(c0)), 0)
+        s0 = self._norm(torch.lerp(h_prev, torch.tanh(h0), torch.sigmoid(c0)))
         states = [s0]
         for j in range(cell.n_nodes):
             if sel is None:  # dense: every earlier node through every op, batched over the sources
@@ -269,7 +269,7 @@ class RecurrentNetwork(nn.Module):
                 mix = sum(terms[1:], terms[0]) if terms else torch.zeros_like(s0)
             if probe is not None:
                 probe.watch(mix, j, t)  # type: ignore[arg-type]
-            states.append(self._norm(mix, cell.n_inputs + j))  # type: ignore[arg-type]
+            states.append(self._norm(mix))  # type: ignore[arg-type]
         if probe is not None:
             probe.states.append([s.detach() for s in states])
         return torch.stack(states[cell.n_inputs:]).mean(0)
