@@ -161,3 +161,25 @@ def test_darts_search_preset_for_ptb_is_a_valid_config():
 
     cfg, space = prepare(build_config(load_yaml("configs/search-ptb.yaml")))
     assert space.kind == "rnn" and cfg.data.name == "ptb" and (cfg.rnn.nhid, cfg.batch_size, cfg.optim.lr) == (300, 256, 20)
+
+
+def test_user_rnn_op_from_a_plugin_and_a_recurrent_space_from_yaml(tmp_path):
+    """A user's activation registered with register_op(kind='rnn') searched in a 5-node recurrent space from YAML."""
+    plugin = tmp_path / "my_acts.py"
+    plugin.write_text("from torch import nn\nfrom nasp import register_op\n\n"
+                      "@register_op('softsign', kind='rnn')\n"
+                      "def softsign(C, stride, affine):\n"
+                      "    '''x / (1 + |x|).'''\n"
+                      "    return nn.Softsign()\n")
+    space = tmp_path / "small_rnn.yaml"
+    space.write_text("name: small_rnn\nkind: rnn\ncells:\n  recurrent: {ops: [tanh, softsign], n_inputs: 1, n_nodes: 5, "
+                     "inputs_per_node: 1}\n")
+    args = ["run", f"plugins={plugin}", f"space={space}", "rnn.nhid=12", "batch_size=4", "rnn.bptt=8",
+            "data.limit=1200", "epochs=1", f"out={tmp_path}", "name=r"]
+    assert main(args) == 0
+    geno = Genotype.load(tmp_path / "r")
+    assert geno.space == "small_rnn" and len(geno.cells["recurrent"]) == 5
+    history = json.loads((tmp_path / "r" / "history.jsonl").read_text().splitlines()[-1])
+    assert len(history["A"]["recurrent"]) == 15 and len(history["A"]["recurrent"][0]) == 2  # 1+2+3+4+5 edges, 2 ops
+    with pytest.raises(ConfigError, match="is an op of rnn cells, not of cnn cells"):
+        prepare(build_config(parse_overrides([f"plugins={plugin}", "space.normal=skip_connect,softsign"])))
