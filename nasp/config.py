@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -92,13 +92,16 @@ class SpaceConfig(Section):
     name: str = Field("cnn12", description="search space name or a YAML file declaring one (`nasp spaces`)")
     normal: list[str] | None = Field(None, description="replace the normal cell's ops (comma-separated op names)")
     reduce: list[str] | None = Field(None, description="replace the reduce cell's ops (comma-separated op names)")
+    recurrent: list[str] | None = Field(None, description="replace the recurrent cell's ops (rnn spaces; comma-separated)")
 
 
 class DataConfig(Section):
-    name: str = Field("embedded", description="dataset (`nasp datasets`): embedded, fashion-mnist, cifar10, cifar100")
+    name: str = Field("embedded", description="dataset (`nasp datasets`): embedded, fashion-mnist, cifar10, cifar100; "
+                      "rnn spaces: a text corpus (`nasp datasets`), by default the embedded one")
     root: str | None = Field(None, description="dataset folder (default: the dataset's own, see docs/config.md)")
-    limit: int | None = Field(4000, ge=2, description="use at most this many images (the quick default; null: all)")
-    train_portion: float = Field(0.5, gt=0, lt=1, description="share of images for weights; the rest trains A")
+    limit: int | None = Field(4000, ge=2, description="use at most this many images (rnn: training tokens; the quick "
+                              "default; null: all)")
+    train_portion: float = Field(0.5, gt=0, lt=1, description="share of images (tokens) for weights; the rest trains A")
     augment: bool = Field(True, description="random crop and flip on weight-step batches (colour datasets)")
 
 
@@ -114,6 +117,25 @@ class OptimConfig(Section):
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum")
     weight_decay: float = Field(3e-4, ge=0, description="SGD weight decay")
     grad_clip: float = Field(5.0, gt=0, description="clip the weights' gradient norm to this")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="learning rate schedule of w: cosine to "
+                                                    "lr_min, or constant (DARTS's recurrent search)")
+
+
+class RecurrentConfig(Section):
+    """rnn spaces only: the recurrent network (DARTS's, one layer). Quick defaults; `--config search-ptb` is
+    DARTS's recipe."""
+
+    emsize: int | None = Field(None, ge=2, description="rnn: word embedding size (default: nhid, which ties the "
+                               "decoder to the embedding; DARTS: 300)")
+    nhid: int = Field(64, ge=2, description="rnn: hidden size of the cell (DARTS search: 300)")
+    bptt: int = Field(35, ge=2, description="rnn: steps of back-propagation through time per window")
+    dropout: float = Field(0.1, ge=0, lt=1, description="rnn: locked dropout on the cell's output (DARTS: 0.75)")
+    dropouth: float = Field(0.1, ge=0, lt=1, description="rnn: dropout on the hidden state each node reads "
+                            "(DARTS: 0.25)")
+    dropoutx: float = Field(0.1, ge=0, lt=1, description="rnn: dropout on the cell's input x_t (DARTS: 0.75)")
+    dropouti: float = Field(0.1, ge=0, lt=1, description="rnn: locked dropout on the embedded words (DARTS: 0.2)")
+    dropoute: float = Field(0.0, ge=0, lt=1, description="rnn: dropout of whole words of the embedding (DARTS "
+                            "search: 0)")
 
 
 class RunConfig(Section):
@@ -122,8 +144,10 @@ class RunConfig(Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
+    rnn: RecurrentConfig = Field(default_factory=RecurrentConfig)
     epochs: int = Field(3, ge=1, description="search epochs (paper: 50)")
-    batch_size: int = Field(32, ge=2, description="images per step, for each of the two steps (paper: 64)")
+    batch_size: int = Field(32, ge=2, description="images (rnn: token streams) per step, for each of the two steps "
+                            "(paper: 64; DARTS rnn: 256)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
     amp: bool = Field(True, description="bf16 autocast on CUDA")

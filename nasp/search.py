@@ -4,7 +4,7 @@ training batch; and from a RunConfig to a running search (validation, the run fo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,15 @@ import torch
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
 from nasp.config import RunConfig, build_config
 from nasp.data import DATASETS, Batches, load_dataset
+from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
+from nasp.genotype import Genotype
 from nasp.model import create_search_network
 from nasp.model.budget import available_memory, check_memory, estimate_search_memory
+from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
+from nasp.problems.language import LanguageModeling, TokenStream
 from nasp.runfolder import RunFolder, default_name
 from nasp.spaces import SearchSpace, get_space
 from nasp.trainer import Callback, Task, Trainer, launch
@@ -28,7 +32,7 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce") if getattr(cfg.space, ct) is not None}
+    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
     if ops:
         try:
             space = space.with_ops(**ops)
@@ -37,19 +41,54 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
     return space
 
 
+DEFAULT_CORPUS = "embedded-text"
+# DARTS's recurrent search (rnn/train_search.py) where the image search's defaults do not fit; keys given explicitly
+# (on the command line, in YAML, in a resumed run's config.json) win
+RNN_DEFAULTS: dict[str, Any] = {
+    "data.name": DEFAULT_CORPUS, "data.limit": 120_000, "batch_size": 32, "epochs": 5,
+    "optim.lr": 20.0, "optim.momentum": 0.0, "optim.weight_decay": 5e-7, "optim.grad_clip": 0.25,
+    "optim.schedule": "constant", "algorithm.lr": 3e-3, "algorithm.betas": (0.9, 0.999), "algorithm.weight_decay": 1e-3,
+}
+
+
+def with_space_defaults(cfg: RunConfig, space: SearchSpace) -> RunConfig:
+    """``cfg`` with the defaults of ``space``'s kind for every key not given explicitly (rnn: RNN_DEFAULTS)."""
+    if space.kind != "rnn":
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    for dotted, value in RNN_DEFAULTS.items():
+        section, _, key = dotted.rpartition(".")
+        if section == "algorithm":
+            if key not in cfg.algorithm.given:
+                cfg.algorithm.__pydantic_extra__[key] = value  # type: ignore[index]
+            continue
+        owner = getattr(cfg, section) if section else cfg
+        if key not in owner.model_fields_set:
+            setattr(owner, key, value)
+    return cfg
+
+
+def prepare(cfg: RunConfig) -> tuple[RunConfig, SearchSpace]:
+    """Every check that needs the registries (plugins loaded first); returns the config with its space kind's
+    defaults filled in, and the space."""
+    algorithm_options(cfg)  # loads the plugins first; each algorithm checks its own keys
+    space = resolve_space(cfg)
+    cfg = with_space_defaults(cfg, space)
+    algorithm_options(cfg)
+    registry = CORPORA if space.kind == "rnn" else DATASETS
+    if cfg.data.name not in registry:
+        try:
+            registry.get(cfg.data.name)
+        except RegistryError as exc:
+            what = "text corpus (an rnn space searches on text)" if space.kind == "rnn" else "image dataset"
+            raise ConfigError(f"key 'data': {exc} ({what})") from None
+    resolve_device(cfg.device)
+    return cfg, space
+
+
 def validate(cfg: RunConfig) -> SearchSpace:
     """Every check that needs the registries (plugins loaded first); returns the space."""
-    algorithm_options(cfg)  # loads the plugins first; each algorithm checks its own keys
-    if cfg.data.name not in DATASETS:
-        try:
-            DATASETS.get(cfg.data.name)
-        except RegistryError as exc:
-            raise ConfigError(f"key 'data': {exc}") from None
-    space = resolve_space(cfg)
-    if space.kind != "cnn":
-        raise ConfigError(f"key 'space': '{space.name}' is a {space.kind} space; image search needs a cnn space")
-    resolve_device(cfg.device)
-    return space
+    return prepare(cfg)[1]
 
 
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "lr", "arch_s", "weight_s", "eval_s",
@@ -64,15 +103,18 @@ class SearchTask(Task):
     command = "run"
     verb = "searching"
 
-    def __init__(self, algorithm: SearchAlgorithm, problem: ImageClassification, train: Batches, val: Batches,
-                 epochs: int, config: dict[str, Any], model_size: tuple[int, int, int, int]) -> None:
+    def __init__(self, algorithm: SearchAlgorithm, problem: ImageClassification | LanguageModeling,
+                 train: Batches | TokenStream, val: Batches | TokenStream, epochs: int, config: dict[str, Any],
+                 param_count: Callable[[Genotype], int]) -> None:
         self.algorithm = algorithm
         self.problem = problem
         self.train = train
         self.val = val
         self.epochs = epochs
         self.config = config
-        self.model_size = model_size
+        self.param_count = param_count
+        if isinstance(problem, LanguageModeling):
+            self.epoch_format = self.epoch_format.replace("acc {val_acc:.3f}", "ppl {val_ppl:.1f}")
         self.device = algorithm.device
         self.sums: dict[str, Any] = {}
         self.elapsed_s = 0.0
@@ -138,7 +180,9 @@ class SearchTask(Task):
             "train_loss": sums["train_loss"] / max(sums["seen"], 1), "train_acc": sums["correct"] / max(sums["seen"], 1),
             "val_loss": scored["loss"], "val_acc": scored["acc"], "arch_loss": sums["arch_loss"] / steps, "lr": lr,
             "arch_s": sums["arch_s"], "weight_s": sums["weight_s"], "eval_s": eval_s, "elapsed_s": self.elapsed_s,
-            "param_count": genotype.param_count(*self.model_size)}
+            "param_count": self.param_count(genotype)}
+        if "ppl" in scored:
+            metrics["val_ppl"] = scored["ppl"]
         record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
         self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"]}
@@ -149,11 +193,16 @@ class SearchTask(Task):
         return {"val_acc": self.last.get("val_acc")}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"algorithm": self.algorithm.state_dict(), "sums": dict(self.sums), "elapsed_s": self.elapsed_s,
-                "last": dict(self.last)}
+        state = {"algorithm": self.algorithm.state_dict(), "sums": dict(self.sums), "elapsed_s": self.elapsed_s,
+                 "last": dict(self.last)}
+        if isinstance(self.problem, LanguageModeling):
+            state["streams"] = self.problem.state_dict()  # the hidden states carried between windows
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.algorithm.load_state_dict(state["algorithm"])
+        if isinstance(self.problem, LanguageModeling):
+            self.problem.load_state_dict(state["streams"])
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
 
     # --- console -------------------------------------------------------------------------------------
@@ -174,8 +223,18 @@ class SearchTask(Task):
 
 def build_task(cfg: RunConfig) -> SearchTask:
     """The search ``cfg`` describes: data loaded and split, network and algorithm built."""
-    space = validate(cfg)
+    cfg, space = prepare(cfg)
     device = resolve_device(cfg.device)
+    if space.kind == "rnn":
+        problem, train, val, net, param_count = _text_search(cfg, space, device)
+    else:
+        problem, train, val, net, param_count = _image_search(cfg, space, device)
+    algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
+    algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
+    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count)
+
+
+def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
     problem = ImageClassification(load_dataset(cfg.data.name, cfg.data.root))
     channels_last = cfg.channels_last and device.type != "mps"
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
@@ -189,10 +248,23 @@ def build_task(cfg: RunConfig) -> SearchTask:
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
-    algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
     size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
-    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), size)
+    return problem, train, val, net, lambda genotype: genotype.param_count(*size)
+
+
+def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
+    corpus = load_corpus(cfg.data.name, cfg.data.root)
+    problem = LanguageModeling(len(corpus.vocab), corpus.train)
+    r = cfg.rnn
+    train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, r.bptt, device, cfg.seed)
+    if len(train) == 0 or len(val) == 0:
+        raise ConfigError(f"key 'data.limit': {cfg.data.limit} tokens make no window of rnn.bptt={r.bptt} steps in "
+                          f"{cfg.batch_size} streams for each of the two parts; raise data.limit or lower batch_size")
+    torch.manual_seed(cfg.seed)
+    dropouts = RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute)
+    net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, **problem.network_shape).to(device)
+    params = sum(p.numel() for p in net.parameters())  # every node keeps its W_j whatever it reads: one size
+    return problem, train, val, net, lambda genotype: params
 
 
 def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
@@ -203,7 +275,7 @@ def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
     """A new run folder with its resolved config, and a trainer ready to ``fit``."""
-    validate(cfg)
+    cfg, _ = prepare(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
     return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
                         own_callbacks=search_callbacks, callbacks=callbacks, console=console)

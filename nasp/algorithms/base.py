@@ -53,7 +53,9 @@ class SearchAlgorithm(ABC):
                                          weight_decay=self.cfg.weight_decay)
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
                                      weight_decay=optim.weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, epochs, eta_min=optim.lr_min)
+        self.sched: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.w_opt, epochs, eta_min=optim.lr_min)
+            if optim.schedule == "cosine" else torch.optim.lr_scheduler.ConstantLR(self.w_opt, factor=1.0, total_iters=0))
 
     @classmethod
     def coerce_options(cls, options: AlgorithmOptions | AlgorithmConfig) -> AlgorithmOptions:

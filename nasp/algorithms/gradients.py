@@ -28,7 +28,7 @@ def fast_arch_grad(net: SearchableNetwork, x: torch.Tensor, y: torch.Tensor, wei
     logits = net(x, weights, selection, probe)
     loss = cross_entropy(logits, y)
     torch.autograd.grad(loss, [probe.root])
-    return loss.detach(), probe.grads
+    return loss.detach(), probe.finish()
 
 
 def naive_arch_grad(net: SearchableNetwork, x: torch.Tensor, y: torch.Tensor, abar: Weights) -> tuple[torch.Tensor, Weights]:

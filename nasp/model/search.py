@@ -11,6 +11,8 @@ Three forward modes serve all algorithms:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,6 +72,14 @@ class ArchGradProbe:
     def __init__(self, shapes: dict[str, tuple[int, int]], device: torch.device) -> None:
         self.grads = {ct: torch.zeros(shape, device=device, dtype=torch.float64) for ct, shape in shapes.items()}
         self.root: torch.Tensor | None = None  # the stem output: backward stops there
+        self.finishers: list[Callable[[], None]] = []  # work a network leaves for after the backward pass
+
+    def finish(self) -> dict[str, torch.Tensor]:
+        """The gradients, once the backward pass is done (a recurrent network scores its candidates then)."""
+        for finish in self.finishers:
+            finish()
+        self.finishers.clear()
+        return self.grads
 
 
 class _CellProbe:

@@ -1,4 +1,8 @@
-"""The op registry: ``@register_op("name")`` on a factory ``(C, stride, affine) -> nn.Module``."""
+"""The op registry: ``@register_op("name")`` on a factory ``(C, stride, affine) -> nn.Module``.
+
+Ops have a kind, like spaces: ``cnn`` ops map (N, C, H, W) to (N, C, H/stride, W/stride); ``rnn`` ops are the
+activations of DARTS's recurrent cell, mapping (..., C) to (..., C) (``register_op("name", kind="rnn")``; the
+factory is called with (nhid, 1, False))."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import inspect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -14,6 +19,8 @@ from nasp.errors import ConfigError, NaspError, RegistryError
 from nasp.registry import Registry
 
 OpFactory = Callable[[int, int, bool], nn.Module]
+OpKind = Literal["cnn", "rnn"]
+OP_KINDS: tuple[str, ...] = ("cnn", "rnn")
 
 
 @dataclass(frozen=True)
@@ -25,28 +32,34 @@ class OpSpec:
     factory: OpFactory
     pool: bool = False
     doc: str = ""
+    kind: OpKind = "cnn"
 
 
 OPS: Registry[OpSpec] = Registry("op")
 
 
-def register_op(name: str, *, pool: bool = False, overwrite: bool = False) -> Callable[[OpFactory], OpFactory]:
+def register_op(name: str, *, pool: bool = False, overwrite: bool = False, kind: OpKind = "cnn"
+                ) -> Callable[[OpFactory], OpFactory]:
     """Register an op factory ``f(C, stride, affine) -> nn.Module`` mapping C channels to C
-    channels, halving height and width when ``stride == 2``."""
+    channels, halving height and width when ``stride == 2`` (``kind="rnn"``: an activation of the
+    recurrent cell, mapping (..., C) to (..., C))."""
+    if kind not in OP_KINDS:
+        raise RegistryError(f"op '{name}': kind '{kind}' is not one of {', '.join(OP_KINDS)}")
 
     def decorator(factory: OpFactory) -> OpFactory:
         if name in OPS and not overwrite and OPS.get(name).factory is not factory:
             raise RegistryError(f"op '{name}' is already registered{OPS.origin(name)}; to replace it, register it "
                                 f"with register_op('{name}', overwrite=True)")
         doc = (factory.__doc__ or "").strip().splitlines()
-        OPS.add(name, OpSpec(name, factory, pool, doc[0] if doc else ""), overwrite=True, doc=doc[0] if doc else "")
+        OPS.add(name, OpSpec(name, factory, pool, doc[0] if doc else "", kind), overwrite=True, doc=doc[0] if doc else "")
         return factory
 
     return decorator
 
 
-def list_ops() -> list[str]:
-    return OPS.names()
+def list_ops(kind: str | None = None) -> list[str]:
+    """Registered op names, of one kind or all."""
+    return [n for n in OPS.names() if kind is None or OPS.get(n).kind == kind]
 
 
 def get_op(name: str) -> OpSpec:
@@ -70,10 +83,13 @@ def _origin(spec: OpSpec) -> str:
 
 def check_op(spec: OpSpec, C: int, stride: int, affine: bool = True) -> None:
     """Build ``spec`` at width C and stride on its own and run it on a (2, C, 8, 8) tensor: the output must be
-    (2, C, 8/stride, 8/stride). ConfigError naming the op otherwise. The torch RNG is left as it was."""
+    (2, C, 8/stride, 8/stride) (an rnn op: a (2, 3, C) tensor in, the same shape out). ConfigError naming the op
+    otherwise. The torch RNG is left as it was."""
     where = f"op '{spec.name}'{_origin(spec)}"
-    shape = (2, C, PROBE_SIZE, PROBE_SIZE)
-    expected = (2, C, PROBE_SIZE // stride, PROBE_SIZE // stride)
+    shape: tuple[int, ...] = (2, C, PROBE_SIZE, PROBE_SIZE)
+    expected: tuple[int, ...] = (2, C, PROBE_SIZE // stride, PROBE_SIZE // stride)
+    if spec.kind == "rnn":
+        shape = expected = (2, 3, C)
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
             probe = spec.factory(C, stride, affine)
@@ -93,6 +109,9 @@ def check_op(spec: OpSpec, C: int, stride: int, affine: bool = True) -> None:
                               f"{type(exc).__name__}: {_one_line(exc)}") from None
     if not isinstance(out, torch.Tensor):
         raise ConfigError(f"{where}: returns a {type(out).__name__}, not a tensor (input {shape}, stride {stride})")
+    if tuple(out.shape) != expected and spec.kind == "rnn":
+        raise ConfigError(f"{where}: turns a {shape} input into {tuple(out.shape)}; an rnn op keeps the shape "
+                          f"(an activation of the recurrent cell)")
     if tuple(out.shape) != expected:
         raise ConfigError(f"{where}: at stride {stride} it turns a {shape} input into {tuple(out.shape)}; expected "
                           f"{expected} (C channels in and out, height and width divided by the stride)")

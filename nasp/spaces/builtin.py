@@ -1,4 +1,5 @@
-"""cnn7 (DARTS's 7 ops) and cnn12 (the paper's 12 ops, split by cell type as in the authors' code)."""
+"""cnn7 (DARTS's 7 ops), cnn12 (the paper's 12 ops, split by cell type as in the authors' code) and rnn
+(DARTS's recurrent cell)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ DARTS_OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "se
 NASP_NORMAL_OPS = ("skip_connect", "conv_1x3_3x1", "dil_conv_3x3", "conv_1x1", "conv_3x3",
                    "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7")
 NASP_REDUCE_OPS = ("skip_connect", "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7")
+RNN_OPS = ("tanh", "relu", "sigmoid", "identity")
 
 
 @register_space("cnn7")
@@ -29,4 +31,15 @@ def cnn12() -> SearchSpace:
         name="cnn12",
         cells={"normal": CellSpace(ops=NASP_NORMAL_OPS), "reduce": CellSpace(ops=NASP_REDUCE_OPS, reduction=True)},
         description="the paper's 12 ops: identity and convs (normal), identity and pools (reduce)",
+    )
+
+
+@register_space("rnn")
+def rnn() -> SearchSpace:
+    """DARTS's recurrent cell: 8 nodes, each reading one earlier node through one of 4 activations."""
+    return SearchSpace(
+        name="rnn", kind="rnn",
+        cells={"recurrent": CellSpace(ops=RNN_OPS, n_inputs=1, n_nodes=8, inputs_per_node=1)},
+        description="DARTS's recurrent cell (PTB): 8 nodes, each reading one earlier node through tanh, relu, "
+                    "sigmoid or identity; h_t is the mean of the 8 nodes",
     )

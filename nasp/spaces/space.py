@@ -33,6 +33,7 @@ MAX_INPUTS = 8
 MAX_NODES = 64
 MAX_SPACE_NAME = 100
 CNN_CELLS = ("normal", "reduce")
+RNN_CELLS = ("recurrent",)
 
 REGISTERED_OPS: dict[str, bool] = {"registered_ops": True}
 """Validation context of code that builds networks: ``model_validate(raw, context=REGISTERED_OPS)``."""
@@ -67,11 +68,16 @@ def check_label(what: str, text: str, limit: int = MAX_SPACE_NAME) -> str:
     return text
 
 
-def registered_ops_problem(ops: tuple[str, ...] | list[str]) -> str | None:
-    """The did-you-mean message for the first op that is not registered, or None."""
+def registered_ops_problem(ops: tuple[str, ...] | list[str], kind: str | None = None) -> str | None:
+    """The did-you-mean message for the first op that is not registered (or, given the space's ``kind``, is an
+    op of another kind), or None."""
+    known = [n for n in OPS.names() if kind is None or OPS.get(n).kind == kind]
     for op in ops:
         if op not in OPS:
-            return f"unknown op '{op}'.{did_you_mean(op, OPS.names())} Known: {', '.join(OPS.names())}"
+            return f"unknown op '{op}'.{did_you_mean(op, known)} Known: {', '.join(known)}"
+        if kind is not None and OPS.get(op).kind != kind:
+            return (f"op '{op}' is an op of {OPS.get(op).kind} cells, not of {kind} cells. {kind} ops: "
+                    f"{', '.join(known)}")
     return None
 
 
@@ -174,8 +180,8 @@ class SearchSpace(BaseModel):
         return cells
 
     @model_validator(mode="after")
-    def _cnn_cells(self) -> SearchSpace:
-        problem = cnn_cells_problem(self)
+    def _cells_of_kind(self) -> SearchSpace:
+        problem = cnn_cells_problem(self) or rnn_cells_problem(self)
         if problem:
             raise ValueError(problem)
         return self
@@ -187,7 +193,7 @@ class SearchSpace(BaseModel):
     def registered_ops_problem(self) -> str | None:
         """The did-you-mean message for the first op of a cell that is not registered, or None."""
         for ct, cell in self.cells.items():
-            problem = registered_ops_problem(cell.ops)
+            problem = registered_ops_problem(cell.ops, self.kind)
             if problem:
                 return f"{ct} cell: {problem}"
         return None
@@ -210,7 +216,7 @@ class SearchSpace(BaseModel):
             problem = None
             for op in names:
                 problem = problem or identifier_problem("op", op)
-            problem = problem or (registered_ops_problem(names) if registered_ops else None)
+            problem = problem or (registered_ops_problem(names, self.kind) if registered_ops else None)
             if not problem and len(set(names)) != len(names):
                 problem = f"ops are listed twice: {sorted({o for o in names if list(names).count(o) > 1})}"
             if not problem and not names:
@@ -238,4 +244,20 @@ def cnn_cells_problem(space: SearchSpace) -> str | None:
         if cell.reduction != (ct == "reduce"):
             return (f"{ct} cell: reduction {str(cell.reduction).lower()}; in a cnn space the reduce cell has "
                     f"reduction true and the normal cell reduction false")
+    return None
+
+
+def rnn_cells_problem(space: SearchSpace) -> str | None:
+    """What keeps ``space`` from being a recurrent space (DARTS's cell: node 0 from x_t and h_{t-1}, the
+    others each reading earlier nodes)."""
+    if space.kind != "rnn":
+        return None
+    if list(space.cells) != list(RNN_CELLS):
+        return f"an rnn space has the one cell type 'recurrent' (it has {', '.join(space.cells)})"
+    cell = space.cells["recurrent"]
+    if cell.n_inputs != 1:
+        return (f"recurrent cell: n_inputs {cell.n_inputs}; a recurrent cell reads 1 input (node 0, made from x_t "
+                f"and h_(t-1))")
+    if cell.reduction:
+        return "recurrent cell: reduction true; a recurrent cell has no reduction"
     return None

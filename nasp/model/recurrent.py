@@ -1,0 +1,286 @@
+"""DARTS's recurrent network, for search and evaluation alike: embedding, one recurrent cell, tied decoder.
+
+The cell (DARTS, ``rnn/``): node 0 = h_{t-1} + sigmoid(c0) * (tanh(h0) - h_{t-1}) with [c0, h0] = [x_t, h_{t-1}] W0;
+intermediate node j reads an earlier node s through its own W_j: [c, h] = s W_j, value s + sigmoid(c) * (act(h) - s);
+h_t is the mean of the intermediate nodes. The three forward modes of the search network (protocol.py) apply:
+
+- ``dense``: node j = sum over all (earlier node, act) of w[e, k] * value (DARTS; the naive reference);
+- ``sparse``: only the selected (node, act) pairs run (NASP's weight step; with a genotype's selection and no batch
+  norm this is exactly DARTS's evaluation model);
+- ``sparse`` with an :class:`ArchGradProbe`: backward through the selected ops only, through time; each node's
+  gradient dL/dnode_t is kept as it arrives, and after the backward pass every candidate of that node is scored at
+  once over all time steps, <dL/dnode, s + c * (act(h) - s)>, in a few large matrix products.
+
+A batch's inputs are a :class:`TokenWindow`: tokens plus where the hidden state comes from (the previous window of
+the same stream) and a seed for its dropout masks, so every forward over one window (an architecture step, a weight
+step, DARTS's unrolled step) starts from the same state with the same masks, and a resumed run draws the same masks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasp.model.protocol import register_network
+from nasp.model.search import ArchGradProbe, Selection, upcast
+from nasp.ops import create_op
+from nasp.spaces import CellSpace, SearchSpace
+
+INIT_RANGE = 0.04  # DARTS's uniform init of the cell's matrices
+EMBED_INIT_RANGE = 0.1
+
+
+@dataclass(frozen=True)
+class RNNDropouts:
+    """DARTS's dropouts: on the cell's output (``dropout``), its hidden input to every node (``dropouth``), its
+    input x_t (``dropoutx``), the embedded words (``dropouti``) and whole words of the embedding (``dropoute``)."""
+
+    dropout: float = 0.75
+    dropouth: float = 0.25
+    dropoutx: float = 0.75
+    dropouti: float = 0.2
+    dropoute: float = 0.0
+
+
+class HiddenCarry:
+    """The hidden state a stream of windows hands on: window i starts from what window i-1 ended with."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, torch.Tensor] = {}
+
+    def incoming(self, index: int) -> torch.Tensor | None:
+        return self.states.get(index - 1)
+
+    def store(self, index: int, hidden: torch.Tensor) -> None:
+        self.states[index] = hidden.detach()
+        for old in [i for i in self.states if i < index - 1]:
+            del self.states[old]
+
+    def state_dict(self) -> dict[int, torch.Tensor]:
+        return {i: h.cpu() for i, h in self.states.items()}
+
+    def load_state_dict(self, state: dict[int, torch.Tensor], device: torch.device | str = "cpu") -> None:
+        self.states = {int(i): h.to(device) for i, h in state.items()}
+
+
+@dataclass
+class TokenWindow:
+    """Inputs (T, B) of one window of a stream, with the stream's hidden carry and the seed of its masks."""
+
+    tokens: torch.Tensor
+    carry: HiddenCarry = field(default_factory=HiddenCarry)
+    index: int = 0
+    seed: int = 0
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.tokens.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokens.device
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator(device=self.tokens.device).manual_seed(self.seed)
+
+
+def _mask(shape: tuple[int, ...], p: float, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+    """An inverted-dropout mask (kept entries 1/(1-p))."""
+    keep = torch.empty(shape, device=like.device, dtype=like.dtype).bernoulli_(1 - p, generator=gen)
+    return keep / (1 - p)
+
+
+def selection_of_genotype(space: SearchSpace, genotype: Any) -> dict[str, Selection]:
+    """The fixed selection of a genotype: per node, its (edge row, op column) pairs."""
+    out: dict[str, Selection] = {}
+    for ct, nodes in genotype.cells.items():
+        cell = space.cells[ct]
+        out[ct] = [[(cell.edges.index((e.input, cell.n_inputs + j)), cell.ops.index(e.op)) for e in node]
+                   for j, node in enumerate(nodes)]
+    return out
+
+
+class _NodeProbe:
+    """NASP's recurrent architecture gradient for one forward: dL/dnode_t kept per (node, t) during backward, the
+    candidates scored after it (``finish``)."""
+
+    def __init__(self, probe: ArchGradProbe, net: RecurrentNetwork, steps: int) -> None:
+        self.grads = probe.grads[net.cell_type]
+        self.net = net
+        self.node_grads: list[list[torch.Tensor | None]] = [[None] * steps for _ in range(net.cell.n_nodes)]
+        self.states: list[list[torch.Tensor]] = []  # per t: the detached nodes s_0..s_n (pre-output)
+        self.h_mask: torch.Tensor | None = None
+        self.kept: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # (node, edge) -> per t (c, h)
+        probe.finishers.append(self.finish)
+
+    def keep(self, j: int, t: int, e: int, c: torch.Tensor, h: torch.Tensor) -> None:
+        """The selected edge's (sigmoid(c), h) from the forward pass, so the probe need not compute them again."""
+        self.kept.setdefault((j, e), []).append((c.detach(), h.detach()))
+
+    def watch(self, node: torch.Tensor, j: int, t: int) -> None:
+        if node.requires_grad:
+            node.register_hook(lambda g: self._keep(j, t, g))
+
+    def _keep(self, j: int, t: int, g: torch.Tensor) -> None:
+        self.node_grads[j][t] = upcast(g)
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        net, cell = self.net, self.net.cell
+        steps = len(self.states)
+        for j in range(cell.n_nodes):
+            got = self.node_grads[j]
+            if any(g is None for g in got):
+                continue
+            G = torch.stack(got)  # (T, B, nhid)  # type: ignore[arg-type]
+            for e in cell.node_edges(j):
+                src = cell.edges[e][0]
+                S = upcast(torch.stack([self.states[t][src] for t in range(steps)]))
+                kept = self.kept.get((j, e))
+                if kept is not None and len(kept) == steps:
+                    c, h = upcast(torch.stack([ch[0] for ch in kept])), upcast(torch.stack([ch[1] for ch in kept]))
+                else:
+                    c, h = net.node_inputs(S, j, self.h_mask)
+                    c, h = upcast(c), upcast(h)
+                Gc = G * c
+                base = torch.sum(G * S) - torch.sum(Gc * S)
+                for k, op in enumerate(net.ops):
+                    self.grads[e, k] += base + torch.sum(Gc * upcast(op(h)))
+        self.node_grads.clear()
+        self.states.clear()
+        self.kept.clear()
+
+
+class RecurrentNetwork(nn.Module):
+    """Embedding, DARTS's recurrent cell over every edge of ``space``'s recurrent cell, decoder (tied to the
+    embedding when emsize = nhid). ``batch_norm``: DARTS's search model normalises every node (non-affine);
+    its evaluation model does not."""
+
+    def __init__(self, space: SearchSpace, vocab_size: int, emsize: int = 300, nhid: int = 300,
+                 dropouts: RNNDropouts | None = None, batch_norm: bool = True, init_range: float = INIT_RANGE) -> None:
+        super().__init__()
+        if space.kind != "rnn":
+            raise ValueError(f"RecurrentNetwork builds rnn spaces, not '{space.kind}'")
+        self.space = space
+        self.cell_type = next(iter(space.cells))
+        self.cell: CellSpace = space.cells[self.cell_type]
+        self.vocab_size, self.emsize, self.nhid = vocab_size, emsize, nhid
+        self.channels = nhid  # the width the model-size regulariser weighs ops at (SearchableNetwork)
+        self.dropouts = dropouts or RNNDropouts()
+        self.encoder = nn.Embedding(vocab_size, emsize)
+        self.W0 = nn.Parameter(torch.empty(emsize + nhid, 2 * nhid).uniform_(-init_range, init_range))
+        self.Ws = nn.ParameterList(nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-init_range, init_range))
+                                   for _ in range(self.cell.n_nodes))
+        self.ops = nn.ModuleList(create_op(name, nhid) for name in self.cell.ops)  # shared by every edge
+        # one non-affine batch norm per node (DARTS shares one across the nodes; its running statistics then mix
+        # nodes of different scales, and scoring in eval mode can blow the recurrence up)
+        self.bns = nn.ModuleList(nn.BatchNorm1d(nhid, affine=False) for _ in range(self.cell.n_inputs + self.cell.n_nodes)
+                                 ) if batch_norm else None
+        self.decoder = nn.Linear(nhid, vocab_size)
+        self.encoder.weight.data.uniform_(-EMBED_INIT_RANGE, EMBED_INIT_RANGE)
+        self.decoder.bias.data.zero_()
+        if emsize == nhid:
+            self.decoder.weight = self.encoder.weight
+
+    @property
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return {self.cell_type: (self.cell.n_edges, self.cell.n_ops)}
+
+    def node_inputs(self, s: torch.Tensor, j: int, h_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigmoid(c), h) of node j reading ``s`` (any leading shape, last dim nhid)."""
+        inp = s * h_mask if h_mask is not None else s
+        c, h = torch.split(inp @ self.Ws[j], self.nhid, dim=-1)
+        return torch.sigmoid(c), h
+
+    def _norm(self, s: torch.Tensor, node: int) -> torch.Tensor:
+        return self.bns[node](s) if self.bns is not None else s
+
+    def _embed(self, tokens: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        d = self.dropouts
+        weight = self.encoder.weight
+        if gen is not None and d.dropoute > 0:  # drop whole words (DARTS's embedded dropout)
+            weight = weight * _mask((weight.shape[0], 1), d.dropoute, gen, weight)
+        emb = F.embedding(tokens, weight)
+        if gen is not None and d.dropouti > 0:  # the same words' dimensions dropped at every step (locked)
+            emb = emb * _mask((1, *emb.shape[1:]), d.dropouti, gen, emb)
+        return emb
+
+    def forward(self, x: TokenWindow, weights: dict[str, torch.Tensor] | None = None,
+                selection: dict[str, Selection] | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
+        """Logits (T*B, vocab) of the window; its last hidden state goes to the window's carry."""
+        steps, batch = x.tokens.shape
+        gen = x.generator() if self.training else None
+        d = self.dropouts
+        emb = self._embed(x.tokens, gen)
+        if probe is not None:
+            probe.root = emb
+        hidden = x.carry.incoming(x.index)
+        if hidden is None or hidden.shape != (batch, self.nhid):
+            hidden = emb.new_zeros(batch, self.nhid)
+        x_mask = _mask((batch, self.emsize), d.dropoutx, gen, emb) if gen is not None and d.dropoutx > 0 else None
+        h_mask = _mask((batch, self.nhid), d.dropouth, gen, emb) if gen is not None and d.dropouth > 0 else None
+        w = None if weights is None else weights[self.cell_type]
+        sel = None if selection is None else selection[self.cell_type]
+        node_probe = _NodeProbe(probe, self, steps) if probe is not None else None
+        if node_probe is not None:
+            node_probe.h_mask = h_mask
+        # x_t's part of [x_t, h_{t-1}] W0 for every step at once (one large product instead of T small ones)
+        x_proj = (emb * x_mask if x_mask is not None else emb) @ self.W0[: self.emsize]
+        outputs = []
+        for t in range(steps):
+            hidden = self.cell_step(x_proj[t], hidden, h_mask, w, sel, node_probe, t)
+            outputs.append(hidden)
+        x.carry.store(x.index, hidden)
+        out = torch.stack(outputs)
+        if gen is not None and d.dropout > 0:
+            out = out * _mask((1, batch, self.nhid), d.dropout, gen, out)
+        return self.decoder(out.view(steps * batch, self.nhid))
+
+    def cell_step(self, x_proj: torch.Tensor, h_prev: torch.Tensor, h_mask: torch.Tensor | None, w: torch.Tensor | None,
+                  sel: Selection | None, probe: _NodeProbe | None, t: int) -> torch.Tensor:
+        """h_t from x_t's projection (x_t W0[:emsize]) and h_{t-1}."""
+        cell = self.cell
+        h_in = h_prev * h_mask if h_mask is not None else h_prev
+        c0, h0 = torch.split(torch.addmm(x_proj, h_in, self.W0[self.emsize:]), self.nhid, dim=-1)
+        s0 = self._norm(torch.lerp(h_prev, torch.tanh(h0), torch.sigmoid(c0)), 0)
+        states = [s0]
+        for j in range(cell.n_nodes):
+            if sel is None:  # dense: every earlier node through every op, batched over the sources
+                assert w is not None
+                rows = cell.node_edges(j)
+                S = torch.stack(states)
+                c, h = self.node_inputs(S, j, h_mask)
+                mix = 0
+                for k, op in enumerate(self.ops):  # as DARTS: one op over all sources at once
+                    mix = mix + (w[rows.start:rows.stop, k, None, None] * torch.lerp(S, op(h), c)).sum(0)
+            else:
+                terms = []
+                for e, k in sel[j]:
+                    s = states[cell.edges[e][0]]
+                    c, h = self.node_inputs(s, j, h_mask)
+                    if probe is not None:
+                        probe.keep(j, t, e, c, h)
+                    u = torch.lerp(s, self.ops[k](h), c)
+                    terms.append(u if w is None else w[e, k] * u)
+                mix = sum(terms[1:], terms[0]) if terms else torch.zeros_like(s0)
+            if probe is not None:
+                probe.watch(mix, j, t)  # type: ignore[arg-type]
+            states.append(self._norm(mix, cell.n_inputs + j))  # type: ignore[arg-type]
+        if probe is not None:
+            probe.states.append([s.detach() for s in states])
+        return torch.stack(states[cell.n_inputs:]).mean(0)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+
+@register_network("rnn")
+def rnn_search_network(space: SearchSpace, channels: int, layers: int, vocab_size: int = 10_000,
+                       emsize: int | None = None, dropouts: RNNDropouts | None = None,
+                       batch_norm: bool = True) -> RecurrentNetwork:
+    """DARTS's recurrent search network: ``channels`` is nhid (emsize too unless given); one layer."""
+    return RecurrentNetwork(space, vocab_size, emsize or channels, channels, dropouts, batch_norm)

@@ -1,0 +1,148 @@
+"""Recurrent cells: the space, NASP's fast recurrent architecture gradient against the naive one (through time),
+the network's three forward modes, and searches on the real embedded corpus with every algorithm."""
+
+import json
+
+import pytest
+import torch
+
+from nasp.algorithms.gradients import fast_arch_grad, naive_arch_grad
+from nasp.algorithms.prox import discretize
+from nasp.cli.main import main
+from nasp.config import build_config, parse_overrides
+from nasp.errors import ConfigError
+from nasp.genotype import Genotype
+from nasp.model import selection_of
+from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow
+from nasp.search import RNN_DEFAULTS, prepare, resume_run, start_run
+from nasp.spaces import CellSpace, SearchSpace, get_space
+from nasp.trainer import Callback
+
+VOCAB = 30
+
+
+def _window(seed=0, steps=6, batch=5, nhid=8, index=1):
+    gen = torch.Generator().manual_seed(seed)
+    carry = HiddenCarry()
+    carry.store(index - 1, torch.randn(batch, nhid, generator=gen, dtype=torch.float64))
+    x = TokenWindow(torch.randint(VOCAB, (steps, batch), generator=gen), carry, index, seed=seed + 11)
+    return x, torch.randint(VOCAB, (steps * batch,), generator=gen)
+
+
+DROPOUTS = RNNDropouts(0.5, 0.3, 0.4, 0.2, 0.1)
+
+
+def _net(space, nhid=8, emsize=8):
+    torch.manual_seed(0)
+    return RecurrentNetwork(space, VOCAB, emsize, nhid, DROPOUTS).double()
+
+
+def _rel(a, b):
+    return float((a - b).norm() / b.norm())
+
+
+TWO_INPUTS = SearchSpace(name="rnn2", kind="rnn", cells={"recurrent": CellSpace(
+    ops=("tanh", "relu", "sigmoid", "identity"), n_inputs=1, n_nodes=5, inputs_per_node=1)})
+
+
+@pytest.mark.parametrize("space", [get_space("rnn"), TWO_INPUTS], ids=["rnn", "rnn-5-nodes"])
+@pytest.mark.parametrize("value", ["one", "keep"])
+@pytest.mark.parametrize("emsize", [8, 6], ids=["tied", "untied"])
+def test_fast_recurrent_arch_grad_equals_naive(space, value, emsize):
+    """Dropout masks on, batch norm in training mode, a hidden state carried in: dL/dĀ through time, 1e-6 relative
+    in float64, with and without weights on the kept entries."""
+    net = _net(space, emsize=emsize)
+    x, y = _window(nhid=8)
+    cell = space.cells["recurrent"]
+    a = torch.rand(cell.n_edges, cell.n_ops, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    abar, mask = discretize(a, cell, value)
+    selection = {"recurrent": selection_of(mask, cell)}
+    loss_f, fast = fast_arch_grad(net, x, y, None if value == "one" else {"recurrent": abar}, selection)
+    loss_n, naive = naive_arch_grad(net, x, y, {"recurrent": abar})
+    assert torch.allclose(loss_f, loss_n, rtol=1e-12)
+    assert naive["recurrent"].abs().min() > 0  # every entry has a gradient, unselected ones included
+    assert _rel(fast["recurrent"], naive["recurrent"]) < 1e-6
+    assert all(p.grad is None for p in net.parameters())  # the probe asks for no weight gradient
+
+
+def test_sparse_dense_and_genotype_forwards_agree_and_carry_the_hidden_state():
+    space = get_space("rnn")
+    net = _net(space)
+    cell = space.cells["recurrent"]
+    abar, mask = discretize(torch.rand(cell.n_edges, cell.n_ops, dtype=torch.float64), cell, "one")
+    x, _ = _window()
+    dense = net(x, {"recurrent": abar})
+    after_dense = x.carry.states[x.index].clone()
+    sparse = net(x, None, {"recurrent": selection_of(mask, cell)})
+    assert torch.allclose(dense, sparse, atol=1e-12)
+    assert torch.allclose(after_dense, x.carry.states[x.index], atol=1e-12)  # same start state, same masks
+    nxt = TokenWindow(x.tokens, x.carry, x.index + 1, seed=x.seed)
+    assert not torch.allclose(net(nxt, None, {"recurrent": selection_of(mask, cell)}), sparse)  # carried on
+
+
+def test_recurrent_space_and_ops_are_checked():
+    space = get_space("rnn")
+    assert (space.kind, space.cells["recurrent"].n_nodes, space.cells["recurrent"].n_edges) == ("rnn", 8, 36)
+    with pytest.raises(ValueError, match="op 'sep_conv_3x3' is an op of cnn cells"):
+        space.with_ops(recurrent=["tanh", "sep_conv_3x3"])
+    with pytest.raises(ValueError, match="reads 1 input"):
+        SearchSpace(name="x", kind="rnn", cells={"recurrent": CellSpace(ops=("tanh",), n_inputs=2)})
+
+
+def test_rnn_defaults_apply_where_no_key_was_given(tmp_path):
+    cfg, space = prepare(build_config(parse_overrides(["space=rnn", "optim.lr=5", "algorithm.lr=0.01"])))
+    assert space.kind == "rnn"
+    assert cfg.optim.lr == 5 and cfg.algorithm.given["lr"] == 0.01  # given: kept
+    assert cfg.optim.grad_clip == RNN_DEFAULTS["optim.grad_clip"] and cfg.data.name == RNN_DEFAULTS["data.name"]
+    assert cfg.optim.schedule == "constant" and cfg.optim.momentum == 0
+    with pytest.raises(ConfigError, match=r"key 'data'.*text corpus"):
+        prepare(build_config(parse_overrides(["space=rnn", "data=cifar10"])))
+    with pytest.raises(ConfigError, match=r"key 'data'.*image dataset"):
+        prepare(build_config(parse_overrides(["space=cnn7", "data=embedded-text"])))
+
+
+TINY = ["space=rnn", "rnn.nhid=12", "batch_size=4", "rnn.bptt=8", "data.limit=1200", "epochs=2"]
+
+
+@pytest.mark.parametrize("algorithm", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"])
+def test_every_algorithm_searches_a_recurrent_cell_on_the_embedded_corpus(algorithm, tmp_path):
+    assert main(["run", f"algorithm={algorithm}", *TINY, f"out={tmp_path}", "name=r"]) == 0
+    geno = Genotype.load(tmp_path / "r")
+    assert geno.space == "rnn" and [len(node) for node in geno.cells["recurrent"]] == [1] * 8
+    metrics = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["val_ppl"] > 1 for m in metrics)
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["optim"]["lr"] == 20.0 and config["data"]["name"] == "embedded-text"
+
+
+def test_default_recurrent_search_lowers_validation_perplexity(tmp_path):
+    """The quick defaults at a third of the data: validation perplexity falls epoch by epoch."""
+    args = ["run", "space=rnn", "rnn.nhid=32", "data.limit=40000", "epochs=3", f"out={tmp_path}", "name=r"]
+    assert main(args) == 0
+    ppl = [json.loads(line)["val_ppl"] for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert ppl[0] > ppl[1] > ppl[2], ppl
+
+
+class StopAfter(Callback):
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_step(self, trainer, event):
+        self.steps -= 1
+        if self.steps == 0:
+            trainer.request_stop()
+
+
+def test_recurrent_search_resumed_mid_epoch_ends_as_an_uninterrupted_one(tmp_path):
+    """The hidden states carried between windows are part of the checkpoint."""
+    base = [*TINY, "algorithm=nasp"]
+    full = start_run(build_config(parse_overrides([*base, f"out={tmp_path}/a"])), console=False)
+    assert full.fit().status == "finished"
+    stopped = start_run(build_config(parse_overrides([*base, f"out={tmp_path}/b"])), [StopAfter(3)], console=False)
+    assert stopped.fit().status == "stopped"
+    resumed = resume_run(stopped.run_dir, console=False)
+    assert resumed.progress.step == 3
+    assert resumed.fit().status == "finished"
+    a = torch.load(full.run_dir / "checkpoint.pt", weights_only=True)["task"]["algorithm"]["A"]
+    b = torch.load(resumed.run_dir / "checkpoint.pt", weights_only=True)["task"]["algorithm"]["A"]
+    assert torch.equal(a["recurrent"], b["recurrent"])
