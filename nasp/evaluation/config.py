@@ -69,7 +69,8 @@ class EvalRNNConfig(Section):
     dropoutx: float = Field(0.75, ge=0, lt=1, description="dropout on the input x_t inside the cell")
     dropouti: float = Field(0.2, ge=0, lt=1, description="locked dropout on the embedded input")
     dropoute: float = Field(0.1, ge=0, lt=1, description="dropout of whole words from the embedding")
-    init_range: float = Field(0.04, gt=0, description="weights start uniform in [-init_range, init_range]")
+    init_range: float = Field(0.04, gt=0, description="the embedding and the cell's matrices start uniform in "
+                              "[-init_range, init_range] (DARTS: 0.04)")
     bptt: int = Field(35, ge=2, description="mean window (steps backpropagated through); windows vary around it")
     max_seq_len_delta: int = Field(20, ge=0, description="longest training window: bptt + this")
     variable_bptt: bool = Field(True, description="DARTS's variable windows (bptt w.p. 0.95 else bptt/2, then "

@@ -79,9 +79,11 @@ def build_rnn_network(genotype: Genotype, cfg: EvalConfig, vocab_size: int) -> E
     r = cfg.rnn
     space = genotype.resolve_space()
     assert space is not None
-    return EvalRecurrentNetwork(space, vocab_size, r.emsize, r.nhid,
-                                RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute),
-                                batch_norm=False, init_range=r.init_range)
+    net = EvalRecurrentNetwork(space, vocab_size, r.emsize, r.nhid,
+                               RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute),
+                               batch_norm=False, init_range=r.init_range)
+    nn.init.uniform_(net.encoder.weight, -r.init_range, r.init_range)  # DARTS's init_weights: the embedding too
+    return net
 
 
 def count_params(net: nn.Module) -> int:
