@@ -347,7 +347,7 @@ class RNNEvalTask(Task):
         self.loss_sum, self.seen = float(s["loss_sum"]), int(s["seen"])
         self.train_s, self.elapsed_s = float(s["train_s"]), float(s["elapsed_s"])
         self.best_loss, self.best_epoch = state["best_loss"], int(state["best_epoch"])
-        self.best_state = dict(state["best_state"])
+        self.best_state = {k: v.cpu() for k, v in state["best_state"].items()}
         self.last = dict(state["last"])
 
     # --- console -------------------------------------------------------------------------------------
