@@ -31,6 +31,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         cfg = eval_config(args.overrides, args.config)
         if args.dry_run:
             info = dry_run(cfg)
+            if info.get("kind") == "rnn":
+                console.print(f"{info['genotype']} ({info['space']}), recurrent language model, emsize {info['emsize']}, "
+                              f"nhid {info['nhid']}, vocabulary {info['vocab_size']:,} ({info['data']}):")
+                console.print(f"{info['params'] / 1e6:.2f}M parameters ({info['params']:,})")
+                return 0
             console.print(f"{info['genotype']} ({info['space']}), {info['network']} network, C={info['channels']}, "
                           f"{info['layers']} cells, {info['num_classes']} classes:")
             console.print(f"{info['params'] / 1e6:.2f}M parameters ({info['params']:,}) without the auxiliary head; "
@@ -41,6 +46,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     end = fit(trainer)
     if end.status != "finished":
         return exit_code(end)
+    if "test_ppl" in end.result:
+        r = end.result
+        console.print(f"{trainer.task.cfg.genotype}: {r['params'] / 1e6:.2f}M params; validation perplexity "
+                      f"{r['valid_ppl']:.2f} (epoch {r['best_epoch']}), test perplexity {r['test_ppl']:.2f}; "
+                      f"{r['elapsed_s']:.0f} s; run folder {end.run_dir}")
+        return 0
     acc, top5 = end.result["test_acc"], end.result["test_top5"]
     assert acc is not None and top5 is not None
     console.print(f"{trainer.task.cfg.genotype}: {end.result['params'] / 1e6:.2f}M params; test accuracy {100 * acc:.2f}% "
@@ -63,6 +74,11 @@ def cmd_test(args: argparse.Namespace) -> int:
     res = test_model(args.model, args.overrides, "best" if args.best else "last")
     if args.json:
         print(json.dumps(res))
+        return 0
+    if res.get("kind") == "rnn":
+        console.print(f"{res['model']} (epoch {res['epoch']}, {res['params'] / 1e6:.2f}M params) on {res['tokens']:,} test "
+                      f"tokens of {res['dataset']}: perplexity {res['test_ppl']:.2f} (loss {res['test_loss']:.4f}); "
+                      f"{res['seconds']:.1f} s on {res['device']}")
         return 0
     console.print(f"{res['model']} (epoch {res['epoch']}, {res['params'] / 1e6:.2f}M params) on {res['images']} test images "
                   f"of {res['dataset']}: accuracy {100 * res['test_acc']:.2f}% (top-1 error "
@@ -90,6 +106,13 @@ def cmd_genotypes(args: argparse.Namespace) -> int:
     for name in list_genotypes():
         geno = get_genotype(name)
         doc = GENOTYPES.doc(name) if name in GENOTYPES else "user file"
-        table.add_row(name, geno.space, f"{geno.param_count(36, 20) / 1e6:.2f}M", doc)
+        space = geno.resolve_space(strict=False)
+        if space is not None and space.kind == "rnn":  # a language model: DARTS's PTB sizes
+            from nasp.evaluation.recurrent import rnn_param_count
+
+            params = f"{rnn_param_count(geno) / 1e6:.2f}M (PTB, 850 wide)"
+        else:
+            params = f"{geno.param_count(36, 20) / 1e6:.2f}M"
+        table.add_row(name, geno.space, params, doc)
     console.print(table)
     return 0

@@ -175,13 +175,15 @@ def cmd_algorithms(args: argparse.Namespace) -> int:
 
 @command("datasets", "list the datasets", _plugins)
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from nasp.data import DATASETS
+    from nasp.data import CORPORA, DATASETS
     from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
     table = Table("dataset", "what", box=None, pad_edge=False)
     for name in DATASETS.names():
         table.add_row(name, DATASETS.doc(name))
+    for name in CORPORA.names():  # text, for recurrent cells
+        table.add_row(name, f"text corpus: {CORPORA.doc(name)}")
     console.print(table)
     return 0
 

@@ -1,7 +1,9 @@
 """EvalConfig: every setting of an evaluation a key (``nasp eval key=value``, YAML presets in configs/).
 
 Defaults are the paper's CIFAR-10 recipe (DARTS's): 20 cells, C=36, auxiliary head 0.4, drop path 0.2,
-cutout 16, batch 96, 600 epochs, SGD lr 0.025 cosine, weight decay 3e-4, gradient clip 5.
+cutout 16, batch 96, 600 epochs, SGD lr 0.025 cosine, weight decay 3e-4, gradient clip 5. A recurrent
+genotype (an ``rnn`` space) takes DARTS's PTB recipe instead for every shared key not given
+(``RNN_DEFAULTS``), and its own keys from the ``rnn`` section.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from nasp.config import SEED_MAX, Section, build_config, load_yaml, merge, parse
 
 class EvalDataConfig(Section):
     name: str = Field("cifar10", description="dataset (`nasp datasets`): cifar10, cifar100, fashion-mnist, embedded, "
-                      "imagefolder")
+                      "imagefolder; a recurrent genotype: a corpus, ptb (its default), wikitext2, embedded-text")
     root: str | None = Field(None, description="dataset folder (imagefolder: the folder holding train/ and val/)")
-    limit: int | None = Field(None, ge=2, description="train on at most this many images (a seeded subset; quick runs)")
-    test_limit: int | None = Field(None, ge=1, description="test on at most this many images (the first ones)")
+    limit: int | None = Field(None, ge=2, description="train on at most this many images (a seeded subset; quick runs); "
+                              "a corpus: its first this many training tokens")
+    test_limit: int | None = Field(None, ge=1, description="test on at most this many images (the first ones); a corpus: "
+                                   "the first this many validation and test tokens")
     augment: Literal["auto", "none", "crop_flip", "imagenet"] = Field(
         "auto", description="training augmentation: crop_flip (pad + random crop + flip, CIFAR), imagenet (random "
         "resized crop + flip + colour jitter), none; auto: imagenet for image folders larger than 64 px, else crop_flip")
@@ -55,12 +59,39 @@ class EvalOptimConfig(Section):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the loss (DARTS ImageNet: 0.1)")
 
 
+class EvalRNNConfig(Section):
+    """DARTS's recurrent evaluation (rnn/train.py): its defaults are the paper's PTB recipe."""
+
+    emsize: int = Field(850, ge=1, description="word embedding size (tied with the decoder; DARTS: 850)")
+    nhid: int = Field(850, ge=1, description="hidden state size of the recurrent cell (DARTS: 850)")
+    dropout: float = Field(0.75, ge=0, lt=1, description="locked dropout on the cell's output")
+    dropouth: float = Field(0.25, ge=0, lt=1, description="dropout on the hidden state inside the cell")
+    dropoutx: float = Field(0.75, ge=0, lt=1, description="dropout on the input x_t inside the cell")
+    dropouti: float = Field(0.2, ge=0, lt=1, description="locked dropout on the embedded input")
+    dropoute: float = Field(0.1, ge=0, lt=1, description="dropout of whole words from the embedding")
+    init_range: float = Field(0.04, gt=0, description="the embedding and the cell's matrices start uniform in "
+                              "[-init_range, init_range] (DARTS: 0.04)")
+    bptt: int = Field(35, ge=2, description="mean window (steps backpropagated through); windows vary around it")
+    max_seq_len_delta: int = Field(20, ge=0, description="longest training window: bptt + this")
+    variable_bptt: bool = Field(True, description="DARTS's variable windows (bptt w.p. 0.95 else bptt/2, then "
+                                "N(., 5), lr scaled by length/bptt); false: fixed bptt")
+    nonmono: int = Field(5, ge=1, description="switch SGD to averaged SGD (ASGD) when validation is worse than the best "
+                         "of all but the last nonmono checks")
+    asgd: bool = Field(True, description="allow the switch to ASGD at all")
+    alpha: float = Field(0.0, ge=0, description="activation regularisation (L2 of the dropped output)")
+    beta: float = Field(1e-3, ge=0, description="temporal activation regularisation (slowness of the raw output)")
+    test_batch_size: int = Field(1, ge=1, description="streams when scoring the test split (DARTS: 1)")
+    vocab_size: int | None = Field(None, ge=2, description="vocabulary for --dry-run without data (default: by corpus: "
+                                   "ptb 10,000, wikitext2 33,278, embedded-text 10,000); a run takes the corpus's")
+
+
 class EvalConfig(Section):
     genotype: str | None = Field(None, description="what to evaluate: a run folder, a genotype .json file or a "
                                  "name (`nasp genotypes`)")
     data: EvalDataConfig = Field(default_factory=EvalDataConfig)
     model: EvalModelConfig = Field(default_factory=EvalModelConfig)
     optim: EvalOptimConfig = Field(default_factory=EvalOptimConfig)
+    rnn: EvalRNNConfig = Field(default_factory=EvalRNNConfig)
     epochs: int = Field(600, ge=1, description="training epochs (paper: 600 CIFAR, 250 ImageNet)")
     batch_size: int = Field(96, ge=2, description="training images per step")
     eval_batch_size: int | None = Field(None, ge=1, description="test images per batch (default: 2 x batch_size)")
@@ -91,6 +122,45 @@ class EvalConfig(Section):
     @property
     def test_batch_size(self) -> int:
         return self.eval_batch_size or 2 * self.batch_size
+
+
+# DARTS's recurrent recipe (rnn/train.py) for the keys a CNN evaluation shares: applied to a recurrent genotype's
+# config for each key not given (plain SGD: no momentum, a constant lr that ASGD takes over)
+RNN_DEFAULTS: dict[str, Any] = {
+    "data.name": "ptb", "epochs": 8000, "batch_size": 64, "eval_batch_size": 10, "optim.lr": 20.0,
+    "optim.momentum": 0.0, "optim.weight_decay": 8e-7, "optim.grad_clip": 0.25,
+}
+
+
+# keys of image networks only: a recurrent evaluation given one explicitly says so instead of ignoring it
+IMAGE_ONLY = ("model.*", "data.augment", "data.cutout", "data.image_size", "data.workers", "optim.lr_min",
+              "optim.schedule", "optim.gamma", "optim.decay_every", "optim.warmup_epochs", "optim.nesterov",
+              "optim.label_smoothing", "amp", "channels_last")
+
+
+def apply_rnn_defaults(cfg: EvalConfig) -> EvalConfig:
+    """Set every key of ``RNN_DEFAULTS`` that ``cfg`` was not given (pydantic's ``model_fields_set``), in place."""
+    for dotted, value in RNN_DEFAULTS.items():
+        *path, leaf = dotted.split(".")
+        section: Section = cfg
+        for part in path:
+            section = getattr(section, part)
+        if leaf not in section.model_fields_set:
+            setattr(section, leaf, value)
+    return cfg
+
+
+def image_only_keys_given(cfg: EvalConfig) -> list[str]:
+    """The keys of ``IMAGE_ONLY`` that ``cfg`` was given explicitly."""
+    out = []
+    for pattern in IMAGE_ONLY:
+        *path, leaf = pattern.split(".")
+        section: Section = cfg
+        for part in path:
+            section = getattr(section, part)
+        given = section.model_fields_set
+        out += [f"{'.'.join(path)}.{k}" if path else k for k in sorted(given) if leaf in ("*", k)]
+    return out
 
 
 def load_eval_yaml(path: str | Path) -> dict[str, Any]:

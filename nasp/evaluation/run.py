@@ -9,10 +9,10 @@ from typing import Any
 import torch
 
 from nasp.config import build_config, merge, parse_overrides
-from nasp.data import DATASETS
+from nasp.data import CORPORA, DATASETS
 from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, ResumeError
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
-from nasp.evaluation.config import EvalConfig
+from nasp.evaluation.config import EvalConfig, apply_rnn_defaults
 from nasp.evaluation.data import build_eval_data
 from nasp.evaluation.network import EvalNetwork, count_params
 from nasp.evaluation.task import EvalTask, score
@@ -28,17 +28,29 @@ DATA_SHAPES = {"cifar10": (10, 3), "cifar100": (100, 3), "embedded": (10, 1), "f
 
 
 def validate_eval(cfg: EvalConfig) -> Genotype:
-    """Every check that needs the registries (plugins loaded first); returns the genotype to evaluate."""
+    """Every check that needs the registries (plugins loaded first); returns the genotype to evaluate. A recurrent
+    genotype's config takes DARTS's recurrent recipe for the shared keys it was not given (in place)."""
     load_plugins(cfg.plugins)
     if not cfg.genotype:
         raise ConfigError("key 'genotype': say what to evaluate: genotype=<run folder | genotype .json file | name> "
                           "(`nasp genotypes` lists the names)")
+    genotype = resolve_genotype(cfg.genotype, ("cnn", "rnn"))
+    if is_recurrent(genotype):
+        from nasp.evaluation.recurrent import check_rnn_config
+
+        apply_rnn_defaults(cfg)
+        check_rnn_config(cfg)
     try:
-        DATASETS.get(cfg.data.name)
+        (CORPORA if is_recurrent(genotype) else DATASETS).get(cfg.data.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'data': {exc}") from None
     resolve_device(cfg.device)
-    return resolve_genotype(cfg.genotype)
+    return genotype
+
+
+def is_recurrent(genotype: Genotype) -> bool:
+    space = genotype.resolve_space()
+    return space is not None and space.kind == "rnn"
 
 
 def genotype_label(spec: str) -> str:
@@ -67,6 +79,10 @@ def data_shape(cfg: EvalConfig) -> tuple[int, int]:
 def dry_run(cfg: EvalConfig) -> dict[str, Any]:
     """Parameter counts of the network ``cfg`` describes (built on the meta device: no memory, no data)."""
     genotype = validate_eval(cfg)
+    if is_recurrent(genotype):
+        from nasp.evaluation.recurrent import rnn_dry_run
+
+        return rnn_dry_run(cfg, genotype)
     num_classes, in_channels = data_shape(cfg)
     with torch.device("meta"):
         net = build_network(genotype, cfg, num_classes, in_channels)
@@ -76,10 +92,14 @@ def dry_run(cfg: EvalConfig) -> dict[str, Any]:
             "layers": cfg.model.layers}
 
 
-def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> EvalTask:
+def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     device = resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    if is_recurrent(genotype):
+        from nasp.evaluation.recurrent import build_rnn_task
+
+        return build_rnn_task(cfg, genotype, device)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
     m = cfg.model
@@ -95,8 +115,12 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> EvalTask:
 
 
 def eval_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
-    assert isinstance(task, EvalTask)
-    return [EvalModels(folder, task)]
+    if isinstance(task, EvalTask):
+        return [EvalModels(folder, task)]
+    from nasp.evaluation.recurrent import RNNEvalModels, RNNEvalTask
+
+    assert isinstance(task, RNNEvalTask)
+    return [RNNEvalModels(folder, task)]
 
 
 def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
@@ -119,7 +143,7 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
         except ConfigError as exc:
             raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
         load_plugins(cfg.plugins)
-        genotype = resolve_genotype(Genotype.load(folder.genotype_path))
+        genotype = resolve_genotype(Genotype.load(folder.genotype_path), ("cnn", "rnn"))
         return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console)
     except BaseException:
         folder.unlock()
@@ -154,6 +178,10 @@ def test_model(path: str | Path, overrides: list[str] | None = None, which: str 
         genotype = Genotype.model_validate(record["genotype"])
     except ValueError as exc:
         raise GenotypeError(f"test: the genotype saved in '{path}' is invalid: {exc}") from None
+    if record.get("kind") == "rnn":
+        from nasp.evaluation.recurrent import test_rnn_model
+
+        return test_rnn_model(path, record, cfg, genotype)
     device = resolve_device(cfg.device)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last, train=False)

@@ -30,3 +30,18 @@ NASP = register_genotype("NASP", Genotype.from_pairs(
     reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_5x5", 1),
             ("skip_connect", 2), ("skip_connect", 3), ("skip_connect", 0), ("skip_connect", 1)],
 ), doc="NASP, 12-op space, the cell published with the authors' code (paper Table 2: 7.4M params)")
+
+# DARTS's recurrent cells (rnn/genotypes.py): for nodes 1..8, (activation, input node), node 0 being the state made
+# from x_t and h_(t-1); h_t is the mean of nodes 1..8. The NASP paper's own PTB cell is drawn in its Fig. 8 only (the
+# text does not list it), so it is not here.
+DARTS_V1_RNN = register_genotype("DARTS_V1_RNN", Genotype.from_pairs(
+    "rnn",
+    recurrent=[("relu", 0), ("relu", 1), ("tanh", 2), ("relu", 3), ("relu", 4), ("identity", 1), ("relu", 5),
+               ("relu", 1)],
+), doc="DARTS first order, PTB (NASP Table 3: 23M params, 60.2 valid / 57.6 test perplexity)")
+
+DARTS_V2_RNN = register_genotype("DARTS_V2_RNN", Genotype.from_pairs(
+    "rnn",
+    recurrent=[("sigmoid", 0), ("relu", 1), ("relu", 1), ("identity", 1), ("tanh", 2), ("sigmoid", 5), ("tanh", 3),
+               ("relu", 5)],
+), doc="DARTS second order, PTB (NASP Table 3: 23M params, 59.7 valid / 56.4 test perplexity)")

@@ -52,10 +52,10 @@ def get_genotype(name: str) -> Genotype:
         raise GenotypeError(f"genotype '{key}' ({user[key]}): {exc}") from None
 
 
-def resolve_genotype(spec: str | Path | Genotype) -> Genotype:
+def resolve_genotype(spec: str | Path | Genotype, kinds: tuple[str, ...] = ("cnn",)) -> Genotype:
     """A run folder (its genotype.json), a genotype .json file, or a name, for building a network: the result fits
-    a CNN space that is registered or stored with it, and every op of that space is registered (GenotypeError,
-    one line, otherwise)."""
+    a space of one of ``kinds`` that is registered or stored with it, and every op of that space is registered
+    (GenotypeError, one line, otherwise)."""
     if isinstance(spec, Genotype):
         geno = spec
     else:
@@ -67,8 +67,9 @@ def resolve_genotype(spec: str | Path | Genotype) -> Genotype:
         else:
             geno = get_genotype(str(spec))
     space = geno.resolve_space()  # GenotypeError when its space is not registered
-    if space.kind != "cnn":
-        raise GenotypeError(f"genotype of space '{space.name}' is a {space.kind} cell; image networks need a cnn space")
+    if space.kind not in kinds:
+        need = "image networks need a cnn space" if kinds == ("cnn",) else f"this needs a space of kind {' or '.join(kinds)}"
+        raise GenotypeError(f"genotype of space '{space.name}' is a {space.kind} cell; {need}")
     geno.check(space)
     space.require_registered_ops(GenotypeError, "genotype of ")
     return geno
