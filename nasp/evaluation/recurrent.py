@@ -82,7 +82,6 @@ def build_rnn_network(genotype: Genotype, cfg: EvalConfig, vocab_size: int) -> E
     net = EvalRecurrentNetwork(space, vocab_size, r.emsize, r.nhid,
                                RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute),
                                batch_norm=False, init_range=r.init_range)
-    nn.init.uniform_(net.encoder.weight, -r.init_range, r.init_range)  # DARTS's init_weights: the embedding too
     return net
 
 

@@ -30,8 +30,7 @@ from nasp.model.search import ArchGradProbe, Selection, upcast
 from nasp.ops import create_op
 from nasp.spaces import CellSpace, SearchSpace
 
-INIT_RANGE = 0.04  # DARTS's uniform init of the cell's matrices
-EMBED_INIT_RANGE = 0.1
+INIT_RANGE = 0.04  # DARTS's uniform init of the embedding and the cell's matrices
 
 
 @dataclass(frozen=True)
@@ -181,7 +180,7 @@ class RecurrentNetwork(nn.Module):
         # recurrence up through time
         self.bn = nn.BatchNorm1d(nhid, affine=False, track_running_stats=False) if batch_norm else None
         self.decoder = nn.Linear(nhid, vocab_size)
-        self.encoder.weight.data.uniform_(-EMBED_INIT_RANGE, EMBED_INIT_RANGE)
+        self.encoder.weight.data.uniform_(-init_range, init_range)
         self.decoder.bias.data.zero_()
         if emsize == nhid:
             self.decoder.weight = self.encoder.weight
