@@ -126,9 +126,13 @@ class RunConfig(Section):
     batch_size: int = Field(32, ge=2, description="images per step, for each of the two steps (paper: 64)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+                                "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")
     out: str = Field("runs", description="folder for run folders")
+    loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
@@ -277,8 +281,11 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
-    """A YAML config file as a tree, every key checked against ``model`` (did-you-mean errors)."""
-    path = Path(path)
+    """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
+    (did-you-mean errors)."""
+    from nasp.presets import preset_path
+
+    path = preset_path(path)
     if not path.is_file():
         raise ConfigError(f"--config: file '{path}' does not exist")
     try:
@@ -300,6 +307,11 @@ def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str,
         except ConfigError as exc:
             raise ConfigError(f"--config '{path}': {exc}") from None
     return raw
+
+
+def dump_yaml(tree: dict[str, Any], usage: str) -> str:
+    """A config tree as a YAML file to start from (keys in the schema's order), headed by how to use it."""
+    return f"# {usage}\n" + yaml.safe_dump(tree, sort_keys=False, default_flow_style=None)
 
 
 def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list[str]:

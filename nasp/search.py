@@ -176,6 +176,8 @@ def build_task(cfg: RunConfig) -> SearchTask:
     """The search ``cfg`` describes: data loaded and split, network and algorithm built."""
     space = validate(cfg)
     device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     problem = ImageClassification(load_dataset(cfg.data.name, cfg.data.root))
     channels_last = cfg.channels_last and device.type != "mps"
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
@@ -206,7 +208,7 @@ def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: 
     validate(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
     return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
-                        own_callbacks=search_callbacks, callbacks=callbacks, console=console)
+                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers)
 
 
 def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
@@ -219,7 +221,7 @@ def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, con
         raw = {**raw, "plugins": list(plugins or [])}
         cfg = build_config(raw)
         task = build_task(cfg)
-        return launch.resume(folder, task, search_callbacks, callbacks, console)
+        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers)
     except BaseException:
         folder.unlock()
         raise

@@ -17,5 +17,5 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 echo "setup: installing nasp and its dependencies into .venv (torch is large: this takes a few minutes)"
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev,tensorboard]"
 echo "setup: done. Activate with: source .venv/bin/activate"

@@ -18,17 +18,18 @@ from textual.widget import AwaitMount
 from nasp.config import RunConfig
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder
-from tui.configform import command_line
-from tui.genoedit import GenotypeEdit
-from tui.livestate import LiveState
-from tui.process import PAUSE, RESUME, STOP, SearchProcess, send
-from tui.runs import EventTail, load_run_state, run_info
-from tui.screens.genotype import GenotypeScreen
-from tui.screens.help import HelpScreen
-from tui.screens.live import LiveScreen
-from tui.screens.runs import ReplayScreen, RunsScreen
-from tui.screens.setup import SetupScreen
-from tui.widgets import PathDialog
+
+from .configform import command_line
+from .genoedit import GenotypeEdit
+from .livestate import LiveState
+from .process import PAUSE, RESUME, STOP, SearchProcess, send
+from .runs import EventTail, load_run_state, run_info
+from .screens.genotype import GenotypeScreen
+from .screens.help import HelpScreen
+from .screens.live import LiveScreen
+from .screens.runs import ReplayScreen, RunsScreen
+from .screens.setup import SetupScreen
+from .widgets import PathDialog
 
 
 def keep_gc_pauses_short() -> None:

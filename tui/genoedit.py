@@ -10,7 +10,8 @@ from nasp.errors import GenotypeError
 from nasp.genotype import Genotype
 from nasp.runfolder import GENOTYPE, RunFolder
 from nasp.spaces import SearchSpace
-from tui.render import node_names
+
+from .render import node_names
 
 
 def eval_size_defaults() -> tuple[int, int]:

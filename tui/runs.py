@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from nasp.runfolder import EventTail, RunFolder, iter_run_folders, read_json
-from tui.livestate import LiveState
+
+from .livestate import LiveState
 
 __all__ = ["EventTail", "RunInfo", "list_runs", "load_run_state", "run_info"]
 

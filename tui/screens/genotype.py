@@ -19,10 +19,11 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from nasp.errors import NaspError
-from tui.genoedit import GenotypeEdit, eval_size_defaults
-from tui.render import node_names
-from tui.screens.live import cell_texts
-from tui.widgets import NavBar, PathDialog
+
+from ..genoedit import GenotypeEdit, eval_size_defaults
+from ..render import node_names
+from ..widgets import NavBar, PathDialog
+from .live import cell_texts
 
 
 def eval_available() -> bool:

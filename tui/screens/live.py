@@ -11,9 +11,9 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from tui import render
-from tui.livestate import LiveState, format_seconds, kept_rows
-from tui.widgets import Drawing, NavBar
+from .. import render
+from ..livestate import LiveState, format_seconds, kept_rows
+from ..widgets import Drawing, NavBar
 
 TABS = ["tab-abar", "tab-a", "tab-fig4", "tab-curves", "tab-cell"]
 STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "bold yellow", "starting": "bold cyan",
@@ -70,7 +70,7 @@ def grids(state: LiveState, kind: str, width: int) -> list[Text]:
             sel = [h.selected.get(ct, []) for h in state.history]
             live = None
             if state.discrete.get(ct) is not None and state.active:
-                from tui.livestate import selected_ops
+                from ..livestate import selected_ops
 
                 live = selected_ops(state.discrete[ct], state.A.get(ct))
             out.append(render.op_timeline(cell, sel, f"{ct} cell: selected op per edge over epochs"

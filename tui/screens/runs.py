@@ -12,10 +12,10 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from tui.livestate import LiveState, kept_rows
-from tui.runs import RunInfo, list_runs, load_run_state
-from tui.screens.live import GridPair, cell_texts
-from tui.widgets import NavBar, PathDialog
+from ..livestate import LiveState, kept_rows
+from ..runs import RunInfo, list_runs, load_run_state
+from ..widgets import NavBar, PathDialog
+from .live import GridPair, cell_texts
 
 COLUMNS = ("run", "algorithm", "space", "status", "epoch", "val acc", "params")
 
@@ -255,7 +255,7 @@ class ReplayScreen(Screen[None]):
         width = self.size.width - 2
         active = self.query_one("#rtabs", TabbedContent).active
         space = state.space
-        from tui import render
+        from .. import render
 
         texts = []
         for ct, cell in space.cells.items():

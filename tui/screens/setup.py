@@ -14,9 +14,10 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from nasp.errors import NaspError
-from tui import configform
-from tui.configform import FieldSpec
-from tui.widgets import NavBar, OpListSuggester, PathDialog
+
+from .. import configform
+from ..configform import FieldSpec
+from ..widgets import NavBar, OpListSuggester, PathDialog
 
 
 def _wid(key: str) -> str:
