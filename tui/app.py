@@ -7,7 +7,7 @@ import asyncio
 import gc
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +29,7 @@ from .screens.help import HelpScreen
 from .screens.live import LiveScreen
 from .screens.runs import ReplayScreen, RunsScreen
 from .screens.setup import SetupScreen
-from .widgets import PathDialog
+from .widgets import PathDialog, UnsavedDialog
 
 
 def keep_gc_pauses_short() -> None:
@@ -102,6 +102,33 @@ class NaspApp(App[None]):
             self.switch_mode(ini["mode"])
         self.set_interval(self.poll_s, self._poll_tail)
         keep_gc_pauses_short()
+
+    async def action_switch_mode(self, mode: str) -> None:
+        """F2-F5 and the top line: leaving the genotype editor with unsaved edits asks first."""
+        if self.current_mode == "genotype" and mode != "genotype":
+            self.after_editor_edits(lambda: self.switch_mode(mode))
+        else:
+            self.switch_mode(mode)
+
+    def after_editor_edits(self, then: Callable[[], object]) -> None:
+        """Run ``then`` now when the genotype editor has no unsaved edits; else ask: save them (as a new file) and go
+        on, discard them and go on, or stay."""
+        edit = self.genotype_edit
+        if edit is None or not edit.unsaved:
+            then()
+            return
+
+        def done(choice: str | None) -> None:
+            if choice == "discard":
+                edit.discard()
+                self.genotype_version += 1  # the editor shows the saved version when it comes back
+                then()
+            elif choice == "save":
+                screen = next((s for s in self.screen_stack if isinstance(s, GenotypeScreen)), None)
+                if screen is not None:
+                    screen.action_save(then=then)
+
+        self.push_screen(UnsavedDialog(edit.label), done)
 
     def switch_mode(self, mode: str) -> AwaitMount:
         """Switch screens; once the new one is drawn, its widgets join the frozen objects (a screen mounted
@@ -293,7 +320,7 @@ class NaspApp(App[None]):
 
     # --- genotypes ------------------------------------------------------------------------------
     def open_genotype(self, source: str | Path) -> bool:
-        """Load a genotype file or run folder into the editor and show it."""
+        """Load a genotype file, run folder, name (DARTS_V2, NASP) or DARTS string into the editor and show it."""
         try:
             edit = GenotypeEdit.load(source)
             edit.space  # noqa: B018  (a genotype of an unknown space fails here, not in the editor)
@@ -315,6 +342,9 @@ class NaspApp(App[None]):
         self._set_genotype(GenotypeEdit(geno, RunFolder(folder).genotype_path, label))
 
     def _set_genotype(self, edit: GenotypeEdit) -> None:
+        self.after_editor_edits(lambda: self._show_genotype(edit))
+
+    def _show_genotype(self, edit: GenotypeEdit) -> None:
         self.genotype_edit = edit
         self.genotype_version += 1
         if self.current_mode == "genotype":
@@ -326,7 +356,11 @@ class NaspApp(App[None]):
 
     # --- leaving --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        """Quit; a search started here is stopped first so it leaves a checkpoint (keys keep working meanwhile)."""
+        """Quit (unsaved genotype edits ask first); a search started here is stopped first so it leaves a checkpoint
+        (keys keep working meanwhile)."""
+        self.after_editor_edits(self._quit)
+
+    def _quit(self) -> None:
         if self.running_here:
             if not self._quitting:
                 self._quitting = True

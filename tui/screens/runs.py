@@ -17,11 +17,13 @@ from ..runs import RunInfo, list_runs, load_run_state
 from ..widgets import NavBar, PathDialog
 from .live import GridPair, cell_texts
 
-COLUMNS = ("run", "algorithm", "space", "status", "epoch", "val acc", "params")
+COLUMNS = ("run", "algorithm", "space", "status", "epoch", "accuracy", "params")
 
 
 def info_row(info: RunInfo) -> tuple[str, ...]:
-    acc = f"{info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
+    """A search shows its validation accuracy, an evaluation its test accuracy (the column says which)."""
+    which = "test" if info.kind == "eval" else "val"
+    acc = f"{which} {info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
     params = f"{info.param_count / 1e6:.3f}M" if isinstance(info.param_count, int) else "-"
     return (info.name, info.algorithm, info.space, info.status, f"{info.epoch}/{info.epochs}", acc, params)
 
@@ -190,10 +192,11 @@ class ReplayScreen(Screen[None]):
     ReplayScreen VerticalScroll { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "step(-1)", "Epoch -1"),
-        Binding("right,l", "step(1)", "Epoch +1"),
-        Binding("home", "jump(0)", "First epoch", show=False),
-        Binding("end", "jump(-1)", "Last epoch", show=False),
+        # priority: the focused tab bar would take ←/→ to switch tabs (1-4 switch them here)
+        Binding("left,h", "step(-1)", "Epoch -1", priority=True),
+        Binding("right,l", "step(1)", "Epoch +1", priority=True),
+        Binding("home", "jump(0)", "First epoch", show=False, priority=True),
+        Binding("end", "jump(-1)", "Last epoch", show=False, priority=True),
         Binding("space", "play", "Play/pause"),
         Binding("g", "genotype", "Edit this genotype"),
         Binding("1", "tab(0)", "Ā grid", show=False),
