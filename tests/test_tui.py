@@ -127,7 +127,8 @@ async def test_form_rejects_bad_value_with_cli_message(tmp_path):
         screen = app.screen
         assert isinstance(screen, SetupScreen)
         err = screen.query_one("#field-error", Static)
-        assert text_of(err) == str(cli.value)
+        assert text_of(err) == str(cli.value).removeprefix("key 'epochs': ")  # one line under the field: its label is beside it
+        assert str(cli.value).startswith("key 'epochs': value 0 is invalid")
         form = list(screen.query_one("#form").children)
         assert form.index(err) == form.index(screen.query_one("#row-f-epochs")) + 1  # shown under the field
         assert screen.query_one("#row-f-epochs").has_class("-bad")
