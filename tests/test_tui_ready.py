@@ -135,3 +135,41 @@ async def test_evaluation_from_the_editor_runs_offline_and_shows_its_accuracy(tm
         text = text_of(screen.query_one("#message", Static))
         assert text.startswith("evaluation failed: ") and "nowhere" in text and "Traceback" not in text, text
         assert screen.query_one("#message", Static).has_class("-error")
+
+
+@sync
+async def test_both_cells_reachable_at_80x24(tmp_path, monkeypatch):
+    """One header line on a short terminal, and the keys scroll the tab's content while the tab bar has the focus."""
+    from test_tui import live_state
+    from textual.containers import VerticalScroll
+
+    from tui.screens.live import LiveScreen
+    from tui.widgets import Drawing
+
+    monkeypatch.chdir(tmp_path)
+    fixed_run(Path("runs"), name="20250101-000000-nasp-cnn12")
+    app = NaspApp(runs_dir="runs", mode="live")
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.state = live_state()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, LiveScreen)
+        screen.redraw(force=True)
+        await pilot.pause()
+        assert screen.query_one("#status").size.height == 1  # compact header
+        scroller = screen.query_one("#tab-abar").query_one(VerticalScroll)
+        reduce = list(screen.query_one("#abar").query(Drawing))[1]
+
+        def visible() -> bool:  # the whole reduce cell is on the screen
+            return scroller.region.y <= reduce.region.y and reduce.region.bottom <= scroller.region.bottom
+
+        assert not visible()
+        for _ in range(30):
+            await pilot.press("down")
+            await pilot.pause()
+            if visible():
+                break
+        assert visible() and scroller.scroll_y > 0
+        await pilot.press("pagedown", "pageup", "pageup", "pageup")
+        await pilot.pause()
+        assert scroller.scroll_y == 0 and not visible()

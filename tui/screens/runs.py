@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ..livestate import LiveState, kept_rows
 from ..runs import RunInfo, list_runs, load_run_state
 from ..widgets import NavBar, PathDialog
-from .live import GridPair, cell_texts
+from .live import GridPair, cell_texts, scroll_active_pane
 
 COLUMNS = ("run", "algorithm", "space", "status", "epoch", "accuracy", "params")
 
@@ -203,6 +203,10 @@ class ReplayScreen(Screen[None]):
         Binding("2", "tab(1)", "A heatmap", show=False),
         Binding("3", "tab(2)", "Ops over epochs", show=False),
         Binding("4", "tab(3)", "Cell", show=False),
+        Binding("down,j", "scroll_pane(1)", "Scroll", show=False),
+        Binding("up,k", "scroll_pane(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_pane(10)", "Page down", show=False),
+        Binding("pageup", "scroll_pane(-10)", "Page up", show=False),
         Binding("escape,q", "back", "Back"),
     ]
     TABS = ("r-abar", "r-a", "r-fig4", "r-cell")
@@ -307,6 +311,9 @@ class ReplayScreen(Screen[None]):
 
     def action_tab(self, index: int) -> None:
         self.query_one("#rtabs", TabbedContent).active = self.TABS[index]
+
+    def action_scroll_pane(self, lines: int) -> None:
+        scroll_active_pane(self.query_one("#rtabs", TabbedContent), lines)
 
     def action_genotype(self) -> None:
         if not self.state.history:
