@@ -173,3 +173,18 @@ async def test_both_cells_reachable_at_80x24(tmp_path, monkeypatch):
         await pilot.press("pagedown", "pageup", "pageup", "pageup")
         await pilot.pause()
         assert scroller.scroll_y == 0 and not visible()
+
+
+@sync
+async def test_command_palette_has_the_apps_actions(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed_run(Path("runs"))
+    app = NaspApp(runs_dir="runs", mode="runs")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Replay Ā", "Resume", "Edit genotype", "Setup", "Genotype", "Help"} <= set(titles)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"replay", "enter")  # the palette runs the screen's own action
+        await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), timeout=10, what="the replay")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.widget import AwaitMount
 
 from nasp.config import RunConfig
@@ -57,6 +59,7 @@ class NaspApp(App[None]):
         Binding("f3", "switch_mode('live')", "Live"),
         Binding("f4", "switch_mode('runs')", "Runs"),
         Binding("f5", "switch_mode('genotype')", "Genotype"),
+        Binding("ctrl+p", "command_palette", "Command palette", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -143,6 +146,21 @@ class NaspApp(App[None]):
                 ("live (F3)", list(LiveScreen.BINDINGS)), ("runs (F4)", list(RunsScreen.BINDINGS)),
                 ("replay (enter on a run)", list(ReplayScreen.BINDINGS)),
                 ("genotype editor (F5)", list(GenotypeScreen.BINDINGS))]
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (ctrl+p): every action of the app and of the screen it was opened on, by the name its
+        key has in the footer and help, then Textual's own (theme, screenshot, ...)."""
+        seen: set[str] = set()
+        for node, bindings in ((screen, screen.BINDINGS), (self, self.BINDINGS)):
+            for binding in bindings:
+                if (not isinstance(binding, Binding) or not binding.description or binding.action in seen
+                        or binding.action == "command_palette"):
+                    continue
+                seen.add(binding.action)
+                key = binding.key.split(",")[0]
+                yield SystemCommand(binding.description, f"{binding.action} · key {key}",
+                                    functools.partial(self.run_action, binding.action, node))
+        yield from super().get_system_commands(screen)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
