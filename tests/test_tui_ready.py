@@ -188,3 +188,26 @@ async def test_command_palette_has_the_apps_actions(tmp_path, monkeypatch):
         await pilot.pause()
         await pilot.press(*"replay", "enter")  # the palette runs the screen's own action
         await wait_for(pilot, lambda: isinstance(app.screen, ReplayScreen), timeout=10, what="the replay")
+
+
+def test_a_resume_keeps_the_curves_and_abar_history(tmp_path):
+    """What the app shows of a stopped search before its resume (replayed events) is what it showed live; the
+    resumed run's start trims it to the checkpoint, not to nothing."""
+    from test_reliability import stopped_search
+
+    from tui.livestate import LiveState
+    from tui.runs import load_live_state
+
+    run = stopped_search(tmp_path / "runs", steps=4)  # 3 steps an epoch: one epoch and a step
+    live = LiveState()
+    for event in RunFolder(run).events():
+        live.apply(event, 0.0)
+    state = load_live_state(run)
+    assert state.status == "stopped" and [h.epoch for h in state.history] == [1]
+    assert len(state.step_train_loss) == state.global_step == 4 and state.step_train_loss == live.step_train_loss
+    assert state.discrete == live.discrete and state.updates >= 1
+    first = list(state.step_train_loss)
+    state.apply({"event": "run_start", "run_dir": str(run), "config": RunFolder(run).read_config(),
+                 "space": state.space.model_dump(), "epochs": 2, "steps_per_epoch": 3, "start_epoch": 1,
+                 "start_step": 0}, 1.0)  # what `nasp run resume=` sends first: from the epoch-1 checkpoint
+    assert state.step_train_loss == first[:3] and [h.epoch for h in state.history] == [1]

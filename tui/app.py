@@ -25,7 +25,7 @@ from .configform import command_line
 from .genoedit import GenotypeEdit
 from .livestate import LiveState
 from .process import PAUSE, RESUME, STOP, SearchProcess, send
-from .runs import EventTail, load_run_state, run_info
+from .runs import EventTail, load_live_state, run_info
 from .screens.genotype import GenotypeScreen
 from .screens.help import HelpScreen
 from .screens.live import LiveScreen
@@ -190,11 +190,12 @@ class NaspApp(App[None]):
         self._launch(overrides, f"starting `{command_line(overrides)}`")
 
     def resume_search(self, run_dir: str | Path) -> None:
-        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier epochs too."""
+        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier steps and epochs
+        too (curves and Ā history go on where they were)."""
         if not self._can_start():
             return
         run_dir = Path(run_dir)
-        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_run_state(run_dir), run_dir)
+        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_live_state(run_dir), run_dir)
 
     def _launch(self, args: list[str], message: str, state: LiveState | None = None,
                 run_dir: Path | None = None) -> None:
