@@ -38,8 +38,10 @@ def info_detail(info: RunInfo) -> Text:
         from nasp.errors import NaspError
         from nasp.genotype import Genotype
 
+        from ..render import genotype_lines
+
         try:
-            text.append(Genotype.load(info.path).describe() + "\n", style="cyan")
+            text.append(genotype_lines(Genotype.load(info.path)) + "\n", style="cyan")
         except NaspError as exc:
             text.append(f"genotype: {exc}\n", style="red")
     hints = ["g: edit its genotype"] if info.kind == "eval" else ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
