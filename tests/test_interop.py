@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +169,22 @@ def test_library_messages_go_through_logging(capsys):
     err = capsys.readouterr().err
     assert err.strip() == "nasp: warning: the latest checkpoint is damaged"
     assert json.dumps(err)  # plain text, one line
+
+
+def test_api_example_runs(tmp_path):
+    """docs/api.md's example, run as a user would run it (its own process, outside the checkout)."""
+    import re
+    import subprocess
+    import sys
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "api.md").read_text()
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    script = tmp_path / "search.py"
+    script.write_text(code)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "epoch 1: val acc" in out and "epoch 2: val acc" in out and "finished -> run folder" in out
+    assert re.search(r"Genotype\(normal=\[\('(skip_connect|conv_3x3|conv_5x5)', \d\)", out), out
+    assert re.search(r"test accuracy 0\.\d{3}", out), out
