@@ -406,12 +406,16 @@ class NaspApp(App[None]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``nasp-tui`` console script."""
+    from nasp import __version__
+
     parser = argparse.ArgumentParser(prog="nasp-tui", description="Configure a NASP search, watch Ā evolve live, "
                                      "browse runs and edit genotypes in the terminal.")
+    parser.add_argument("--version", action="version", version=f"nasp-tui {__version__}")
     parser.add_argument("--runs", metavar="DIR", help="runs folder to list (default: the config's out, 'runs')")
     parser.add_argument("--config", "-c", metavar="FILE", help="YAML config to load into the setup form")
     parser.add_argument("--attach", "-a", metavar="RUN", help="follow a run folder of `nasp run` in another terminal")
-    parser.add_argument("--genotype", "-g", metavar="FILE", help="genotype file or run folder to open in the editor")
+    parser.add_argument("--genotype", "-g", metavar="FILE", help="genotype file, run folder or name (DARTS_V2, NASP) "
+                        "to open in the editor")
     parser.add_argument("--screen", choices=["setup", "live", "runs", "genotype"], help="screen to start on")
     parser.add_argument("--nice", type=int, default=10, help="CPU priority of a search started here, lowered by this "
                         "much (the search runs as its own process) so keys stay quick while it trains on the same CPU; "
