@@ -309,9 +309,25 @@ def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str,
     return raw
 
 
-def dump_yaml(tree: dict[str, Any], usage: str) -> str:
-    """A config tree as a YAML file to start from (keys in the schema's order), headed by how to use it."""
-    return f"# {usage}\n" + yaml.safe_dump(tree, sort_keys=False, default_flow_style=None)
+def dump_yaml(tree: dict[str, Any], usage: str, meanings: dict[str, str] | None = None) -> str:
+    """A config tree as a YAML file to start from: every key in the schema's order with its meaning as a comment
+    (``meanings``: dotted key -> text), headed by how to use it. ``load_yaml`` reads it back."""
+    meanings = meanings or {}
+    lines = [f"# {usage}"]
+
+    def emit(node: dict[str, Any], prefix: str, indent: str) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                lines.append(f"{indent}{key}:")
+                emit(value, f"{dotted}.", indent + "  ")
+                continue
+            text = yaml.safe_dump([value], default_flow_style=True, width=1 << 16).strip()[1:-1]
+            note = " ".join(meanings.get(dotted, "").split())
+            lines.append(f"{indent}{key}: {text}" + (f"  # {note}" if note else ""))
+
+    emit(tree, "", "")
+    return "\n".join(lines) + "\n"
 
 
 def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list[str]:

@@ -135,7 +135,8 @@ def cmd_config(args: argparse.Namespace) -> int:
     cfg = config_from_args(args) if args.overrides or args.config else None
     if args.format == "yaml":
         full = with_algorithm_options(cfg if cfg is not None else RunConfig())
-        print(dump_yaml(full.model_dump(mode="json"), "nasp run --config FILE [key=value ...]"), end="")
+        meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}
+        print(dump_yaml(full.model_dump(mode="json"), "nasp run --config FILE [key=value ...]", meanings), end="")
         return 0
     shown = cfg if cfg is not None else RunConfig()
     options = algorithm_options(shown)  # loads plugins=, checks the algorithm.* keys against the algorithm's own
