@@ -100,7 +100,7 @@ async def test_evaluation_from_the_editor_runs_offline_and_shows_its_accuracy(tm
     for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # nothing may be downloaded
     run = fixed_run(Path("runs"))
-    app = NaspApp(runs_dir="runs", genotype=str(run))
+    app = NaspApp(runs_dir="runs", genotype=str(run), nice=0)  # the child at full priority: the test waits for it
     async with app.run_test(size=(100, 30)) as pilot:
         screen = app.screen
         assert isinstance(screen, GenotypeScreen)
