@@ -44,8 +44,13 @@ def installed(tmp_path_factory):
     for pkg in ("nasp", "tui"):
         shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     wheels = tmp / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps", "--no-index",
-                            "-q", "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=300)
+    import setuptools
+
+    # this environment's setuptools when it reads pyproject's licence form (77+, torch brings a recent one): offline
+    offline = int(setuptools.__version__.split(".")[0]) >= 77
+    flags = ["--no-build-isolation", "--no-index"] if offline else []
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", *flags, "--no-deps", "-q", "-w", str(wheels), str(src)],
+                           capture_output=True, text=True, timeout=300)
     assert build.returncode == 0, build.stderr
     wheel = next(wheels.glob("nasp_search-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
