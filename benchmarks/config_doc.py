@@ -10,9 +10,9 @@ from nasp.config import iter_keys
 HEADER = """# Config keys
 
 Every key of `nasp run`, with its default and meaning (the same table as `nasp config`). Set them as
-dotted `key=value` overrides, in a YAML file given with `--config` (nested mappings), or both (overrides
-win). `algorithm=nasp`, `space=cnn12` and `data=cifar10` are short for `algorithm.name=...` etc. Values
-are read as YAML (`true`, `0.1`, `[a, b]`); list keys also take `a,b,c`.
+dotted `key=value` overrides, in a YAML file given with `--config` (nested mappings; `nasp config --format yaml`
+writes one with every key), or both (overrides win). `algorithm=nasp`, `space=cnn12` and `data=cifar10` are short
+for `algorithm.name=...` etc. Values are read as YAML (`true`, `0.1`, `[a, b]`); list keys also take `a,b,c`.
 
 Data folders: `embedded` ships inside the package; `fashion-mnist` reads `data.root` or
 `/usr/share/datasets/fashion-mnist` (Debian's `dataset-fashion-mnist`); `cifar10`/`cifar100` read or download

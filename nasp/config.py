@@ -150,9 +150,13 @@ class RunConfig(Section):
                             "(paper: 64; DARTS rnn: 256)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+                                "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")
     out: str = Field("runs", description="folder for run folders")
+    loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
@@ -301,8 +305,11 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
-    """A YAML config file as a tree, every key checked against ``model`` (did-you-mean errors)."""
-    path = Path(path)
+    """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
+    (did-you-mean errors)."""
+    from nasp.presets import preset_path
+
+    path = preset_path(path)
     if not path.is_file():
         raise ConfigError(f"--config: file '{path}' does not exist")
     try:
@@ -324,6 +331,27 @@ def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str,
         except ConfigError as exc:
             raise ConfigError(f"--config '{path}': {exc}") from None
     return raw
+
+
+def dump_yaml(tree: dict[str, Any], usage: str, meanings: dict[str, str] | None = None) -> str:
+    """A config tree as a YAML file to start from: every key in the schema's order with its meaning as a comment
+    (``meanings``: dotted key -> text), headed by how to use it. ``load_yaml`` reads it back."""
+    meanings = meanings or {}
+    lines = [f"# {usage}"]
+
+    def emit(node: dict[str, Any], prefix: str, indent: str) -> None:
+        for key, value in node.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, dict):
+                lines.append(f"{indent}{key}:")
+                emit(value, f"{dotted}.", indent + "  ")
+                continue
+            text = yaml.safe_dump([value], default_flow_style=True, width=1 << 16).strip()[1:-1]
+            note = " ".join(meanings.get(dotted, "").split())
+            lines.append(f"{indent}{key}: {text}" + (f"  # {note}" if note else ""))
+
+    emit(tree, "", "")
+    return "\n".join(lines) + "\n"
 
 
 def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list[str]:

@@ -51,6 +51,8 @@ LAST_MODEL = "last.pt"
 RESULT = "result.json"
 LOCK = ".lock"
 CELLS = "cells"
+METRICS_CSV = "metrics.csv"  # loggers=csv
+TENSORBOARD = "tensorboard"  # loggers=tensorboard: event files
 LOGS = ".logs"  # in the runs folder: output of searches the terminal app started
 
 ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
@@ -238,6 +240,28 @@ class RunFolder:
     @property
     def cells_dir(self) -> Path:
         return self.path / CELLS
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD
+
+    @property
+    def metrics_csv_path(self) -> Path:
+        return self.path / METRICS_CSV
+
+    def write_metrics_csv(self) -> None:
+        """metrics.csv from metrics.jsonl (one row an epoch, the scalar columns in order of first appearance);
+        rewritten whole, so it always agrees with metrics.jsonl, also after a resume dropped later epochs."""
+        import csv
+        import io
+
+        rows = [{k: v for k, v in r.items() if isinstance(v, int | float | str | None)} for r in self.metrics()]
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path / METRICS_CSV, buf.getvalue())
 
     def model_path(self, which: str) -> Path:
         return self.path / (BEST_MODEL if which == "best" else LAST_MODEL)

@@ -227,6 +227,8 @@ def build_task(cfg: RunConfig) -> SearchTask:
     """The search ``cfg`` describes: data loaded and split, network and algorithm built."""
     cfg, space = prepare(cfg)
     device = resolve_device(cfg.device)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     if space.kind == "rnn":
         problem, train, val, net, param_count = _text_search(cfg, space, device)
     else:
@@ -280,7 +282,7 @@ def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: 
     cfg, _ = prepare(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
     return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
-                        own_callbacks=search_callbacks, callbacks=callbacks, console=console)
+                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers)
 
 
 def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
@@ -293,7 +295,7 @@ def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, con
         raw = {**raw, "plugins": list(plugins or [])}
         cfg = build_config(raw)
         task = build_task(cfg)
-        return launch.resume(folder, task, search_callbacks, callbacks, console)
+        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers)
     except BaseException:
         folder.unlock()
         raise

@@ -193,7 +193,7 @@ CASES: list[Case] = [
     Case("space-file-bad-yaml", ["run", "space={tmp}/bad.yaml"], ["bad.yaml", "not valid YAML", "line 2"]),
     Case("space-file-no-cells", ["run", "space={tmp}/typo.yaml"], ["typo.yaml", "'cells' is missing"]),
     Case("space-file-missing", ["run", "space={tmp}/nope.yaml"], ["nope.yaml", "does not exist"]),
-    Case("space-file-is-config", ["run", f"space={Path(__file__).parents[1] / 'configs/eval-cpu.yaml'}"],
+    Case("space-file-is-config", ["run", f"space={Path(__file__).parents[1] / 'nasp/presets/eval-cpu.yaml'}"],
          ["eval-cpu.yaml", "'cells' is missing"], SUB),
 ]
 

@@ -67,7 +67,7 @@ def test_dry_run_prints_millions(capsys):
     assert main(["eval", "genotype=DARTS_V2", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "3.35M" in out and "DARTS_V2" in out
-    assert main(["eval", "--config", "configs/eval-cifar10.yaml", "genotype=NASP", "--dry-run"]) == 0
+    assert main(["eval", "--config", "eval-cifar10", "genotype=NASP", "--dry-run"]) == 0
     assert "7.36M" in capsys.readouterr().out
 
 
@@ -459,9 +459,9 @@ def test_bench_reports_evaluation_throughput():
 
 def test_config_presets_load():
     for preset in ("eval-cifar10", "eval-imagenet", "eval-tiny-imagenet", "eval-cpu"):
-        cfg = eval_config(["genotype=DARTS_V2"], f"configs/{preset}.yaml")
+        cfg = eval_config(["genotype=DARTS_V2"], preset)
         assert isinstance(cfg, EvalConfig)
-    paper = eval_config([], "configs/eval-cifar10.yaml")
+    paper = eval_config([], "eval-cifar10")
     assert (paper.model.layers, paper.model.channels, paper.epochs, paper.batch_size, paper.data.cutout) == (20, 36, 600, 96, 16)
-    imagenet = eval_config([], "configs/eval-imagenet.yaml")
+    imagenet = eval_config([], "eval-imagenet")
     assert (imagenet.model.layers, imagenet.model.channels, imagenet.optim.label_smoothing, imagenet.epochs) == (14, 48, 0.1, 250)

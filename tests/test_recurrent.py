@@ -159,7 +159,7 @@ def test_recurrent_search_resumed_mid_epoch_ends_as_an_uninterrupted_one(tmp_pat
 def test_darts_search_preset_for_ptb_is_a_valid_config():
     from nasp.config import load_yaml
 
-    cfg, space = prepare(build_config(load_yaml("configs/search-ptb.yaml")))
+    cfg, space = prepare(build_config(load_yaml("nasp/presets/search-ptb.yaml")))
     assert space.kind == "rnn" and cfg.data.name == "ptb" and (cfg.rnn.nhid, cfg.batch_size, cfg.optim.lr) == (300, 256, 20)
 
 

@@ -45,7 +45,7 @@ def test_dry_run_counts_darts_ptb_model(capsys):
     out = capsys.readouterr().out
     assert darts_params(10_000, 850, 850) == 22_960_000
     assert "22.96M parameters (22,960,000)" in out and "vocabulary 10,000" in out
-    assert main(["eval", "genotype=DARTS_V1_RNN", "--dry-run", "--config", "configs/eval-wikitext2.yaml"]) == 0
+    assert main(["eval", "genotype=DARTS_V1_RNN", "--dry-run", "--config", "eval-wikitext2"]) == 0
     assert f"({darts_params(33_278, 700, 700):,})" in capsys.readouterr().out  # 33.13M: the papers' 33M
 
 

@@ -127,7 +127,8 @@ async def test_form_rejects_bad_value_with_cli_message(tmp_path):
         screen = app.screen
         assert isinstance(screen, SetupScreen)
         err = screen.query_one("#field-error", Static)
-        assert text_of(err) == str(cli.value)
+        assert text_of(err) == str(cli.value).removeprefix("key 'epochs': ")  # one line under the field: its label is beside it
+        assert str(cli.value).startswith("key 'epochs': value 0 is invalid")
         form = list(screen.query_one("#form").children)
         assert form.index(err) == form.index(screen.query_one("#row-f-epochs")) + 1  # shown under the field
         assert screen.query_one("#row-f-epochs").has_class("-bad")
@@ -227,7 +228,9 @@ async def test_tiny_search_live_stop_and_resume(tmp_path):
         await pilot.press("f4")
         assert isinstance(app.screen, RunsScreen)
         await pilot.press("r")
-        await wait_for(pilot, lambda: app.state.updates >= 1, what="a step of the resumed run")
+        before = app.state.updates  # the stopped run's updates, replayed: its curves and Ā go on
+        assert before >= 1 and 1 <= len(app.state.step_train_loss) <= stopped["step"]  # (step events are thinned)
+        await wait_for(pilot, lambda: app.state.updates > before, what="a step of the resumed run")
         starts = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines() if '"run_start"' in x]
         assert len(starts) == 2 and (starts[1]["start_epoch"], starts[1]["start_step"]) == (0, stopped["step"])
         await press_while_training(pilot, "ctrl+q")  # quitting stops the search first, with a checkpoint

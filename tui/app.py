@@ -4,31 +4,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 from textual.widget import AwaitMount
 
 from nasp.config import RunConfig
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder
-from tui.configform import command_line
-from tui.genoedit import GenotypeEdit
-from tui.livestate import LiveState
-from tui.process import PAUSE, RESUME, STOP, SearchProcess, send
-from tui.runs import EventTail, load_run_state, run_info
-from tui.screens.genotype import GenotypeScreen
-from tui.screens.help import HelpScreen
-from tui.screens.live import LiveScreen
-from tui.screens.runs import ReplayScreen, RunsScreen
-from tui.screens.setup import SetupScreen
-from tui.widgets import PathDialog
+
+from .configform import command_line
+from .genoedit import GenotypeEdit
+from .livestate import LiveState
+from .process import PAUSE, RESUME, STOP, SearchProcess, send
+from .runs import EventTail, load_live_state, run_info
+from .screens.genotype import GenotypeScreen
+from .screens.help import HelpScreen
+from .screens.live import LiveScreen
+from .screens.runs import ReplayScreen, RunsScreen
+from .screens.setup import SetupScreen
+from .widgets import PathDialog, UnsavedDialog
 
 
 def keep_gc_pauses_short() -> None:
@@ -56,6 +59,7 @@ class NaspApp(App[None]):
         Binding("f3", "switch_mode('live')", "Live"),
         Binding("f4", "switch_mode('runs')", "Runs"),
         Binding("f5", "switch_mode('genotype')", "Genotype"),
+        Binding("ctrl+p", "command_palette", "Command palette", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -102,6 +106,33 @@ class NaspApp(App[None]):
         self.set_interval(self.poll_s, self._poll_tail)
         keep_gc_pauses_short()
 
+    async def action_switch_mode(self, mode: str) -> None:
+        """F2-F5 and the top line: leaving the genotype editor with unsaved edits asks first."""
+        if self.current_mode == "genotype" and mode != "genotype":
+            self.after_editor_edits(lambda: self.switch_mode(mode))
+        else:
+            self.switch_mode(mode)
+
+    def after_editor_edits(self, then: Callable[[], object]) -> None:
+        """Run ``then`` now when the genotype editor has no unsaved edits; else ask: save them (as a new file) and go
+        on, discard them and go on, or stay."""
+        edit = self.genotype_edit
+        if edit is None or not edit.unsaved:
+            then()
+            return
+
+        def done(choice: str | None) -> None:
+            if choice == "discard":
+                edit.discard()
+                self.genotype_version += 1  # the editor shows the saved version when it comes back
+                then()
+            elif choice == "save":
+                screen = next((s for s in self.screen_stack if isinstance(s, GenotypeScreen)), None)
+                if screen is not None:
+                    screen.action_save(then=then)
+
+        self.push_screen(UnsavedDialog(edit.label), done)
+
     def switch_mode(self, mode: str) -> AwaitMount:
         """Switch screens; once the new one is drawn, its widgets join the frozen objects (a screen mounted
         for the first time brings thousands that the collector would otherwise walk every few seconds)."""
@@ -115,6 +146,21 @@ class NaspApp(App[None]):
                 ("live (F3)", list(LiveScreen.BINDINGS)), ("runs (F4)", list(RunsScreen.BINDINGS)),
                 ("replay (enter on a run)", list(ReplayScreen.BINDINGS)),
                 ("genotype editor (F5)", list(GenotypeScreen.BINDINGS))]
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette (ctrl+p): every action of the app and of the screen it was opened on, by the name its
+        key has in the footer and help, then Textual's own (theme, screenshot, ...)."""
+        seen: set[str] = set()
+        for node, bindings in ((screen, screen.BINDINGS), (self, self.BINDINGS)):
+            for binding in bindings:
+                if (not isinstance(binding, Binding) or not binding.description or binding.action in seen
+                        or binding.action == "command_palette"):
+                    continue
+                seen.add(binding.action)
+                key = binding.key.split(",")[0]
+                yield SystemCommand(binding.description, f"{binding.action} · key {key}",
+                                    functools.partial(self.run_action, binding.action, node))
+        yield from super().get_system_commands(screen)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -144,11 +190,12 @@ class NaspApp(App[None]):
         self._launch(overrides, f"starting `{command_line(overrides)}`")
 
     def resume_search(self, run_dir: str | Path) -> None:
-        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier epochs too."""
+        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier steps and epochs
+        too (curves and Ā history go on where they were)."""
         if not self._can_start():
             return
         run_dir = Path(run_dir)
-        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_run_state(run_dir), run_dir)
+        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_live_state(run_dir), run_dir)
 
     def _launch(self, args: list[str], message: str, state: LiveState | None = None,
                 run_dir: Path | None = None) -> None:
@@ -292,7 +339,7 @@ class NaspApp(App[None]):
 
     # --- genotypes ------------------------------------------------------------------------------
     def open_genotype(self, source: str | Path) -> bool:
-        """Load a genotype file or run folder into the editor and show it."""
+        """Load a genotype file, run folder, name (DARTS_V2, NASP) or DARTS string into the editor and show it."""
         try:
             edit = GenotypeEdit.load(source)
             edit.space  # noqa: B018  (a genotype of an unknown space fails here, not in the editor)
@@ -314,6 +361,9 @@ class NaspApp(App[None]):
         self._set_genotype(GenotypeEdit(geno, RunFolder(folder).genotype_path, label))
 
     def _set_genotype(self, edit: GenotypeEdit) -> None:
+        self.after_editor_edits(lambda: self._show_genotype(edit))
+
+    def _show_genotype(self, edit: GenotypeEdit) -> None:
         self.genotype_edit = edit
         self.genotype_version += 1
         if self.current_mode == "genotype":
@@ -325,7 +375,11 @@ class NaspApp(App[None]):
 
     # --- leaving --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
-        """Quit; a search started here is stopped first so it leaves a checkpoint (keys keep working meanwhile)."""
+        """Quit (unsaved genotype edits ask first); a search started here is stopped first so it leaves a checkpoint
+        (keys keep working meanwhile)."""
+        self.after_editor_edits(self._quit)
+
+    def _quit(self) -> None:
         if self.running_here:
             if not self._quitting:
                 self._quitting = True
@@ -352,12 +406,16 @@ class NaspApp(App[None]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``nasp-tui`` console script."""
+    from nasp import __version__
+
     parser = argparse.ArgumentParser(prog="nasp-tui", description="Configure a NASP search, watch Ā evolve live, "
                                      "browse runs and edit genotypes in the terminal.")
+    parser.add_argument("--version", action="version", version=f"nasp-tui {__version__}")
     parser.add_argument("--runs", metavar="DIR", help="runs folder to list (default: the config's out, 'runs')")
     parser.add_argument("--config", "-c", metavar="FILE", help="YAML config to load into the setup form")
     parser.add_argument("--attach", "-a", metavar="RUN", help="follow a run folder of `nasp run` in another terminal")
-    parser.add_argument("--genotype", "-g", metavar="FILE", help="genotype file or run folder to open in the editor")
+    parser.add_argument("--genotype", "-g", metavar="FILE", help="genotype file, run folder or name (DARTS_V2, NASP) "
+                        "to open in the editor")
     parser.add_argument("--screen", choices=["setup", "live", "runs", "genotype"], help="screen to start on")
     parser.add_argument("--nice", type=int, default=10, help="CPU priority of a search started here, lowered by this "
                         "much (the search runs as its own process) so keys stay quick while it trains on the same CPU; "

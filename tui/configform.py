@@ -241,6 +241,14 @@ def error_key(message: str, keys: list[str]) -> str | None:
     return key if key in keys else None
 
 
+def field_message(error: str | None, key: str | None) -> str:
+    """An error as shown under its field: without the ``key '<key>':`` the field's label already says."""
+    text = " ".join((error or "").split())
+    for prefix in (f"key '{key}': ", f"{key}: "):
+        text = text.removeprefix(prefix)
+    return text
+
+
 def check(overrides: list[str]) -> Checked:
     """Run the CLI's checks on the overrides (``nasp run``'s: build_config, nasp.search.validate and the
     algorithm's own options); never raises for a user error. The form calls this on every change."""

@@ -10,7 +10,8 @@ from nasp.errors import GenotypeError
 from nasp.genotype import Genotype
 from nasp.runfolder import GENOTYPE, RunFolder
 from nasp.spaces import SearchSpace
-from tui.render import node_names
+
+from .render import node_names
 
 
 def eval_size_defaults() -> tuple[int, int]:
@@ -26,22 +27,47 @@ def eval_size_defaults() -> tuple[int, int]:
 class GenotypeEdit:
     """A genotype being edited: the current version, where it came from, and an undo history."""
 
-    def __init__(self, genotype: Genotype, source: Path | None = None, label: str | None = None) -> None:
+    def __init__(self, genotype: Genotype, source: Path | None = None, label: str | None = None,
+                 name: str | None = None) -> None:
         self.original = genotype
         self.genotype = genotype
         self.source = source
+        self.name = name  # a named genotype (DARTS_V2, NASP, ...): evaluated by name while unchanged
         self.label = label or (str(source) if source else "genotype")
         self.undo_stack: list[Genotype] = []
         self.saved_to: Path | None = None
+        self.saved: Genotype = genotype  # what is on disk: the source, or the last save
 
     @classmethod
-    def load(cls, path: str | Path) -> GenotypeEdit:
-        """A genotype file, or a run folder's genotype.json (GenotypeError when missing, invalid or of a space
-        that is neither registered nor stored with it)."""
-        path = Path(path)
-        geno = Genotype.load(path)  # structure only: a plugin's ops need not be registered, nothing is imported
+    def load(cls, spec: str | Path) -> GenotypeEdit:
+        """A genotype file, a run folder's genotype.json, a named genotype (DARTS_V2, NASP, ...) or a DARTS-style
+        ``Genotype(...)`` string (GenotypeError when missing, invalid or of a space that is neither registered nor
+        stored with it)."""
+        from nasp.genotypes import read_genotype
+        from nasp.genotypes.darts import is_darts_string
+
+        path = Path(spec)
+        # structure only: a plugin's ops need not be registered, nothing is imported
+        geno = Genotype.load(path) if path.exists() else read_genotype(str(spec))
         geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
-        return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
+        if path.exists():
+            return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
+        darts = is_darts_string(str(spec))
+        return cls(geno, None, "DARTS genotype string" if darts else str(spec), None if darts else str(spec))
+
+    def eval_target(self) -> str | None:
+        """What ``nasp eval genotype=`` takes for the genotype as shown: its file, or its name; None while edits
+        are unsaved (evaluation reads a file)."""
+        if self.unsaved:
+            return None
+        if self.saved_to is not None:
+            return str(self.saved_to)
+        if self.source is not None:  # an epoch's genotype opened from a run's history is not its genotype.json
+            try:
+                return str(self.source) if Genotype.load(self.source) == self.genotype else None
+            except GenotypeError:
+                return None
+        return self.name
 
     @property
     def space(self) -> SearchSpace:
@@ -50,6 +76,16 @@ class GenotypeEdit:
     @property
     def modified(self) -> bool:
         return self.genotype != self.original
+
+    @property
+    def unsaved(self) -> bool:
+        """Edits made since the genotype was opened or last saved (leaving then asks first)."""
+        return self.genotype != self.saved
+
+    def discard(self) -> None:
+        """Back to what is on disk (the source, or the last save)."""
+        self.genotype = self.saved
+        self.undo_stack.clear()
 
     def op_choices(self, cell_type: str) -> list[str]:
         """The ops a node of this cell type can use: the space's ops for that cell type."""
@@ -92,7 +128,7 @@ class GenotypeEdit:
 
     def default_save_path(self) -> Path:
         """A new file next to the source: ``<stem>-edit.json``, ``<stem>-edit-2.json``, ..."""
-        base = self.source if self.source is not None else Path(GENOTYPE)
+        base = self.source if self.source is not None else Path(f"{self.name}.json" if self.name else GENOTYPE)
         stem = base.stem.removesuffix("-edit")
         path, n = base.with_name(f"{stem}-edit.json"), 1
         while path.exists():
@@ -111,7 +147,7 @@ class GenotypeEdit:
             raise GenotypeError(f"'{path}': genotype files end in .json")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.genotype.save(path)
-        self.saved_to = path
+        self.saved_to, self.saved = path, self.genotype
         return path
 
     def export_drawing(self, base: str | Path, fmt: str = "svg") -> list[Path]:

@@ -156,7 +156,9 @@ class LiveState:
                             (self.step_arch_loss, "arch_loss")):
             if len(series) >= g:
                 del series[g - 1:]
-            series.append(float(ev.get(key, 0.0)))
+            value = float(ev.get(key, 0.0))
+            # steps a followed run's throttled events skipped: their points repeat the next one, so point i is step i
+            series.extend([value] * (g - len(series)))
         self.last_arch_s, self.last_weight_s = float(ev.get("arch_s", 0.0)), float(ev.get("weight_s", 0.0))
         if self.status in ("starting", "idle"):
             self.status = "running"

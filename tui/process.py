@@ -37,10 +37,13 @@ def send(pid: int, sig: signal.Signals | None) -> bool:
 
 
 class SearchProcess:
-    """`python -m nasp run ARGS`, its output in ``RUNS/.logs/`` (kept when it fails, removed otherwise)."""
+    """`python -m nasp COMMAND ARGS` (``run``, or ``eval`` from the genotype editor), its output in ``RUNS/.logs/``
+    (kept when it fails, removed otherwise)."""
 
-    def __init__(self, args: list[str], runs_dir: Path, run_dir: Path | None = None, nice: int = 0) -> None:
+    def __init__(self, args: list[str], runs_dir: Path, run_dir: Path | None = None, nice: int = 0,
+                 command: str = "run") -> None:
         self.runs_dir = runs_dir
+        self.command = command
         self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
         self.started = time.time()
         logs = runs_dir / LOGS
@@ -49,7 +52,7 @@ class SearchProcess:
                                           delete=False)
         self.log = Path(log.name)
         with log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "nasp", "run", *args], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([sys.executable, "-m", "nasp", command, *args], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT)
         if nice > 0 and hasattr(os, "setpriority"):
             # a lower CPU priority keeps the search out of the way of other work (it runs slower there)
@@ -83,11 +86,12 @@ class SearchProcess:
             lines = [x.strip() for x in self.log.read_text(errors="replace").splitlines() if x.strip()]
         except OSError:
             lines = []
+        prefix = f"nasp {self.command}: error: "
         for line in reversed(lines):
-            if line.startswith("nasp run: error: "):
-                return line.removeprefix("nasp run: error: ")
+            if line.startswith(prefix):
+                return line.removeprefix(prefix)
         tail = " / ".join(lines[-3:])
-        return f"`nasp run` exited with code {self.returncode}" + (f": {tail}" if tail else "")
+        return f"`nasp {self.command}` exited with code {self.returncode}" + (f": {tail}" if tail else "")
 
     def discard_log(self) -> None:
         with contextlib.suppress(OSError):

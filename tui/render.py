@@ -8,6 +8,7 @@ import re
 
 from rich.text import Text
 
+from nasp.genotype import Genotype
 from nasp.spaces import CellSpace
 from nasp.viz.graph import CellShape, edge_names, input_names
 
@@ -45,6 +46,20 @@ def _shape(cell: CellSpace, kind: str = "cnn") -> CellShape:
 def node_names(cell: CellSpace, kind: str = "cnn") -> list[str]:
     """Names of a cell's nodes by index, as the cell graph names them: c_{k-2}, c_{k-1}, then 0, 1, ..."""
     return input_names(_shape(cell, kind)) + [str(j) for j in range(cell.n_nodes)]
+
+
+def genotype_lines(genotype: Genotype) -> str:
+    """A genotype in text with the node names every screen uses (c_{k-2}, c_{k-1}, 0, 1, ...), one line a cell type:
+    ``normal: 0 ← sep_conv_3x3(c_{k-2}) + sep_conv_3x3(c_{k-1}) | 1 ← ...``."""
+    space = genotype.resolve_space(strict=False)
+    lines = []
+    for ct, nodes in genotype.cells.items():
+        cell = space.cells.get(ct) if space is not None else None
+        names = node_names(cell, space.kind) if cell is not None and space is not None else []
+        parts = [f"{j} ← " + " + ".join(f"{e.op}({names[e.input] if e.input < len(names) else e.input})" for e in node)
+                 for j, node in enumerate(nodes)]
+        lines.append(f"{ct}: " + " | ".join(parts))
+    return "\n".join(lines)
 
 
 def edge_labels(cell: CellSpace, kind: str = "cnn") -> list[str]:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from nasp.runfolder import EventTail, RunFolder, iter_run_folders, read_json
-from tui.livestate import LiveState
 
-__all__ = ["EventTail", "RunInfo", "list_runs", "load_run_state", "run_info"]
+from .livestate import LiveState
+
+__all__ = ["EventTail", "RunInfo", "list_runs", "load_live_state", "load_run_state", "run_info"]
 
 
 @dataclass
@@ -101,5 +102,19 @@ def load_run_state(path: str | Path) -> LiveState:
         e = int(rec.get("epoch", 0))
         state.apply({"event": "epoch_end", **metrics.get(e, {}), "epoch": e, "epochs": state.epochs, "A": rec.get("A"),
                      "discrete": rec.get("discrete"), "genotype": rec.get("genotype")}, 0.0)
+    state.status = folder.status().state
+    return state
+
+
+def load_live_state(path: str | Path) -> LiveState:
+    """A stopped search as the live screen showed it: every event it wrote, replayed (per-step curves, Ā and its
+    updates, the epochs), so a resume started here goes on drawing the same curves. Falls back to the epochs
+    (``load_run_state``) for a folder without events."""
+    folder = RunFolder(path)
+    if not folder.has_events():
+        return load_run_state(path)
+    state = LiveState()
+    for event in folder.events():
+        state.apply(event, 0.0)
     state.status = folder.status().state
     return state

@@ -127,6 +127,43 @@ class PathDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class UnsavedDialog(ModalScreen[str | None]):
+    """Leaving the genotype editor with unsaved edits: save them (as a new file), discard them, or stay."""
+
+    DEFAULT_CSS = """
+    UnsavedDialog { align: center middle; }
+    UnsavedDialog > Vertical { width: 64; max-width: 100%; height: auto; border: thick $warning; padding: 0 1;
+                               background: $surface; }
+    UnsavedDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "stay", "Stay"), Binding("s", "choose('save')", "Save"),
+                                             Binding("d", "choose('discard')", "Discard")]
+
+    def __init__(self, label: str) -> None:
+        super().__init__()
+        self.label = label
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"{self.label} has unsaved edits.")
+            yield Static("s: save them as a new file · d: discard them · escape: stay in the editor", id="hint")
+            with Horizontal():
+                yield Button("Save…", variant="primary", id="save", compact=True)
+                yield Label(" ")
+                yield Button("Discard", variant="error", id="discard", compact=True)
+                yield Label(" ")
+                yield Button("Stay", id="stay", compact=True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "stay" else event.button.id)
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+    def action_stay(self) -> None:
+        self.dismiss(None)
+
+
 NAV = [("setup", "F2", "setup"), ("live", "F3", "live"), ("runs", "F4", "runs"), ("genotype", "F5", "genotype")]
 
 

@@ -13,9 +13,10 @@ from nasp.cli.main import command, console, exit_code, fit, resume_args
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="genotype=<run folder | genotype .json | name> and config overrides, e.g. epochs=10")
-    p.add_argument("--config", "-c", metavar="FILE", help="YAML preset, e.g. configs/eval-cifar10.yaml (overrides "
-                   "still apply on top)")
+                   help="genotype=<run folder | genotype .json | name | \"Genotype(...)\"> and config overrides, e.g. "
+                   "epochs=10; a search's run folder brings its data (and, for the embedded data, the eval-cpu preset)")
+    p.add_argument("--config", "-c", metavar="FILE|PRESET", help="YAML file or preset name, e.g. eval-cifar10 "
+                   "(`nasp presets`; overrides still apply on top)")
     p.add_argument("--dry-run", action="store_true", help="print the network's parameter count and exit")
 
 
@@ -88,16 +89,33 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def _genotypes_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=["list", "export"], default="list",
+                   help="list (default) or export one genotype: nasp genotypes export <run | file | name> --format darts")
+    p.add_argument("source", nargs="?", help="export: a run folder, genotype .json file, name or \"Genotype(...)\"")
+    p.add_argument("--format", choices=["darts", "json"], default="darts",
+                   help="export: darts (a Genotype(...) string for DARTS-style code) or json")
     p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering more genotypes")
     p.add_argument("--show", metavar="NAME", help="print one genotype as JSON")
 
 
-@command("genotypes", "list the named genotypes (genotype=NAME) with their CIFAR parameter counts", _genotypes_args)
+@command("genotypes", "list the named genotypes (genotype=NAME) with their CIFAR parameter counts; export one "
+         "as a DARTS string", _genotypes_args)
 def cmd_genotypes(args: argparse.Namespace) -> int:
-    from nasp.genotypes import GENOTYPES, get_genotype, list_genotypes, user_genotype_dir
+    from nasp.errors import ConfigError
+    from nasp.genotypes import GENOTYPES, get_genotype, list_genotypes, read_genotype, user_genotype_dir
+    from nasp.genotypes.darts import to_darts
     from nasp.plugins import load_plugins
 
     load_plugins(args.plugins)
+    if args.action == "export":
+        if not args.source:
+            raise ConfigError("genotypes export: say which genotype: nasp genotypes export <run folder | file | name>")
+        geno = read_genotype(args.source)
+        print(to_darts(geno) if args.format == "darts" else geno.to_json())
+        return 0
+    if args.source:
+        raise ConfigError(f"genotypes: '{args.source}' given without an action; did you mean "
+                          f"`nasp genotypes export {args.source}`?")
     if args.show:
         print(get_genotype(args.show).to_json())
         return 0
@@ -114,5 +132,33 @@ def cmd_genotypes(args: argparse.Namespace) -> int:
         else:
             params = f"{geno.param_count(36, 20) / 1e6:.2f}M"
         table.add_row(name, geno.space, params, doc)
+    console.print(table)
+    return 0
+
+
+@command("presets", "list the config presets (--config NAME)")
+def cmd_presets(args: argparse.Namespace) -> int:
+    from nasp.presets import PRESETS_DIR, list_presets, preset_summary
+
+    table = Table("preset", "what", box=None, pad_edge=False, caption=f"files in {PRESETS_DIR}")
+    for name in list_presets():
+        table.add_row(name, preset_summary(name))
+    console.print(table)
+    return 0
+
+
+@command("loggers", "list the loggers (loggers=csv,tensorboard)")
+def cmd_loggers(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    from rich.markup import escape
+
+    from nasp.trainer.loggers import LOGGERS, REQUIRES
+
+    table = Table("logger", "what", "installed", box=None, pad_edge=False)
+    for name in LOGGERS.names():
+        module = REQUIRES.get(name, ("", ""))[0]
+        ok = not module or importlib.util.find_spec(module) is not None
+        table.add_row(name, LOGGERS.doc(name), "yes" if ok else escape(f"no (pip install 'nasp-search[{REQUIRES[name][1]}]')"))
     console.print(table)
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from rich.console import Console
 from rich.table import Table
@@ -64,9 +65,34 @@ def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> l
     return list(tree.get("plugins") or [])
 
 
+class ConsoleLogHandler(logging.Handler):
+    """Library messages (``logging.getLogger("nasp...")``) on the rich stderr console, one line each."""
+
+    STYLES: ClassVar[dict[int, str]] = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            prefix = "nasp: " if record.levelno < logging.WARNING else f"nasp: {level}: "
+            err_console.print(Text.assemble((prefix, self.STYLES.get(record.levelno, "dim")), record.getMessage()),
+                              soft_wrap=True, highlight=False)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """Route the ``nasp`` loggers to the console (once; a program embedding nasp configures logging itself)."""
+    logger = logging.getLogger("nasp")
+    if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
+        logger.addHandler(ConsoleLogHandler())
+    logger.setLevel(level)
+    logger.propagate = False
+
+
 def _overrides(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. algorithm=nasp epochs=1")
-    p.add_argument("--config", "-c", metavar="FILE", help="YAML config file (overrides still apply on top)")
+    p.add_argument("--config", "-c", metavar="FILE|PRESET", help="YAML config file or a preset's name (`nasp presets`); "
+                   "overrides still apply on top")
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -95,12 +121,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code(end)
 
 
-@command("config", "print every config key with its default and meaning", _overrides)
+def _config_args(p: argparse.ArgumentParser) -> None:
+    _overrides(p)
+    p.add_argument("--format", choices=["table", "yaml"], default="table",
+                   help="yaml: a full config file to start from (every key, the algorithm's options included), e.g. "
+                   "`nasp config --format yaml > my.yaml; nasp run --config my.yaml`")
+
+
+@command("config", "print every config key with its default and meaning (--format yaml: a config file)", _config_args)
 def cmd_config(args: argparse.Namespace) -> int:
-    from nasp.algorithms import algorithm_options, option_rows
-    from nasp.config import RunConfig, iter_keys
+    from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
+    from nasp.config import RunConfig, dump_yaml, iter_keys
 
     cfg = config_from_args(args) if args.overrides or args.config else None
+    if args.format == "yaml":
+        full = with_algorithm_options(cfg if cfg is not None else RunConfig())
+        meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}
+        print(dump_yaml(full.model_dump(mode="json"), "nasp run --config FILE [key=value ...]", meanings), end="")
+        return 0
     shown = cfg if cfg is not None else RunConfig()
     options = algorithm_options(shown)  # loads plugins=, checks the algorithm.* keys against the algorithm's own
     table = Table("key", "default" if cfg is None else "value", "meaning", box=None, pad_edge=False)
@@ -189,18 +227,35 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pathlib import Path
+
+    import nasp
     from nasp.cli import bench as _bench  # noqa: F401  (registers `bench`)
     from nasp.cli import evaluate as _evaluate  # noqa: F401  (registers `eval`, `test`, `genotypes`)
     from nasp.cli import viz as _viz  # noqa: F401  (registers `render`, `plot`, `show`)
 
     parser = argparse.ArgumentParser(prog="nasp", description="Neural architecture search with proximal iterations "
                                      "(NASP, AAAI 2020) and its baselines.")
+    parser.add_argument("--version", action="version", version=f"nasp {nasp.__version__} from {Path(nasp.__file__).parent}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (help, setup, fn) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)
         setup(p)
         p.set_defaults(handler=fn)
     return parser
+
+
+def parse_anywhere(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options anywhere on the line: ``key=value`` words that follow an option (``--dry-run epochs=1``) join
+    the command's overrides, in their order; anything else left over is argparse's one-line error."""
+    args, rest = parser.parse_known_args(argv)
+    words = [w for w in rest if "=" in w and not w.startswith("-")]
+    if words and isinstance(getattr(args, "overrides", None), list):
+        args.overrides.extend(words)
+        rest = [w for w in rest if w not in words]
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -220,10 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     one_line_errors(sub)
 
     one_line_errors(parser)  # argparse's own errors (a missing or malformed argument) as one line, like ours
-    args = parser.parse_args(argv)
+    args = parse_anywhere(parser, list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    setup_logging()
     try:
         return args.handler(args)
     except NaspError as exc:

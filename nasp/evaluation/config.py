@@ -1,4 +1,5 @@
-"""EvalConfig: every setting of an evaluation a key (``nasp eval key=value``, YAML presets in configs/).
+"""EvalConfig: every setting of an evaluation a key (``nasp eval key=value``, YAML presets in nasp/presets/,
+``--config eval-cpu``).
 
 Defaults are the paper's CIFAR-10 recipe (DARTS's): 20 cells, C=36, auxiliary head 0.4, drop path 0.2,
 cutout 16, batch 96, 600 epochs, SGD lr 0.025 cosine, weight decay 3e-4, gradient clip 5. A recurrent
@@ -104,6 +105,8 @@ class EvalConfig(Section):
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on CUDA, where it "
                                        "speeds convs up; off on CPU, where it slows batch norm down)")
     out: str = Field("runs", description="folder for run folders")
+    loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
     resume: str | None = Field(None, description="evaluation run folder to continue")
@@ -168,7 +171,44 @@ def load_eval_yaml(path: str | Path) -> dict[str, Any]:
     return load_yaml(path, EvalConfig)
 
 
+def search_of(genotype: Any) -> dict[str, Any] | None:
+    """The config of the search a ``genotype=`` value comes from: a search's run folder, or a genotype file inside
+    one (an edit saved next to it); None for names, strings and other files."""
+    if not isinstance(genotype, str) or not genotype:
+        return None
+    from nasp.runfolder import RunFolder, RunFolderError
+
+    path = Path(genotype)
+    try:
+        folder = RunFolder(path if path.is_dir() else path.parent) if path.exists() else None
+        if folder is None or folder.kind() != "search":
+            return None
+        return folder.read_config()
+    except (RunFolderError, OSError):
+        return None
+
+
+# the preset an evaluation of a search on the embedded data starts from: it finishes in minutes on a CPU
+EMBEDDED_PRESET = "eval-cpu"
+
+
+def eval_defaults(user: dict[str, Any], config_file: str | None) -> dict[str, Any]:
+    """What ``nasp eval genotype=<search run>`` assumes under the keys given: the search's data (name and root),
+    and, for the embedded data without a --config, the ``eval-cpu`` preset. Explicit keys always win."""
+    search = search_of(user.get("genotype"))
+    data = (search or {}).get("data")
+    tree: dict[str, Any] = {}
+    if isinstance(data, dict) and isinstance(data.get("name"), str):
+        tree["data"] = {k: data[k] for k in ("name", "root") if data.get(k) is not None}
+    chosen = user.get("data", {}).get("name") or tree.get("data", {}).get("name")
+    if search is not None and config_file is None and chosen == "embedded":
+        tree = merge(load_eval_yaml(EMBEDDED_PRESET), tree)
+    return tree
+
+
 def eval_config(overrides: list[str], config_file: str | None = None) -> EvalConfig:
-    """YAML preset (optional) with ``key=value`` overrides on top."""
+    """YAML preset (optional) with ``key=value`` overrides on top, over the defaults a search's genotype brings
+    (``eval_defaults``)."""
     tree = load_eval_yaml(config_file) if config_file else {}
-    return build_config(merge(tree, parse_overrides(overrides, EvalConfig)), EvalConfig)
+    user = merge(tree, parse_overrides(overrides, EvalConfig))
+    return build_config(merge(eval_defaults(user, config_file), user), EvalConfig)

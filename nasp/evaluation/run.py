@@ -54,7 +54,11 @@ def is_recurrent(genotype: Genotype) -> bool:
 
 
 def genotype_label(spec: str) -> str:
-    """A short name for run folders: the genotype's name, or its run folder / file name."""
+    """A short name for run folders: the genotype's name, or its run folder / file name ("darts" for a string)."""
+    from nasp.genotypes.darts import is_darts_string
+
+    if is_darts_string(spec):
+        return "darts"
     path = Path(spec)
     if path.exists():
         return path.parent.name if path.name == GENOTYPE else (path.name if path.is_dir() else path.stem)
@@ -129,7 +133,8 @@ def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console
     assert cfg.genotype is not None
     name = cfg.name or default_name("eval", genotype_label(cfg.genotype))
     return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, cfg.model_dump_json(indent=2),
-                        lambda folder: folder.write_genotype(genotype.to_json()), eval_callbacks, callbacks, console)
+                        lambda folder: folder.write_genotype(genotype.to_json()), eval_callbacks, callbacks, console,
+                        loggers=cfg.loggers)
 
 
 def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
@@ -144,7 +149,8 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
             raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
         load_plugins(cfg.plugins)
         genotype = resolve_genotype(Genotype.load(folder.genotype_path), ("cnn", "rnn"))
-        return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console)
+        return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console,
+                             loggers=cfg.loggers)
     except BaseException:
         folder.unlock()
         raise

@@ -52,20 +52,27 @@ def get_genotype(name: str) -> Genotype:
         raise GenotypeError(f"genotype '{key}' ({user[key]}): {exc}") from None
 
 
-def resolve_genotype(spec: str | Path | Genotype, kinds: tuple[str, ...] = ("cnn",)) -> Genotype:
-    """A run folder (its genotype.json), a genotype .json file, or a name, for building a network: the result fits
-    a space of one of ``kinds`` that is registered or stored with it, and every op of that space is registered
-    (GenotypeError, one line, otherwise)."""
+def read_genotype(spec: str | Path | Genotype) -> Genotype:
+    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string or a name,
+    checked for structure only (viewing and editing need no more; see ``resolve_genotype`` for building)."""
     if isinstance(spec, Genotype):
-        geno = spec
-    else:
-        path = Path(spec)
-        if path.exists():
-            geno = Genotype.load(path)
-        elif str(spec).endswith(".json") or os.sep in str(spec):
-            raise GenotypeError(f"genotype '{spec}': no such file or run folder")
-        else:
-            geno = get_genotype(str(spec))
+        return spec
+    from nasp.genotypes.darts import is_darts_string, parse_darts
+
+    if is_darts_string(str(spec)):
+        return parse_darts(str(spec))
+    path = Path(spec)
+    if path.exists():
+        return Genotype.load(path)
+    if str(spec).endswith(".json") or os.sep in str(spec):
+        raise GenotypeError(f"genotype '{spec}': no such file or run folder")
+    return get_genotype(str(spec))
+
+
+def resolve_genotype(spec: str | Path | Genotype, kinds: tuple[str, ...] = ("cnn",)) -> Genotype:
+    """What ``read_genotype`` reads, for building a network: the result fits a space of one of ``kinds`` that is
+    registered or stored with it, and every op of that space is registered (GenotypeError, one line, otherwise)."""
+    geno = read_genotype(spec)
     space = geno.resolve_space()  # GenotypeError when its space is not registered
     if space.kind not in kinds:
         need = "image networks need a cnn space" if kinds == ("cnn",) else f"this needs a space of kind {' or '.join(kinds)}"

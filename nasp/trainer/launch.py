@@ -3,26 +3,28 @@ a new run folder created race-free and locked, or an existing one locked and its
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console
 
 from nasp.errors import ResumeError
 from nasp.runfolder import RunFolder, RunFolderError, check_out, create_run_folder
 from nasp.trainer.callback import Callback
 from nasp.trainer.console import ConsoleProgress
+from nasp.trainer.loggers import check_loggers, create_loggers
 from nasp.trainer.recorder import RunRecorder
 from nasp.trainer.task import Task
 from nasp.trainer.trainer import Trainer
 
+log = logging.getLogger(__name__)
 CallbacksOf = Callable[[RunFolder, Task], list[Callback]]
 
 
 def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: list[Callback] | None,
-               console: bool) -> list[Callback]:
-    cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else [])]
+               console: bool, loggers: list[str] | None = None) -> list[Callback]:
+    cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else []),
+                           *create_loggers(list(loggers or []), folder, task)]
     if console:
         cbs.append(ConsoleProgress())
     return cbs + list(extra or [])
@@ -30,17 +32,18 @@ def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: li
 
 def start(build: Callable[[], Task], out: str | Path, name: str, config_json: str,
           write_files: Callable[[RunFolder], None] | None = None, own_callbacks: CallbacksOf | None = None,
-          callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A trainer for a new run: ``out`` must be a writable folder before the (slow) task is built; the
-    run folder is created only once the task is built, so a bad input leaves no folder behind."""
+          callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
+    """A trainer for a new run: ``out`` must be a writable folder and the ``loggers`` known before the (slow) task
+    is built; the run folder is created only once the task is built, so a bad input leaves no folder behind."""
     check_out(out)
+    check_loggers(list(loggers or []))
     task = build()
     folder = RunFolder(create_run_folder(out, name))
     folder.lock()
     folder.write_config(config_json)
     if write_files is not None:
         write_files(folder)
-    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console))
+    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     return trainer
 
 
@@ -74,17 +77,17 @@ def check_plugins_named(raw: dict[str, Any], plugins: list[str], run_dir: str | 
 
 
 def resume(folder: RunFolder, task: Task, own_callbacks: CallbacksOf | None = None,
-           callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
+           callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
     """A trainer that continues ``folder`` from its last good checkpoint (the previous one, with a warning,
     when the latest is damaged); records written after that checkpoint are dropped."""
     state, warning = folder.load_checkpoint(map_location=task.device)
-    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console))
+    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     try:
         trainer.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ResumeError(f"resume: the checkpoint of '{folder.path}' does not fit its config "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     if warning:
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]nasp: warning:[/] {warning}", highlight=False)
+        log.warning("%s", warning)
     folder.truncate_records(trainer.progress.epoch)
     return trainer

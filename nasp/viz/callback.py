@@ -8,10 +8,9 @@ search: without ``dot`` only the ``.gv`` sources are written and one warning is 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
-
-from rich.console import Console
 
 from nasp.genotype import Genotype
 from nasp.runfolder import atomic_write_bytes
@@ -21,20 +20,21 @@ from nasp.trainer.trainer import Trainer
 from nasp.viz import GraphvizNotFound
 from nasp.viz.render import graphviz_missing, render_source, write_source
 
+log = logging.getLogger(__name__)
+
 
 class CellDrawings(Callback):
     """Writes the drawing of the epoch's genotype (the cell of Ā) for every cell type into ``<run>/cells``."""
 
-    def __init__(self, cells_dir: Path, fmt: str = "svg", console: Console | None = None) -> None:
+    def __init__(self, cells_dir: Path, fmt: str = "svg") -> None:
         self.dir = Path(cells_dir)  # a run folder's cells/ (RunFolder.cells_dir)
         self.fmt = fmt
-        self.console = console or Console(stderr=True, soft_wrap=True)
         self.warned = False
 
     def _warn(self, message: str) -> None:
         if not self.warned:
             self.warned = True
-            self.console.print(f"[yellow]nasp: cell drawings: {message}[/]", highlight=False, markup=True)
+            log.warning("cell drawings: %s", message)
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
         try:

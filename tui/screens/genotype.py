@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,10 +18,12 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from nasp.errors import NaspError
-from tui.genoedit import GenotypeEdit, eval_size_defaults
-from tui.render import node_names
-from tui.screens.live import cell_texts
-from tui.widgets import NavBar, PathDialog
+
+from ..genoedit import GenotypeEdit, eval_size_defaults
+from ..process import SearchProcess
+from ..render import node_names
+from ..widgets import NavBar, PathDialog
+from .live import cell_texts
 
 
 def eval_available() -> bool:
@@ -33,8 +34,8 @@ def eval_available() -> bool:
         return False
 
 
-def eval_command(path: Path) -> str:
-    return f"nasp eval {shlex.quote(f'genotype={path}')}"
+def eval_command(target: str | Path) -> str:
+    return f"nasp eval {shlex.quote(f'genotype={target}')}"
 
 
 class GenotypeScreen(Screen[None]):
@@ -71,6 +72,9 @@ class GenotypeScreen(Screen[None]):
         super().__init__()
         self.shown_version = -1
         self.param_text = ""
+        self.evaluation: SearchProcess | None = None  # the `nasp eval` child started here
+        self.eval_label = ""
+        self.last_eval_acc: float | None = None
 
     @property
     def edit(self) -> GenotypeEdit | None:
@@ -148,8 +152,7 @@ class GenotypeScreen(Screen[None]):
             self.query_one("#drawing", Static).update("")
             self.query_one("#params", Static).update("")
             return
-        state = "edited, not saved" if edit.modified and edit.saved_to is None else (
-            f"saved as {edit.saved_to}" if edit.saved_to else "unchanged")
+        state = "edited, not saved" if edit.unsaved else (f"saved as {edit.saved_to}" if edit.saved_to else "unchanged")
         src.update(f"{edit.label} · space {edit.genotype.space} · {state}")
         self.query_one("#drawing", Static).update(cell_texts(edit.genotype.model_dump(mode="json"),
                                                              self.size.width - 4))
@@ -258,17 +261,19 @@ class GenotypeScreen(Screen[None]):
                 self.app.open_genotype(path)  # type: ignore[attr-defined]
 
         start = str(self.edit.source) if self.edit and self.edit.source else ""
-        self.app.push_screen(PathDialog("Open a genotype file or run folder", start, suffixes=(".json",)), done)
+        self.app.push_screen(PathDialog("Open a genotype file, run folder, name (DARTS_V2, NASP) or Genotype(...) string",
+                                        start, suffixes=(".json",)), done)
 
-    def action_save(self) -> None:
+    def action_save(self, then: Callable[[], object] | None = None) -> None:
+        """Save as a new file (asks where); ``then`` runs once it is saved (leaving the editor after a save)."""
         edit = self.edit
         if edit is None:
             self.notify("no genotype open", severity="warning")
             return
 
         def done(path: str | None) -> None:
-            if path:
-                self.save_to(path)
+            if path and self.save_to(path) is not None and then is not None:
+                then()
 
         self.app.push_screen(PathDialog("Save the genotype as a NEW file", str(edit.default_save_path()),
                                         suffixes=(".json",)), done)
@@ -318,25 +323,69 @@ class GenotypeScreen(Screen[None]):
         if edit is None:
             self.notify("no genotype open", severity="warning")
             return
-        path = edit.saved_to or (edit.source if not edit.modified else None)
-        if path is None:
+        target = edit.eval_target()
+        if target is None:
             self.notify("save the edited genotype first (ctrl+s): evaluation reads it from a file", severity="warning")
+            return
+        if self.evaluation is not None and self.evaluation.running:
+            self.notify(f"an evaluation is running (pid {self.evaluation.pid}); wait for it to finish", severity="warning")
             return
         available = eval_available()
 
         def done(extra: str | None) -> None:
             if extra is not None and available:
-                self.start_eval(path, shlex.split(extra))
+                try:
+                    words = shlex.split(extra)
+                except ValueError as exc:
+                    self.set_message(f"extra arguments: {exc}", error=True)
+                    return
+                self.start_eval(target, words)
 
-        self.app.push_screen(EvalDialog(path, available), done)
+        self.app.push_screen(EvalDialog(target, available), done)
 
-    def start_eval(self, path: Path, extra: list[str]) -> None:
-        log = path.with_name(f"{path.stem}.eval.log")
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "nasp.cli.main", "eval", f"genotype={path}", *extra],
-                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        self.set_message(f"evaluation started (pid {proc.pid}); output in {log}")
-        self.notify(f"evaluation started, pid {proc.pid}; output in {log}")
+    def start_eval(self, target: str, extra: list[str]) -> None:
+        """`nasp eval genotype=TARGET EXTRA` as a child process (like a search started here); its progress and
+        result, or what went wrong, show under the cell and in a notification."""
+        runs = Path(next((w.split("=", 1)[1] for w in reversed(extra) if w.startswith("out=")), None)
+                    or self.app.runs_dir)  # type: ignore[attr-defined]
+        self.evaluation = SearchProcess([f"genotype={target}", *extra], runs, nice=self.app.nice,  # type: ignore[attr-defined]
+                                        command="eval")
+        self.eval_label = Path(target).name if Path(target).exists() else target[:40]
+        self.set_message(f"evaluation of {self.eval_label} started (pid {self.evaluation.pid}); loading data…")
+        self.notify(f"evaluation started, pid {self.evaluation.pid}")
+        self.eval_timer = self.set_interval(0.5, self.poll_eval)
+
+    def poll_eval(self) -> None:
+        from nasp.runfolder import RunFolder
+
+        proc = self.evaluation
+        if proc is None:
+            return
+        exited = not proc.running
+        run_dir = proc.find_run_dir()
+        st = RunFolder(run_dir).status() if run_dir is not None else None
+        if not exited:
+            if st is not None:
+                acc = st.values.get("test_acc")
+                self.set_message(f"evaluating {self.eval_label}: epoch {st.epoch}/{st.epochs}"
+                                 + (f", test accuracy {100 * acc:.2f}%" if isinstance(acc, int | float) else "")
+                                 + f" (pid {proc.pid}; run folder {run_dir})")
+            return
+        self.eval_timer.stop()
+        self.evaluation = None
+        acc = st.values.get("test_acc") if st is not None else None
+        if proc.returncode == 0 and isinstance(acc, int | float):
+            proc.discard_log()
+            self.last_eval_acc = float(acc)
+            text = f"evaluation of {self.eval_label} finished: test accuracy {100 * acc:.2f}% (run folder {run_dir})"
+            self.set_message(text)
+            self.notify(text, title="evaluation finished", timeout=10)
+        elif proc.returncode == 130:
+            self.set_message(f"evaluation of {self.eval_label} stopped (run folder {run_dir})")
+        else:
+            why = proc.failure()
+            self.set_message(f"evaluation failed: {why}  (its output: {proc.log})", error=True)
+            self.notify(why, title="evaluation failed", severity="error", timeout=10)
 
 
 class EvalDialog(ModalScreen[str | None]):
@@ -351,16 +400,20 @@ class EvalDialog(ModalScreen[str | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, path: Path, available: bool) -> None:
+    def __init__(self, target: str, available: bool) -> None:
         super().__init__()
-        self.path, self.available = path, available
+        self.target, self.available = target, available
 
     def compose(self) -> ComposeResult:
-        preset = Path("configs/eval-cpu.yaml")
+        from nasp.evaluation.config import search_of
+
+        # a search's genotype brings its data (and eval-cpu for the embedded data); any other starts from eval-cpu,
+        # which needs no download
+        extra = "" if search_of(self.target) is not None else "--config eval-cpu"
         with Vertical():
             yield Label("Evaluate this genotype (train its network from scratch, then test it)")
             yield Label("extra arguments (config overrides, --config PRESET):")
-            yield Input(f"--config {preset}" if preset.is_file() else "", id="extra", compact=True)
+            yield Input(extra, id="extra", compact=True)
             yield Static("", id="cmd", markup=False)
             if not self.available:
                 yield Static("This installation has no `nasp eval`: run the command where it exists.")
@@ -378,7 +431,7 @@ class EvalDialog(ModalScreen[str | None]):
 
     def show_command(self) -> None:
         extra = self.query_one("#extra", Input).value.strip()
-        self.query_one("#cmd", Static).update("$ " + eval_command(self.path) + (f" {extra}" if extra else ""))
+        self.query_one("#cmd", Static).update("$ " + eval_command(self.target) + (f" {extra}" if extra else ""))
 
     def on_input_submitted(self) -> None:
         if self.available:

@@ -11,14 +11,35 @@ from textual.containers import Container, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
-from tui import render
-from tui.livestate import LiveState, format_seconds, kept_rows
-from tui.widgets import Drawing, NavBar
+from .. import render
+from ..livestate import LiveState, format_seconds, kept_rows
+from ..widgets import Drawing, NavBar
 
 TABS = ["tab-abar", "tab-a", "tab-fig4", "tab-curves", "tab-cell"]
+COMPACT_BELOW = 30  # terminal rows under which the live header is one line
 STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "bold yellow", "starting": "bold cyan",
                 "finished": "bold blue", "stopped": "bold magenta", "failed": "bold red", "idle": "dim",
                 "died": "bold red"}
+
+
+def compact_status(state: LiveState, following: bool, width: int) -> Text:
+    """The header in one line, for short terminals (80x24): status, epoch, step, ETA, latest losses; the message
+    (a failure's, a stop's) replaces the numbers when there is one."""
+    if state.status == "idle" and state.run_dir is None:
+        return Text("No search here yet: F2 sets one up · F4 picks a run · a attaches to a run folder", style="bold")
+    text = Text(f"● {state.status}{' (following)' if following else ''} ", style=STATUS_STYLE.get(state.status, "bold"))
+    current = min(state.epoch + 1, state.epochs) if state.active or state.step else state.epoch
+    text.append(f" epoch {current}/{state.epochs} step {state.step}/{state.steps_per_epoch} "
+                f"ETA {format_seconds(state.eta_s())} ")
+    if state.message and not state.active:
+        text.append(state.message, style="italic")
+    else:
+        if state.step_train_loss:
+            text.append(f" loss {state.step_train_loss[-1]:.3f}")
+        if state.history:
+            text.append(f" val acc {float(state.history[-1].metrics.get('val_acc', 0)):.3f}")
+    text.truncate(max(width, 20), overflow="ellipsis")
+    return text
 
 
 def status_text(state: LiveState, following: bool, width: int) -> Text:
@@ -70,7 +91,7 @@ def grids(state: LiveState, kind: str, width: int) -> list[Text]:
             sel = [h.selected.get(ct, []) for h in state.history]
             live = None
             if state.discrete.get(ct) is not None and state.active:
-                from tui.livestate import selected_ops
+                from ..livestate import selected_ops
 
                 live = selected_ops(state.discrete[ct], state.A.get(ct))
             out.append(render.op_timeline(cell, sel, f"{ct} cell: selected op per edge over epochs"
@@ -140,6 +161,11 @@ class LiveScreen(Screen[None]):
         Binding("3", "tab(2)", "Ops over epochs", show=False),
         Binding("4", "tab(3)", "Curves", show=False),
         Binding("5", "tab(4)", "Cell", show=False),
+        # the tab bar has the focus: these scroll the tab's content (the second cell is below the first at 80x24)
+        Binding("down,j", "scroll_pane(1)", "Scroll", show=False),
+        Binding("up,k", "scroll_pane(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_pane(10)", "Page down", show=False),
+        Binding("pageup", "scroll_pane(-10)", "Page up", show=False),
     ]
 
     def __init__(self) -> None:
@@ -189,7 +215,8 @@ class LiveScreen(Screen[None]):
         self._shown_state, self._shown_version = state, state.version
         width = self.size.width - 2
         following = bool(getattr(self.app, "following", False))
-        self.query_one("#status", Drawing).show(status_text(state, following, width))
+        compact = self.size.height < COMPACT_BELOW  # 80x24: one header line, so the cells get the rows
+        self.query_one("#status", Drawing).show((compact_status if compact else status_text)(state, following, width))
         active = self.query_one("#tabs", TabbedContent).active
         # only the visible tab is rendered; the others catch up when shown
         if active == "tab-abar":
@@ -219,6 +246,9 @@ class LiveScreen(Screen[None]):
     def action_tab(self, index: int) -> None:
         self.query_one("#tabs", TabbedContent).active = TABS[index]
 
+    def action_scroll_pane(self, lines: int) -> None:
+        scroll_active_pane(self.query_one("#tabs", TabbedContent), lines)
+
     def action_pause(self) -> None:
         self.app.toggle_pause()  # type: ignore[attr-defined]
         self.redraw(force=True)
@@ -236,6 +266,15 @@ class LiveScreen(Screen[None]):
             self.notify("no genotype yet: it is written at the end of the first epoch", severity="warning")
             return
         self.app.open_genotype(state.run_dir)  # type: ignore[attr-defined]
+
+
+def scroll_active_pane(tabs: TabbedContent, lines: int) -> None:
+    """Scroll the active tab's content by ``lines`` (keys, while the tab bar keeps the focus)."""
+    pane = tabs.active_pane
+    if pane is not None:
+        for scroller in pane.query(VerticalScroll):
+            scroller.scroll_relative(y=lines, animate=False)
+            break
 
 
 def cell_texts(genotype: dict[str, Any] | None, width: int) -> Text:

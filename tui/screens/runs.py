@@ -12,16 +12,18 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
-from tui.livestate import LiveState, kept_rows
-from tui.runs import RunInfo, list_runs, load_run_state
-from tui.screens.live import GridPair, cell_texts
-from tui.widgets import NavBar, PathDialog
+from ..livestate import LiveState, kept_rows
+from ..runs import RunInfo, list_runs, load_run_state
+from ..widgets import NavBar, PathDialog
+from .live import GridPair, cell_texts, scroll_active_pane
 
-COLUMNS = ("run", "algorithm", "space", "status", "epoch", "val acc", "params")
+COLUMNS = ("run", "algorithm", "space", "status", "epoch", "accuracy", "params")
 
 
 def info_row(info: RunInfo) -> tuple[str, ...]:
-    acc = f"{info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
+    """A search shows its validation accuracy, an evaluation its test accuracy (the column says which)."""
+    which = "test" if info.kind == "eval" else "val"
+    acc = f"{which} {info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
     params = f"{info.param_count / 1e6:.3f}M" if isinstance(info.param_count, int) else "-"
     return (info.name, info.algorithm, info.space, info.status, f"{info.epoch}/{info.epochs}", acc, params)
 
@@ -36,8 +38,10 @@ def info_detail(info: RunInfo) -> Text:
         from nasp.errors import NaspError
         from nasp.genotype import Genotype
 
+        from ..render import genotype_lines
+
         try:
-            text.append(Genotype.load(info.path).describe() + "\n", style="cyan")
+            text.append(genotype_lines(Genotype.load(info.path)) + "\n", style="cyan")
         except NaspError as exc:
             text.append(f"genotype: {exc}\n", style="red")
     hints = ["g: edit its genotype"] if info.kind == "eval" else ["enter: replay Ā epoch by epoch", "g: edit its genotype"]
@@ -190,16 +194,21 @@ class ReplayScreen(Screen[None]):
     ReplayScreen VerticalScroll { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("left,h", "step(-1)", "Epoch -1"),
-        Binding("right,l", "step(1)", "Epoch +1"),
-        Binding("home", "jump(0)", "First epoch", show=False),
-        Binding("end", "jump(-1)", "Last epoch", show=False),
+        # priority: the focused tab bar would take ←/→ to switch tabs (1-4 switch them here)
+        Binding("left,h", "step(-1)", "Epoch -1", priority=True),
+        Binding("right,l", "step(1)", "Epoch +1", priority=True),
+        Binding("home", "jump(0)", "First epoch", show=False, priority=True),
+        Binding("end", "jump(-1)", "Last epoch", show=False, priority=True),
         Binding("space", "play", "Play/pause"),
         Binding("g", "genotype", "Edit this genotype"),
         Binding("1", "tab(0)", "Ā grid", show=False),
         Binding("2", "tab(1)", "A heatmap", show=False),
         Binding("3", "tab(2)", "Ops over epochs", show=False),
         Binding("4", "tab(3)", "Cell", show=False),
+        Binding("down,j", "scroll_pane(1)", "Scroll", show=False),
+        Binding("up,k", "scroll_pane(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_pane(10)", "Page down", show=False),
+        Binding("pageup", "scroll_pane(-10)", "Page up", show=False),
         Binding("escape,q", "back", "Back"),
     ]
     TABS = ("r-abar", "r-a", "r-fig4", "r-cell")
@@ -255,7 +264,7 @@ class ReplayScreen(Screen[None]):
         width = self.size.width - 2
         active = self.query_one("#rtabs", TabbedContent).active
         space = state.space
-        from tui import render
+        from .. import render
 
         texts = []
         for ct, cell in space.cells.items():
@@ -304,6 +313,9 @@ class ReplayScreen(Screen[None]):
 
     def action_tab(self, index: int) -> None:
         self.query_one("#rtabs", TabbedContent).active = self.TABS[index]
+
+    def action_scroll_pane(self, lines: int) -> None:
+        scroll_active_pane(self.query_one("#rtabs", TabbedContent), lines)
 
     def action_genotype(self) -> None:
         if not self.state.history:

@@ -14,9 +14,10 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from nasp.errors import NaspError
-from tui import configform
-from tui.configform import FieldSpec
-from tui.widgets import NavBar, OpListSuggester, PathDialog
+
+from .. import configform
+from ..configform import FieldSpec
+from ..widgets import NavBar, OpListSuggester, PathDialog
 
 
 def _wid(key: str) -> str:
@@ -32,13 +33,14 @@ class SetupScreen(Screen[None]):
     SetupScreen .row { height: 1; }
     SetupScreen .row Label { width: 26; }
     SetupScreen .row Input, SetupScreen .row Select { width: 1fr; }
-    SetupScreen #field-error { color: $error; padding-left: 26; display: none; }
+    SetupScreen #field-error { color: $error; padding-left: 26; display: none; height: 1; text-wrap: nowrap;
+                               text-overflow: ellipsis; }
     SetupScreen #field-error.-shown { display: block; }
     SetupScreen .row.-bad Label { color: $error; text-style: bold; }
     SetupScreen #buttons { height: 1; margin-top: 1; }
     SetupScreen #buttons Button { margin-right: 2; }
     SetupScreen #fieldhelp { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
-    SetupScreen #problem { height: auto; padding: 0 1; color: $error; }
+    SetupScreen #problem { height: 1; padding: 0 1; color: $error; text-wrap: nowrap; text-overflow: ellipsis; }
     SetupScreen #problem.-ok { color: $success; }
     SetupScreen #cmdline { height: auto; padding: 0 1; background: $boost; }
     """
@@ -210,7 +212,9 @@ class SetupScreen(Screen[None]):
             self.query_one(f"#row-{_wid(spec.key)}").set_class(spec.key == bad, "-bad")
         err = self.query_one("#field-error", Static)
         err.set_class(bad is not None, "-shown")
-        err.update(self.checked.error if bad is not None else "")
+        # one line each: under the field what is wrong with it (its key is beside it), below the form the whole
+        # message (cut at the edge; its tooltip holds all of it)
+        err.update(configform.field_message(self.checked.error, bad) if bad is not None else "")
         if bad is not None and self._error_under != bad:
             self._error_under = bad
             self.query_one("#form").move_child(err, after=self.query_one(f"#row-{_wid(bad)}"))
@@ -225,6 +229,7 @@ class SetupScreen(Screen[None]):
         problem = self.query_one("#problem", Static)
         problem.set_class(self.checked.error is None, "-ok")
         problem.update(f"✗ {self.checked.error}" if self.checked.error else "✓ valid config")
+        problem.tooltip = self.checked.error
         self.query_one("#cmdline", Static).update("$ " + configform.command_line(overrides))
         return self.checked
 

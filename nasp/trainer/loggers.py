@@ -1,0 +1,107 @@
+"""Loggers: callbacks that copy a run's metrics somewhere else as it trains, chosen with ``loggers=csv,tensorboard``.
+
+Registered like everything else (``@register_logger("name")`` on a factory ``(folder, task) -> Callback``), so a
+plugin adds its own (Weights & Biases, MLflow, ...) without touching nasp. The run folder's own files
+(metrics.jsonl, events.jsonl) are always written; loggers are extra copies for other tools.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from nasp.errors import ConfigError, RegistryError
+from nasp.registry import Registry
+from nasp.runfolder import RunFolder
+from nasp.trainer.callback import Callback
+from nasp.trainer.events import EpochEnd, RunEnd, RunStart
+from nasp.trainer.task import Task
+
+if TYPE_CHECKING:
+    from nasp.trainer.trainer import Trainer
+
+log = logging.getLogger(__name__)
+
+LoggerFactory = Callable[[RunFolder, Task], Callback]
+LOGGERS: Registry[LoggerFactory] = Registry("logger")
+# what a logger needs installed: (module, pip extra)
+REQUIRES: dict[str, tuple[str, str]] = {}
+
+
+def register_logger(name: str, *, requires: tuple[str, str] | None = None) -> Callable[[LoggerFactory], LoggerFactory]:
+    """Make a factory ``(folder, task) -> Callback`` available as ``loggers=<name>``; ``requires``: the (module,
+    pip extra) it needs, checked before a run starts."""
+    if requires:
+        REQUIRES[name] = requires
+    return LOGGERS.register(name)
+
+
+def check_loggers(names: list[str]) -> None:
+    """ConfigError (one line) for an unknown logger or one whose package is not installed."""
+    for name in names:
+        try:
+            LOGGERS.get(name)
+        except RegistryError as exc:
+            raise ConfigError(f"key 'loggers': {exc}") from None
+        module, extra = REQUIRES.get(name, ("", ""))
+        if module and importlib.util.find_spec(module) is None:
+            raise ConfigError(f"key 'loggers': logger '{name}' needs the '{module}' package, which is not installed "
+                              f"(pip install 'nasp-search[{extra}]')")
+
+
+def create_loggers(names: list[str], folder: RunFolder, task: Task) -> list[Callback]:
+    check_loggers(names)
+    return [LOGGERS.get(name)(folder, task) for name in dict.fromkeys(names)]
+
+
+class CSVLogger(Callback):
+    """metrics.csv in the run folder, one row an epoch (for spreadsheets and pandas)."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+
+    def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
+        self.folder.write_metrics_csv()  # after the recorder appended the epoch to metrics.jsonl
+
+
+class TensorBoardLogger(Callback):
+    """TensorBoard event files in ``<run>/tensorboard``: every scalar metric of each epoch, at that epoch;
+    ``tensorboard --logdir runs`` shows all runs side by side."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.writer: Any = None
+
+    def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        # a resume drops what was logged after its checkpoint, as it does for metrics.jsonl
+        purge = event.start_epoch + 1 if event.start_epoch or event.start_step else None
+        self.writer = SummaryWriter(str(self.folder.tensorboard_dir), purge_step=purge)
+
+    def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
+        if self.writer is None:
+            return
+        for key, value in event.metrics.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                self.writer.add_scalar(key, value, event.epoch)
+        self.writer.flush()
+
+    def on_run_end(self, trainer: Trainer, event: RunEnd) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+@register_logger("csv")
+def csv_logger(folder: RunFolder, task: Task) -> Callback:
+    """metrics.csv in the run folder, one row an epoch."""
+    return CSVLogger(folder)
+
+
+@register_logger("tensorboard", requires=("tensorboard", "tensorboard"))
+def tensorboard_logger(folder: RunFolder, task: Task) -> Callback:
+    """TensorBoard event files in <run>/tensorboard (needs the tensorboard extra)."""
+    return TensorBoardLogger(folder)
