@@ -115,6 +115,20 @@ def test_every_algorithm_searches_a_recurrent_cell_on_the_embedded_corpus(algori
     assert config["optim"]["lr"] == 20.0 and config["data"]["name"] == "embedded-text"
 
 
+def test_evaluating_a_recurrent_search_takes_its_corpus_and_the_cpu_preset(tmp_path):
+    """`nasp eval genotype=<rnn search>`: the searched cell trained as a language model on the search's corpus, from
+    the eval-rnn-cpu preset (explicit keys win), reporting validation and test perplexity."""
+    assert main(["run", *TINY, "epochs=1", f"out={tmp_path}", "name=s"]) == 0
+    args = ["eval", f"genotype={tmp_path / 's'}", "epochs=1", "data.limit=3000", "data.test_limit=600", "rnn.nhid=16",
+            "rnn.emsize=16", f"out={tmp_path}", "name=e"]
+    assert main(args) == 0
+    config = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert config["data"]["name"] == "embedded-text" and config["batch_size"] == 32  # 32: the preset's, not PTB's 64
+    result = json.loads((tmp_path / "e" / "result.json").read_text())
+    assert 1 < result["valid_ppl"] < 10_000 and 1 < result["test_ppl"] < 10_000
+    assert Genotype.load(tmp_path / "e") == Genotype.load(tmp_path / "s")
+
+
 def test_default_recurrent_search_lowers_validation_perplexity(tmp_path):
     """The quick defaults at a third of the data: validation perplexity falls epoch by epoch."""
     args = ["run", "space=rnn", "rnn.nhid=24", "data.limit=20000", "batch_size=16", "epochs=3", f"out={tmp_path}", "name=r"]

@@ -188,21 +188,22 @@ def search_of(genotype: Any) -> dict[str, Any] | None:
         return None
 
 
-# the preset an evaluation of a search on the embedded data starts from: it finishes in minutes on a CPU
-EMBEDDED_PRESET = "eval-cpu"
+# the preset an evaluation of a search on the embedded data (images, text) starts from: it finishes in minutes on a CPU
+EMBEDDED_PRESETS = {"embedded": "eval-cpu", "embedded-text": "eval-rnn-cpu"}
 
 
 def eval_defaults(user: dict[str, Any], config_file: str | None) -> dict[str, Any]:
     """What ``nasp eval genotype=<search run>`` assumes under the keys given: the search's data (name and root),
-    and, for the embedded data without a --config, the ``eval-cpu`` preset. Explicit keys always win."""
+    and, for the embedded data without a --config, the ``eval-cpu`` preset (``eval-rnn-cpu`` for the embedded text).
+    Explicit keys always win."""
     search = search_of(user.get("genotype"))
     data = (search or {}).get("data")
     tree: dict[str, Any] = {}
     if isinstance(data, dict) and isinstance(data.get("name"), str):
         tree["data"] = {k: data[k] for k in ("name", "root") if data.get(k) is not None}
     chosen = user.get("data", {}).get("name") or tree.get("data", {}).get("name")
-    if search is not None and config_file is None and chosen == "embedded":
-        tree = merge(load_eval_yaml(EMBEDDED_PRESET), tree)
+    if search is not None and config_file is None and chosen in EMBEDDED_PRESETS:
+        tree = merge(load_eval_yaml(EMBEDDED_PRESETS[chosen]), tree)
     return tree
 
 
