@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
 from nasp.config import RunConfig, build_config
 from nasp.data import DATASETS, Batches, load_dataset
@@ -122,8 +123,15 @@ class SearchTask(Task):
         return {"A": float(sum(a.detach().double().sum() for a in algo.A.values())),
                 **({"grad_norm": float(norm)} if norm is not None else {})}
 
+    def replicated(self) -> dict[str, list[torch.Tensor]]:
+        algo = self.algorithm
+        return {"A": list(algo.A.values()), "Ā": list(algo.discrete().values())}
+
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         algo, sums = self.algorithm, self.sums
+        if distributed.current() is not None:  # the epoch's numbers over the global batches
+            sums = {**sums, **distributed.all_sum({k: sums[k] for k in ("arch_loss", "train_loss", "correct", "seen")})}
+            sums["arch_loss"] /= distributed.size()
         t0 = time.perf_counter()
         algo.net.eval()
         scored = self.problem.score(algo.logits, self.val.epoch(0, shuffle=False))
@@ -189,6 +197,8 @@ def build_task(cfg: RunConfig) -> SearchTask:
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.model.sync_bn:
+        net = distributed.sync_batch_norm(net)
     algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
     algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
     size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
