@@ -176,6 +176,13 @@ def average_gradients(params: Iterable[nn.Parameter]) -> None:
         average_([p.grad for p in params if p.grad is not None])
 
 
+def average_buffers(module: nn.Module) -> None:
+    """BatchNorm running statistics averaged over the ranks (each rank saw its own share of the batches), so
+    every rank scores, and rank 0 saves, the same network."""
+    if _world is not None:
+        average_([b for b in module.buffers() if b.is_floating_point()])
+
+
 def average(grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A's gradients averaged over the ranks (new tensors; the input is left alone)."""
     if _world is None:

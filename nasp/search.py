@@ -133,6 +133,7 @@ class SearchTask(Task):
             sums = {**sums, **distributed.all_sum({k: sums[k] for k in ("arch_loss", "train_loss", "correct", "seen")})}
             sums["arch_loss"] /= distributed.size()
         t0 = time.perf_counter()
+        distributed.average_buffers(algo.net)
         algo.net.eval()
         scored = self.problem.score(algo.logits, self.val.epoch(0, shuffle=False))
         algo.net.train()

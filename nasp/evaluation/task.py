@@ -171,12 +171,13 @@ class EvalTask(Task):
         return result
 
     def replicated(self) -> dict[str, list[torch.Tensor]]:
-        return {"weights": list(self.net.parameters())}
+        return {"weights": list(self.net.parameters()), "BN statistics": list(self.net.buffers())}
 
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         self._store_sums()
         mine = {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen}
         loss_sum, correct, seen = distributed.all_sum(mine).values()  # under torchrun: every rank's images
+        distributed.average_buffers(self.net)  # every rank then tests, and rank 0 saves, the same network
         t0 = time.perf_counter()
         tested = epoch % self.cfg.eval_every == 0 or epoch == self.epochs
         result = self.test() if tested else {"test_loss": None, "test_acc": None, "test_top5": None}

@@ -1,0 +1,177 @@
+"""Data-parallel runs under torchrun, with real processes and real gloo on the CPU (docs/distributed.md).
+
+Each torchrun launch costs seconds (two Python processes importing torch), so one failed-then-resumed
+2-rank search serves three checks: equality with one process, a failure on one rank stopping both with one
+message, and the resume."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from nasp.config import build_config, parse_overrides
+from nasp.evaluation import test_model as score_saved_model
+from nasp.runfolder import RunFolder
+from nasp.search import start_run
+
+# one step an epoch (16 training and 16 validation images, the global batch 16: 8 a rank); two epochs
+SEARCH = ["data.limit=32", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+FAILING = '''
+"""NASP that raises on rank $NASP_FAIL_RANK at its $NASP_FAIL_STEP-th architecture step."""
+import os
+
+from nasp.algorithms.nasp import NASP
+from nasp.algorithms.registry import register_algorithm
+
+
+@register_algorithm("nasp-fails")
+class FailingNASP(NASP):
+    """NASP that fails on one rank."""
+
+    steps = 0
+
+    def arch_step(self, val, train):
+        self.steps += 1
+        if os.environ.get("RANK") == os.environ.get("NASP_FAIL_RANK") and self.steps == int(os.environ.get("NASP_FAIL_STEP", 0)):
+            raise RuntimeError("injected failure")
+        return super().arch_step(val, train)
+'''
+
+
+def torchrun(*args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**ENV, **(env or {})}, check=False)
+
+
+def arch(folder: Path) -> list[dict[str, torch.Tensor]]:
+    return [{ct: torch.tensor(a) for ct, a in rec["A"].items()} for rec in RunFolder(folder).history()]
+
+
+def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    return max(float((a[ct] - b[ct]).abs().max()) for ct in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A 2-rank search whose rank 1 fails in epoch 2, and the one-process search of the same global batches."""
+    tmp = tmp_path_factory.mktemp("dist")
+    plugin = tmp / "failing.py"
+    plugin.write_text(FAILING)
+    failed = torchrun("-m", "nasp", "run", *SEARCH, "algorithm=nasp-fails", f"plugins={plugin}", f"out={tmp}",
+                      "name=two", env={"NASP_FAIL_RANK": "1", "NASP_FAIL_STEP": "2"})
+    trainer = start_run(build_config(parse_overrides([*SEARCH, f"out={tmp}", "name=one"])), console=False)
+    assert trainer.fit().status == "finished"
+    return {"failed": failed, "two": tmp / "two", "one": trainer.run_dir, "plugin": plugin}
+
+
+def test_a_failing_rank_stops_both_with_one_message(runs):
+    proc = runs["failed"]
+    assert proc.returncode != 0  # torchrun returned: no rank is left waiting in a collective
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("nasp run: error:")]
+    assert errors == ["nasp run: error: rank 1: RuntimeError: injected failure"], proc.stderr
+    status = RunFolder(runs["two"]).status()
+    assert status.state == "failed" and status.error == "rank 1: RuntimeError: injected failure"
+    assert status.epoch == 1  # the epoch before the failure was recorded and checkpointed by rank 0
+
+
+def test_two_ranks_of_half_batches_take_the_steps_of_one_process(runs):
+    two, one = arch(runs["two"]), arch(runs["one"])
+    assert len(two) == 1  # epoch 1 ended before the failure, and its A agreed on both ranks (the checksum)
+    assert max_diff(two[0], one[0]) < 1e-5
+    assert any(float((a - 0.5).abs().max()) > 1e-4 for a in one[0].values())  # A did move
+
+
+def test_a_two_rank_run_resumes_to_the_one_process_result(runs):
+    proc = torchrun("-m", "nasp", "run", f"resume={runs['two']}", f"plugins={runs['plugin']}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("nasp resuming:") == 1  # rank 0 alone prints
+    assert RunFolder(runs["two"]).status().state == "finished"
+    two, one = arch(runs["two"]), arch(runs["one"])
+    assert len(two) == 2 and max_diff(two[1], one[1]) < 1e-5
+
+
+def test_eval_on_two_ranks_scores_the_whole_test_split(tmp_path):
+    # 63 test images: the last test batch splits unevenly over the ranks
+    proc = torchrun("-m", "nasp", "eval", "genotype=NASP", "data=embedded", "data.limit=64", "data.test_limit=63",
+                    "batch_size=16", "model.channels=4", "model.layers=3", "epochs=1", "data.cutout=8",
+                    "model.drop_path=0.3", f"out={tmp_path}", "name=e")
+    assert proc.returncode == 0, proc.stderr
+    (metrics,) = RunFolder(tmp_path / "e").metrics()
+    alone = score_saved_model(tmp_path / "e", ["data.test_limit=63", "device=cpu"])  # one process, the whole split
+    assert alone["images"] == 63
+    assert metrics["test_acc"] == alone["test_acc"] and metrics["test_loss"] == pytest.approx(alone["test_loss"])
+    assert proc.stdout.count("test accuracy") == 1
+
+
+WORKER = '''
+import torch
+from torch import nn
+
+from nasp import distributed
+
+world = distributed.init()
+r = world.rank
+
+# SyncBatchNorm2d on 2 ranks of 4 images = BatchNorm2d on the 8 images: output, input gradient, running stats
+torch.manual_seed(0)
+x, w = torch.randn(8, 3, 5, 5), torch.randn(8, 3, 5, 5)
+ref_bn = nn.BatchNorm2d(3)
+xx = x.clone().requires_grad_(True)
+((ref_bn(xx) * w).sum() / 8).backward()
+bn = distributed.sync_batch_norm(nn.Sequential(nn.BatchNorm2d(3)))[0]
+part = slice(4 * r, 4 * r + 4)
+xr = x[part].clone().requires_grad_(True)
+y = bn(xr)
+((y * w[part]).sum() / 4).backward()
+assert (y - nn.functional.batch_norm(x, None, None, training=True)[part]).abs().max() < 1e-5
+assert (xr.grad / 2 - xx.grad[part]).abs().max() < 1e-6
+assert (bn.running_var - ref_bn.running_var).abs().max() < 1e-6 and (bn.running_mean - ref_bn.running_mean).abs().max() < 1e-6
+
+# the replica check: equal tensors pass; one changed bit on one rank fails every rank
+a = torch.linspace(0, 1, 12).view(3, 4)
+distributed.check_replicas({"A": [a], "weights": [torch.ones(5, dtype=torch.float64)]}, "epoch 1")
+if r == 1:
+    a = a.clone()
+    a.view(-1).view(torch.int32)[5] += 1
+try:
+    distributed.check_replicas({"A": [a], "weights": [torch.ones(5, dtype=torch.float64)]}, "epoch 2")
+except distributed.DistributedError as exc:
+    print(f"rank {r}: {exc}", flush=True)
+distributed.shutdown()
+'''
+
+
+def test_sync_batch_norm_and_the_replica_check_on_two_ranks(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(textwrap.dedent(WORKER))
+    proc = torchrun(str(script))
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2, proc.stdout
+    for r, line in enumerate(lines):
+        assert line.startswith(f"rank {r}: the ranks disagree on A at epoch 2 (rank 1 differs from rank 0)")
+
+
+def test_a_plain_run_joins_no_process_group(tmp_path):
+    """Without torchrun's environment nothing is initialised: the helpers are the identity."""
+    from nasp import distributed
+
+    assert "WORLD_SIZE" not in os.environ and distributed.init() is None and distributed.is_main()
+    g = {"normal": torch.ones(2, 3)}
+    assert distributed.average(g) is g and distributed.all_sum({"n": 3}) == {"n": 3}
+    assert distributed.shard(10) == slice(None)
+    assert not torch.distributed.is_initialized()
+
+
+def test_rank_0_alone_writes_the_records(runs):
+    """The history of the 2-rank run has one record an epoch: no rank but 0 wrote to it."""
+    records = RunFolder(runs["two"]).history()
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
