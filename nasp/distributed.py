@@ -109,9 +109,11 @@ def is_main() -> bool:
 
 
 def shutdown() -> None:
-    """Leave the process group after a run that ended well (NCCL asks for it)."""
+    """Leave the process group after a run that ended well or stopped (NCCL asks for it); the barrier keeps
+    every rank until rank 0 has written its last files (torchrun ends the others when one exits)."""
     global _world
     if _world is not None and dist.is_initialized():
+        barrier()
         dist.destroy_process_group()
     _world = None
 
