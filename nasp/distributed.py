@@ -215,8 +215,9 @@ def agree(stop: bool, pause: bool) -> tuple[bool, bool]:
 
 
 def barrier() -> None:
+    """Every rank waits for all the others (a CPU all-reduce: over gloo, whatever the device)."""
     if _world is not None:
-        dist.barrier(device_ids=[local_rank()] if torch.cuda.is_available() else None)
+        dist.all_reduce(torch.zeros(1))
 
 
 def broadcast(value: T) -> T:
@@ -251,8 +252,9 @@ def on_main(fn: Callable[[], T]) -> T:
 def _bits(t: torch.Tensor) -> torch.Tensor:
     """An exact checksum of ``t``'s bits (integer sums do not depend on the order of addition)."""
     flat = t.detach().reshape(-1).cpu().contiguous()
-    ints = flat.view(torch.int64) if flat.element_size() == 8 else flat.view(torch.int32).to(torch.int64) \
-        if flat.element_size() == 4 else flat.view(torch.int16).to(torch.int64)
+    size = flat.element_size()
+    ints = flat.view(torch.int64) if size == 8 else flat.view({4: torch.int32, 2: torch.int16}.get(size, torch.uint8)
+                                                              if flat.dtype != torch.bool else torch.uint8).to(torch.int64)
     pos = torch.arange(1, len(ints) + 1, dtype=torch.int64)
     return torch.stack([ints.sum(), (ints * pos).sum()])
 
@@ -289,6 +291,19 @@ def settle_failure(message: str, reason: str) -> tuple[str, str]:
         return first, first_reason
     except Exception:  # the store went with the launcher: this rank's own words then
         return f"rank {_world.rank}: {message}", reason
+
+
+def claim_report() -> bool:
+    """Whether this rank prints the run's failure message: the first rank to ask does (an atomic counter in the
+    store), so the message appears once, also when rank 0 waits in a collective or torchrun has ended it."""
+    if _world is None or _world.size == 1:
+        return True
+    if _store is None:
+        return _world.main
+    try:
+        return bool(_store.add("printed", 1) == 1)
+    except Exception:  # the store went with the launcher
+        return _world.main
 
 
 # --- batch statistics over the global batch ---------------------------------------------------------------

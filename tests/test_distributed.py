@@ -175,3 +175,13 @@ def test_rank_0_alone_writes_the_records(runs):
     """The history of the 2-rank run has one record an epoch: no rank but 0 wrote to it."""
     records = RunFolder(runs["two"]).history()
     assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
+
+
+def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
+    proc = torchrun("-m", "nasp", "run", "data.limit=64", "batch_size=15", "model.channels=4", "model.layers=2",
+                    "epochs=1", f"out={tmp_path}")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("nasp run: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert "key 'batch_size': 15 does not split evenly over the 2 processes" in errors[0]
+    assert "use a multiple of 2" in errors[0]
+    assert not list(tmp_path.iterdir())  # no run folder: every rank failed before rank 0 made one

@@ -42,9 +42,17 @@ def fit(trainer: Any) -> Any:
     with stop_on_signals(trainer, err_console):
         end = trainer.fit()
     if end.status == "failed":
-        err_console.print(Text.assemble((f"nasp {trainer.task.command}: error: ", "bold red"), str(end.error)),
-                          soft_wrap=True)
+        report(trainer.task.command, str(end.error))
     return end
+
+
+def report(command: str, message: str) -> None:
+    """A failure as one line on stderr; under torchrun the first rank to report prints it (once for the run)."""
+    from nasp import distributed
+
+    if distributed.claim_report():  # (err_console is quiet on ranks other than 0)
+        out = err_console if distributed.is_main() else Console(stderr=True, soft_wrap=True)
+        out.print(Text.assemble((f"nasp {command}: error: ", "bold red"), message), soft_wrap=True)
 
 
 def exit_code(end: Any) -> int:
@@ -246,7 +254,7 @@ def _error(command: str, message: str) -> int:
     from nasp import distributed
 
     message, _ = distributed.settle_failure(message, "error")
-    err_console.print(Text.assemble((f"nasp {command}: error: ", "bold red"), message), soft_wrap=True)
+    report(command, message)
     return 2
 
 
