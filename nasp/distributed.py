@@ -85,7 +85,11 @@ def init() -> World | None:
     if cuda:
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
-        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+        try:
+            dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigError(f"environment 'WORLD_SIZE': set, but torch.distributed could not start "
+                              f"({str(exc).splitlines()[0][:200]}); start nasp with torchrun") from None
     try:  # the rendezvous store, where a failing rank leaves its message for the others
         _store = dist.PrefixStore(f"nasp/{os.environ.get('TORCHELASTIC_RUN_ID', 'run')}/"
                                   f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/",

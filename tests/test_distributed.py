@@ -145,19 +145,33 @@ try:
     distributed.check_replicas({"A": [a], "weights": [torch.ones(5, dtype=torch.float64)]}, "epoch 2")
 except distributed.DistributedError as exc:
     print(f"rank {r}: {exc}", flush=True)
+
+# a training batch that does not split evenly over the ranks is refused, naming the key
+from nasp.data import Batches, load_dataset
+from nasp.errors import ConfigError
+
+data = load_dataset("embedded", None)
+try:
+    Batches(data, torch.arange(64), 15, torch.device("cpu"))
+except ConfigError as exc:
+    print(f"rank {r} refused: {exc}", flush=True)
+Batches(data, torch.arange(63), 15, torch.device("cpu"), key=None)  # scoring batches may split unevenly
 distributed.shutdown()
 '''
 
 
-def test_sync_batch_norm_and_the_replica_check_on_two_ranks(tmp_path):
+def test_sync_batch_norm_the_replica_check_and_the_batch_check_on_two_ranks(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))
     proc = torchrun(str(script))
     assert proc.returncode == 0, proc.stderr
-    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank "))
+    lines = sorted(line for line in proc.stdout.splitlines() if line.startswith("rank ") and "refused" not in line)
     assert len(lines) == 2, proc.stdout
     for r, line in enumerate(lines):
         assert line.startswith(f"rank {r}: the ranks disagree on A at epoch 2 (rank 1 differs from rank 0)")
+    refused = sorted(line for line in proc.stdout.splitlines() if "refused" in line)
+    assert refused == [f"rank {r} refused: key 'batch_size': 15 does not split evenly over the 2 processes torchrun "
+                       f"started (batch_size is the global batch); use a multiple of 2" for r in (0, 1)]
 
 
 def test_a_plain_run_joins_no_process_group(tmp_path):
@@ -176,12 +190,3 @@ def test_rank_0_alone_writes_the_records(runs):
     records = RunFolder(runs["two"]).history()
     assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
 
-
-def test_a_batch_that_does_not_split_over_the_ranks_is_one_line(tmp_path):
-    proc = torchrun("-m", "nasp", "run", "data.limit=64", "batch_size=15", "model.channels=4", "model.layers=2",
-                    "epochs=1", f"out={tmp_path}")
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("nasp run: error:")]
-    assert len(errors) == 1, proc.stderr
-    assert "key 'batch_size': 15 does not split evenly over the 2 processes" in errors[0]
-    assert "use a multiple of 2" in errors[0]
-    assert not list(tmp_path.iterdir())  # no run folder: every rank failed before rank 0 made one
