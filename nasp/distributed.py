@@ -208,6 +208,22 @@ def all_sum(values: dict[str, T]) -> dict[str, T]:
             for (k, v), s in zip(values.items(), t.tolist(), strict=True)}
 
 
+def held_by_rank_0(values: dict[str, T]) -> dict[str, T]:
+    """Running sums before a mid-epoch checkpoint: the sums over the ranks on rank 0, zeros elsewhere, so rank
+    0's checkpoint holds every rank's share and the epoch's total stays right after a resume."""
+    if _world is None:
+        return values
+    total = all_sum(values)
+    return total if _world.main else resumed_share(total)
+
+
+def resumed_share(values: dict[str, T]) -> dict[str, T]:
+    """Running sums read from rank 0's checkpoint: rank 0 keeps them, the other ranks start from zero."""
+    if _world is None or _world.main:
+        return values
+    return {k: type(v)(0) for k, v in values.items()}  # type: ignore[call-arg]
+
+
 # --- agreement between the ranks --------------------------------------------------------------------------
 def agree(stop: bool, pause: bool) -> tuple[bool, bool]:
     """(stop, pause) as any rank asks: a signal to one rank stops or pauses all of them at the same step."""

@@ -57,6 +57,9 @@ METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "l
                "elapsed_s", "param_count")
 
 
+SHARED_SUMS = ("arch_loss", "train_loss", "correct", "seen")  # an epoch's sums that every rank adds to
+
+
 class SearchTask(Task):
     """One step = an architecture step on a validation batch, then a weight step on a training batch; an
     epoch ends with the searched network's validation loss and accuracy and the genotype."""
@@ -130,7 +133,7 @@ class SearchTask(Task):
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         algo, sums = self.algorithm, self.sums
         if distributed.current() is not None:  # the epoch's numbers over the global batches
-            sums = {**sums, **distributed.all_sum({k: sums[k] for k in ("arch_loss", "train_loss", "correct", "seen")})}
+            sums = {**sums, **distributed.all_sum({k: sums[k] for k in SHARED_SUMS})}
             sums["arch_loss"] /= distributed.size()
         t0 = time.perf_counter()
         distributed.average_buffers(algo.net)
@@ -164,6 +167,10 @@ class SearchTask(Task):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.algorithm.load_state_dict(state["algorithm"])
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
+        self.sums.update(distributed.resumed_share({k: self.sums[k] for k in SHARED_SUMS}))
+
+    def pause_epoch(self) -> None:
+        self.sums.update(distributed.held_by_rank_0({k: self.sums[k] for k in SHARED_SUMS}))
 
     # --- console -------------------------------------------------------------------------------------
     describe_format = "{algorithm[name]} on {space[name]}, data {data[name]}, device {device}"

@@ -20,28 +20,33 @@ from nasp.evaluation import test_model as score_saved_model
 from nasp.runfolder import RunFolder
 from nasp.search import start_run
 
-# one step an epoch (16 training and 16 validation images, the global batch 16: 8 a rank); two epochs
-SEARCH = ["data.limit=32", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true"]
+# two steps an epoch (32 training and 32 validation images, the global batch 16: 8 a rank); two epochs
+SEARCH = ["data.limit=64", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-FAILING = '''
-"""NASP that raises on rank $NASP_FAIL_RANK at its $NASP_FAIL_STEP-th architecture step."""
+PLUGIN = '''
+"""NASP whose rank 1 sends itself SIGTERM at its $NASP_STOP_STEP-th architecture step, or raises at its
+$NASP_FAIL_STEP-th (steps counted from the start of this process)."""
 import os
+import signal
 
 from nasp.algorithms.nasp import NASP
 from nasp.algorithms.registry import register_algorithm
 
 
-@register_algorithm("nasp-fails")
-class FailingNASP(NASP):
-    """NASP that fails on one rank."""
+@register_algorithm("nasp-faulty")
+class FaultyNASP(NASP):
+    """NASP with a stop or a failure on rank 1."""
 
     steps = 0
 
     def arch_step(self, val, train):
         self.steps += 1
-        if os.environ.get("RANK") == os.environ.get("NASP_FAIL_RANK") and self.steps == int(os.environ.get("NASP_FAIL_STEP", 0)):
-            raise RuntimeError("injected failure")
+        if os.environ.get("RANK") == "1":
+            if self.steps == int(os.environ.get("NASP_STOP_STEP", 0)):
+                os.kill(os.getpid(), signal.SIGTERM)
+            if self.steps == int(os.environ.get("NASP_FAIL_STEP", 0)):
+                raise RuntimeError("injected failure")
         return super().arch_step(val, train)
 '''
 
@@ -61,15 +66,40 @@ def max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 2-rank search whose rank 1 fails in epoch 2, and the one-process search of the same global batches."""
+    """One 2-rank search, three launches: a SIGTERM to rank 1 in epoch 2 stops it mid-epoch; the resume fails
+    on rank 1 one step later; the second resume finishes. And the one-process search of the same batches."""
     tmp = tmp_path_factory.mktemp("dist")
-    plugin = tmp / "failing.py"
-    plugin.write_text(FAILING)
-    failed = torchrun("-m", "nasp", "run", *SEARCH, "algorithm=nasp-fails", f"plugins={plugin}", f"out={tmp}",
-                      "name=two", env={"NASP_FAIL_RANK": "1", "NASP_FAIL_STEP": "2"})
+    plugin = tmp / "faulty.py"
+    plugin.write_text(PLUGIN)
+    two = tmp / "two"
+    out: dict = {"two": two, "plugin": plugin}
+    out["stopped"] = torchrun("-m", "nasp", "run", *SEARCH, "algorithm=nasp-faulty", f"plugins={plugin}", f"out={tmp}",
+                              "name=two", env={"NASP_STOP_STEP": "3"})
+    out["stopped_status"], out["stopped_history"] = RunFolder(two).status(), arch(two)
+    out["stopped_end"] = [e for e in RunFolder(two).events() if e["event"] == "run_end"]
+    resume = ("-m", "nasp", "run", f"resume={two}", f"plugins={plugin}")
+    out["failed"] = torchrun(*resume, env={"NASP_FAIL_STEP": "1"})
+    out["failed_status"] = RunFolder(two).status()
+    out["finished"] = torchrun(*resume)
     trainer = start_run(build_config(parse_overrides([*SEARCH, f"out={tmp}", "name=one"])), console=False)
     assert trainer.fit().status == "finished"
-    return {"failed": failed, "two": tmp / "two", "one": trainer.run_dir, "plugin": plugin}
+    out["one"] = trainer.run_dir
+    return out
+
+
+def test_a_signal_to_one_rank_stops_both_at_the_same_step(runs):
+    status = runs["stopped_status"]
+    assert status.state == "stopped", runs["stopped"].stderr
+    (end,) = runs["stopped_end"]
+    assert (end["status"], end["epoch"], end["step"]) == ("stopped", 1, 1)  # mid-epoch 2, after its first step
+    assert runs["stopped"].stderr.count("stopped at epoch 2, step 1") == 1  # rank 0 alone prints
+
+
+def test_two_ranks_of_half_batches_take_the_steps_of_one_process(runs):
+    two, one = runs["stopped_history"], arch(runs["one"])
+    assert len(two) == 1  # epoch 1 ended, and its A agreed on both ranks (the checksum)
+    assert max_diff(two[0], one[0]) < 1e-5
+    assert any(float((a - 0.5).abs().max()) > 1e-4 for a in one[0].values())  # A did move
 
 
 def test_a_failing_rank_stops_both_with_one_message(runs):
@@ -77,25 +107,28 @@ def test_a_failing_rank_stops_both_with_one_message(runs):
     assert proc.returncode != 0  # torchrun returned: no rank is left waiting in a collective
     errors = [line for line in proc.stderr.splitlines() if line.startswith("nasp run: error:")]
     assert errors == ["nasp run: error: rank 1: RuntimeError: injected failure"], proc.stderr
-    status = RunFolder(runs["two"]).status()
+    status = runs["failed_status"]
     assert status.state == "failed" and status.error == "rank 1: RuntimeError: injected failure"
-    assert status.epoch == 1  # the epoch before the failure was recorded and checkpointed by rank 0
-
-
-def test_two_ranks_of_half_batches_take_the_steps_of_one_process(runs):
-    two, one = arch(runs["two"]), arch(runs["one"])
-    assert len(two) == 1  # epoch 1 ended before the failure, and its A agreed on both ranks (the checksum)
-    assert max_diff(two[0], one[0]) < 1e-5
-    assert any(float((a - 0.5).abs().max()) > 1e-4 for a in one[0].values())  # A did move
 
 
 def test_a_two_rank_run_resumes_to_the_one_process_result(runs):
-    proc = torchrun("-m", "nasp", "run", f"resume={runs['two']}", f"plugins={runs['plugin']}")
+    """Resumed twice (after the mid-epoch stop, then from that checkpoint again after the failure), the run
+    ends where one process ends: A, and the epoch's sums over both ranks' shares."""
+    proc = runs["finished"]
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("nasp resuming:") == 1  # rank 0 alone prints
     assert RunFolder(runs["two"]).status().state == "finished"
     two, one = arch(runs["two"]), arch(runs["one"])
-    assert len(two) == 2 and max_diff(two[1], one[1]) < 1e-5
+    assert len(two) == 2 and max(max_diff(a, b) for a, b in zip(two, one, strict=True)) < 1e-5
+    m2, m1 = RunFolder(runs["two"]).metrics()[-1], RunFolder(runs["one"]).metrics()[-1]
+    assert m2["train_acc"] == m1["train_acc"]
+    assert abs(m2["train_loss"] - m1["train_loss"]) < 1e-5 and abs(m2["arch_loss"] - m1["arch_loss"]) < 1e-5
+
+
+def test_rank_0_alone_writes_the_records(runs):
+    """The history of the 2-rank run has one record an epoch: no rank but 0 wrote to it."""
+    records = RunFolder(runs["two"]).history()
+    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
 
 
 def test_eval_on_two_ranks_scores_the_whole_test_split(tmp_path):
@@ -183,10 +216,3 @@ def test_a_plain_run_joins_no_process_group(tmp_path):
     assert distributed.average(g) is g and distributed.all_sum({"n": 3}) == {"n": 3}
     assert distributed.shard(10) == slice(None)
     assert not torch.distributed.is_initialized()
-
-
-def test_rank_0_alone_writes_the_records(runs):
-    """The history of the 2-rank run has one record an epoch: no rank but 0 wrote to it."""
-    records = RunFolder(runs["two"]).history()
-    assert [r["epoch"] for r in records] == list(range(1, len(records) + 1))
-

@@ -154,6 +154,8 @@ class EvalTask(Task):
 
     def pause_epoch(self) -> None:
         self._store_sums()
+        held = distributed.held_by_rank_0({"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen})
+        self.loss_sum, self.correct, self.seen = held["loss_sum"], held["correct"], held["seen"]
 
     def _store_sums(self) -> None:
         assert self._sums is not None
@@ -209,7 +211,9 @@ class EvalTask(Task):
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         s = state["sums"]
-        self.loss_sum, self.correct, self.seen = float(s["loss_sum"]), int(s["correct"]), int(s["seen"])
+        mine = distributed.resumed_share({"loss_sum": float(s["loss_sum"]), "correct": int(s["correct"]),
+                                          "seen": int(s["seen"])})
+        self.loss_sum, self.correct, self.seen = mine["loss_sum"], mine["correct"], mine["seen"]
         self.train_s, self.elapsed_s = float(s["train_s"]), float(s["elapsed_s"])
         self.best_acc, self.best_epoch, self.last = state["best_acc"], int(state["best_epoch"]), dict(state["last"])
 
