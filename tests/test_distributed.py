@@ -216,3 +216,17 @@ def test_a_plain_run_joins_no_process_group(tmp_path):
     assert distributed.average(g) is g and distributed.all_sum({"n": 3}) == {"n": 3}
     assert distributed.shard(10) == slice(None)
     assert not torch.distributed.is_initialized()
+
+
+def test_a_share_of_a_batch_gets_the_augmentation_its_rows_get_in_the_whole_batch():
+    """Crops, flips and cutout squares are drawn for the global batch; each rank applies its rows' draws."""
+    from nasp.data.batches import random_crop_flip
+    from nasp.evaluation.data import cutout
+
+    x = torch.randn(8, 3, 12, 12)
+    whole = cutout(random_crop_flip(x, torch.Generator().manual_seed(4)), 6, torch.Generator().manual_seed(5))
+    shares = [cutout(random_crop_flip(x[part], torch.Generator().manual_seed(4), part=part, total=8), 6,
+                     torch.Generator().manual_seed(5), part, 8) for part in (slice(0, 4), slice(4, 8))]
+    assert torch.equal(torch.cat(shares), whole)
+    alone = random_crop_flip(x[4:], torch.Generator().manual_seed(4))  # drawn for the share alone: other crops
+    assert not torch.equal(alone, whole[4:])

@@ -58,23 +58,23 @@ class Batches:
         total, idx = len(idx), idx[rows]
         x = self.data.images[idx].to(self.device, non_blocking=True).float().div_(255)
         if gen is not None:
-            x = random_crop_flip(x, gen, rows=rows, total=total)
+            x = random_crop_flip(x, gen, part=rows, total=total)
         x = (x - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, self.data.labels[idx].to(self.device, non_blocking=True)
 
 
-def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, rows: slice = slice(None),
+def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4, part: slice = slice(None),
                      total: int | None = None) -> torch.Tensor:
     """Random crop after zero padding, and horizontal flip, per image (the standard CIFAR recipe). ``x`` may
-    be the ``rows`` of a batch of ``total`` images: the draws are the whole batch's, each row keeps its own."""
+    be the rows ``part`` of a batch of ``total`` images: the draws are the whole batch's, each row keeps its own."""
     n, _, h, w = x.shape
     total = n if total is None else total
     padded = F.pad(x, (pad, pad, pad, pad))
-    dx = torch.randint(0, 2 * pad + 1, (total,), generator=gen)[rows].tolist()
-    dy = torch.randint(0, 2 * pad + 1, (total,), generator=gen)[rows].tolist()
-    flip = (torch.rand(total, generator=gen) < 0.5)[rows].tolist()
+    dx = torch.randint(0, 2 * pad + 1, (total,), generator=gen)[part].tolist()
+    dy = torch.randint(0, 2 * pad + 1, (total,), generator=gen)[part].tolist()
+    flip = (torch.rand(total, generator=gen) < 0.5)[part].tolist()
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
     if any(flip):
         f = torch.tensor(flip, device=x.device)

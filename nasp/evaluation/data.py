@@ -37,15 +37,15 @@ def derive_seed(*parts: int) -> int:
     return h >> 1
 
 
-def cutout(x: torch.Tensor, length: int, gen: torch.Generator, rows: slice = slice(None),
+def cutout(x: torch.Tensor, length: int, gen: torch.Generator, part: slice = slice(None),
            total: int | None = None) -> torch.Tensor:
     """DARTS's cutout: per image, zero a length x length square (clipped at the border) centred on a random pixel.
-    Applied to normalised images, as DARTS does, so the square holds the mean colour. ``x`` may be the ``rows``
-    of a batch of ``total`` images (a rank's share): the draws are the whole batch's."""
+    Applied to normalised images, as DARTS does, so the square holds the mean colour. ``x`` may be the rows
+    ``part`` of a batch of ``total`` images (a rank's share): the draws are the whole batch's."""
     n, _, h, w = x.shape
     total = n if total is None else total
-    cy = torch.randint(0, h, (total, 1), generator=gen)[rows]
-    cx = torch.randint(0, w, (total, 1), generator=gen)[rows]
+    cy = torch.randint(0, h, (total, 1), generator=gen)[part]
+    cx = torch.randint(0, w, (total, 1), generator=gen)[part]
     ys, xs = torch.arange(h)[None], torch.arange(w)[None]
     rows = (ys >= cy - length // 2) & (ys < cy + length // 2)
     cols = (xs >= cx - length // 2) & (xs < cx + length // 2)
