@@ -109,6 +109,8 @@ class ModelConfig(Section):
     channels: int = Field(8, ge=2, description="initial channels C of the search network (paper: 16)")
     layers: int = Field(3, ge=1, description="cells of the search network (paper: 8)")
     stem_multiplier: int = Field(3, ge=1, description="stem width as a multiple of C")
+    sync_bn: bool = Field(False, description="under torchrun: BatchNorm statistics over the global batch, not each "
+                          "rank's share (docs/distributed.md)")
 
 
 class OptimConfig(Section):

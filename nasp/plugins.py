@@ -107,7 +107,7 @@ def _one_line(text: str) -> str:
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return resolve_device("cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -117,6 +117,10 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"key 'device': '{name}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("key 'device': cuda was asked for but no CUDA device is available (use device=auto or cpu)")
+    if device.type == "cuda":
+        from nasp.distributed import cuda_device
+
+        device = cuda_device(device)  # under torchrun: LOCAL_RANK's GPU
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError("key 'device': mps was asked for but is not available (use device=auto or cpu)")
     return device

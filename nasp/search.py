@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
 from nasp.config import RunConfig, build_config
 from nasp.data import DATASETS, Batches, load_dataset
@@ -95,6 +96,9 @@ METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "l
                "elapsed_s", "param_count")
 
 
+SHARED_SUMS = ("arch_loss", "train_loss", "correct", "seen")  # an epoch's sums that every rank adds to
+
+
 class SearchTask(Task):
     """One step = an architecture step on a validation batch, then a weight step on a training batch; an
     epoch ends with the searched network's validation loss and accuracy and the genotype."""
@@ -164,9 +168,17 @@ class SearchTask(Task):
         return {"A": float(sum(a.detach().double().sum() for a in algo.A.values())),
                 **({"grad_norm": float(norm)} if norm is not None else {})}
 
+    def replicated(self) -> dict[str, list[torch.Tensor]]:
+        algo = self.algorithm
+        return {"A": list(algo.A.values()), "Ā": list(algo.discrete().values())}
+
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         algo, sums = self.algorithm, self.sums
+        if distributed.current() is not None:  # the epoch's numbers over the global batches
+            sums = {**sums, **distributed.all_sum({k: sums[k] for k in SHARED_SUMS})}
+            sums["arch_loss"] /= distributed.size()
         t0 = time.perf_counter()
+        distributed.average_buffers(algo.net)
         algo.net.eval()
         scored = self.problem.score(algo.logits, self.val.epoch(0, shuffle=False))
         algo.net.train()
@@ -206,6 +218,10 @@ class SearchTask(Task):
         if isinstance(self.problem, LanguageModeling):
             self.problem.load_state_dict(state["streams"])
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
+        self.sums.update(distributed.resumed_share({k: self.sums[k] for k in SHARED_SUMS}))
+
+    def pause_epoch(self) -> None:
+        self.sums.update(distributed.held_by_rank_0({k: self.sums[k] for k in SHARED_SUMS}))
 
     # --- console -------------------------------------------------------------------------------------
     describe_format = "{algorithm[name]} on {space[name]}, data {data[name]}, device {device}"
@@ -252,11 +268,16 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.model.sync_bn:
+        net = distributed.sync_batch_norm(net)
     size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
     return problem, train, val, net, lambda genotype: genotype.param_count(*size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
+    if distributed.size() > 1:
+        raise ConfigError(f"space '{space.name}': a recurrent search runs in one process; torchrun with "
+                          f"{distributed.size()} ranks is for cnn spaces (start it without torchrun)")
     corpus = load_corpus(cfg.data.name, cfg.data.root)
     problem = LanguageModeling(len(corpus.vocab), corpus.train)
     r = cfg.rnn

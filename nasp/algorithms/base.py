@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from nasp import distributed
 from nasp.algorithms.gradients import cross_entropy
 from nasp.algorithms.registry import validate_options
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
@@ -107,12 +108,15 @@ class SearchAlgorithm(ABC):
         clipping is kept in ``grad_norm`` (the run loop stops a run whose norm is not finite)."""
         self.w_opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.net.parameters())  # under torchrun: every rank the same step
         self.grad_norm = nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None],
                                                   self.optim_cfg.grad_clip)
         self.w_opt.step()
 
     def arch_update(self, grads: dict[str, torch.Tensor]) -> None:
-        """One Adam step on A with the given gradients."""
+        """One Adam step on A with the given gradients (averaged over the ranks under torchrun, so every rank
+        holds the same A: this hook serves every algorithm, plugins included)."""
+        grads = distributed.average(grads)
         self.arch_opt.zero_grad(set_to_none=True)
         for ct, g in grads.items():
             self.A[ct].grad = g.to(self.A[ct].dtype)

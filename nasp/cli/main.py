@@ -43,9 +43,17 @@ def fit(trainer: Any) -> Any:
     with stop_on_signals(trainer, err_console):
         end = trainer.fit()
     if end.status == "failed":
-        err_console.print(Text.assemble((f"nasp {trainer.task.command}: error: ", "bold red"), str(end.error)),
-                          soft_wrap=True)
+        report(trainer.task.command, str(end.error))
     return end
+
+
+def report(command: str, message: str) -> None:
+    """A failure as one line on stderr; under torchrun the first rank to report prints it (once for the run)."""
+    from nasp import distributed
+
+    if distributed.claim_report():  # (err_console is quiet on ranks other than 0)
+        out = err_console if distributed.is_main() else Console(stderr=True, soft_wrap=True)
+        out.print(Text.assemble((f"nasp {command}: error: ", "bold red"), message), soft_wrap=True)
 
 
 def exit_code(end: Any) -> int:
@@ -275,19 +283,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                     one_line_errors(sub)
 
     one_line_errors(parser)  # argparse's own errors (a missing or malformed argument) as one line, like ours
+    from nasp import distributed
+
+    if not distributed.is_main():  # under torchrun rank 0 alone prints (a failure anywhere included)
+        console.quiet = err_console.quiet = True
     args = parse_anywhere(parser, list(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     setup_logging()
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except NaspError as exc:
-        err_console.print(Text.assemble((f"nasp {args.command}: error: ", "bold red"), str(exc)), soft_wrap=True)
-        return 2
+        return _error(args.command, str(exc))
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")
         return 130
+    except Exception as exc:
+        if distributed.current() is None:
+            raise
+        return _error(args.command, f"{type(exc).__name__}: {exc}")  # e.g. a collective broken by a failed rank
+    if code in (EXIT_OK, EXIT_STOPPED):
+        distributed.shutdown()
+    return code
+
+
+def _error(command: str, message: str) -> int:
+    """One line on stderr, exit code 2; under torchrun the first failing rank's message, printed by rank 0."""
+    from nasp import distributed
+
+    message, _ = distributed.settle_failure(message, "error")
+    report(command, message)
+    return 2
 
 
 if __name__ == "__main__":  # `python -m nasp.cli.main`: run the imported module, where every command registers

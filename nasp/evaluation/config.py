@@ -43,6 +43,8 @@ class EvalModelConfig(Section):
     auxiliary: bool = Field(True, description="auxiliary head at 2/3 depth (training only)")
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
     drop_path: float = Field(0.2, ge=0, lt=1, description="final drop-path probability, rising linearly from 0")
+    sync_bn: bool = Field(False, description="under torchrun: BatchNorm statistics over the global batch, not each "
+                          "rank's share (docs/distributed.md)")
 
 
 class EvalOptimConfig(Section):

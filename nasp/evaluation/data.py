@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from nasp import distributed
 from nasp.data import Batches
 from nasp.data.datasets import ImageFolderSet, ImageSet, load_dataset, read_image
 from nasp.errors import ConfigError, DataError
@@ -36,12 +37,15 @@ def derive_seed(*parts: int) -> int:
     return h >> 1
 
 
-def cutout(x: torch.Tensor, length: int, gen: torch.Generator) -> torch.Tensor:
+def cutout(x: torch.Tensor, length: int, gen: torch.Generator, part: slice = slice(None),
+           total: int | None = None) -> torch.Tensor:
     """DARTS's cutout: per image, zero a length x length square (clipped at the border) centred on a random pixel.
-    Applied to normalised images, as DARTS does, so the square holds the mean colour."""
+    Applied to normalised images, as DARTS does, so the square holds the mean colour. ``x`` may be the rows
+    ``part`` of a batch of ``total`` images (a rank's share): the draws are the whole batch's."""
     n, _, h, w = x.shape
-    cy = torch.randint(0, h, (n, 1), generator=gen)
-    cx = torch.randint(0, w, (n, 1), generator=gen)
+    total = n if total is None else total
+    cy = torch.randint(0, h, (total, 1), generator=gen)[part]
+    cx = torch.randint(0, w, (total, 1), generator=gen)[part]
     ys, xs = torch.arange(h)[None], torch.arange(w)[None]
     rows = (ys >= cy - length // 2) & (ys < cy + length // 2)
     cols = (xs >= cx - length // 2) & (xs < cx + length // 2)
@@ -136,6 +140,8 @@ class EpochBatches(Sampler[list[tuple[int, int | None]]]):
     def __init__(self, indices: torch.Tensor, batch_size: int, seed: int, train: bool) -> None:
         self.indices, self.batch_size, self.seed, self.train = indices, batch_size, seed, train
         self.epoch, self.start = 0, 0
+        if train:
+            distributed.check_batch(batch_size)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
@@ -152,6 +158,9 @@ class EpochBatches(Sampler[list[tuple[int, int | None]]]):
             order = self.indices.tolist()
         for b in range(self.start, len(self)):
             pos = range(b * self.batch_size, min((b + 1) * self.batch_size, len(order)))
+            pos = pos[distributed.shard(len(pos))]  # under torchrun: this rank's share
+            if not len(pos):  # (of a last test batch smaller than the ranks)
+                continue
             yield [(order[p], derive_seed(self.seed, self.epoch, p) if self.train else None) for p in pos]
 
 
@@ -184,7 +193,9 @@ class EvalData:
         """Normalised, augmented batches of epoch ``epoch`` from step ``start`` on (on the device)."""
         for step, (x, y) in enumerate(self._raw_train(epoch, start), start):
             if self.cutout > 0:
-                x = cutout(x, self.cutout, torch.Generator().manual_seed(derive_seed(self.seed, epoch, step, 1)))
+                total = len(x) * distributed.size()  # training shares are equal
+                x = cutout(x, self.cutout, torch.Generator().manual_seed(derive_seed(self.seed, epoch, step, 1)),
+                           distributed.shard(total), total)
             yield x, y
 
     def _raw_train(self, epoch: int, start: int) -> Iterator[Batch]:
@@ -276,5 +287,6 @@ def build_eval_data(cfg: EvalConfig, device: torch.device, channels_last: bool, 
     augment = cfg.data.augment in ("auto", "crop_flip")
     source = Batches(_on_device(train_set, device), train_idx, cfg.batch_size, device, augment, cfg.seed,
                      channels_last) if train else None
-    test_source = Batches(_on_device(test, device), test_idx, cfg.test_batch_size, device, False, cfg.seed, channels_last)
+    test_source = Batches(_on_device(test, device), test_idx, cfg.test_batch_size, device, False, cfg.seed, channels_last,
+                          key=None)
     return EvalData(image_size=test.size, source=source, test_source=test_source, **common)

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from nasp import distributed
 from nasp.config import build_config, merge, parse_overrides
 from nasp.data import CORPORA, DATASETS
 from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, ResumeError
@@ -103,6 +104,9 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     if is_recurrent(genotype):
         from nasp.evaluation.recurrent import build_rnn_task
 
+        if distributed.size() > 1:
+            raise ConfigError(f"key 'genotype': a recurrent language model trains in one process; torchrun with "
+                              f"{distributed.size()} ranks is for cnn genotypes (start it without torchrun)")
         return build_rnn_task(cfg, genotype, device)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
@@ -114,6 +118,8 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     net = build_network(genotype, cfg, data.num_classes, data.channels).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
+    if cfg.model.sync_bn:
+        net = distributed.sync_batch_norm(net)
     params = (count_params(net), count_params(net, auxiliary=True))
     return EvalTask(cfg, net, data, genotype.model_dump(mode="json", exclude_none=True), params)
 
@@ -148,7 +154,7 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
         except ConfigError as exc:
             raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
         load_plugins(cfg.plugins)
-        genotype = resolve_genotype(Genotype.load(folder.genotype_path), ("cnn", "rnn"))
+        genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)), ("cnn", "rnn"))
         return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console,
                              loggers=cfg.loggers)
     except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasp import distributed
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import EvalData, derive_seed
 from nasp.evaluation.network import EvalNetwork
@@ -51,6 +52,8 @@ def score(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
     seen = 0
     k = min(5, num_classes)
     for x, y in batches:
+        if not len(y):  # a rank's share of a last, small batch
+            continue
         with autocast(device, amp):
             logits = net(x)
         logits = logits.float()
@@ -59,8 +62,9 @@ def score(net: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], 
         top1 += (best[:, 0] == y).sum()
         top5 += (best == y[:, None]).any(1).sum()
         seen += int(y.shape[0])
-    seen = max(seen, 1)
-    return {"test_loss": float(loss_sum) / seen, "test_acc": int(top1) / seen, "test_top5": int(top5) / seen}
+    total = distributed.all_sum({"loss": float(loss_sum), "top1": int(top1), "top5": int(top5), "seen": seen})
+    seen = max(total["seen"], 1)  # under torchrun: over every rank's share, the whole split
+    return {"test_loss": total["loss"] / seen, "test_acc": total["top1"] / seen, "test_top5": total["top5"] / seen}
 
 
 def _pct(v: float | None) -> str:
@@ -79,6 +83,7 @@ class EvalTask(Task):
         self.net = net
         self.data = data
         self.device = data.device
+        self.train_net = distributed.data_parallel(net, self.device)  # DDP under torchrun, else net itself
         self.genotype = genotype
         self.params, self.params_with_aux = params
         self.epochs = cfg.epochs
@@ -122,10 +127,11 @@ class EvalTask(Task):
     def step(self, batch: Batch, epoch: int, step: int) -> dict[str, Any] | None:
         cfg = self.cfg
         x, y = batch
-        self.drop_generator.manual_seed(derive_seed(cfg.seed, epoch, step, 2))
+        ranked = (distributed.rank(),) if distributed.size() > 1 else ()  # each rank its own drop-path masks
+        self.drop_generator.manual_seed(derive_seed(cfg.seed, epoch, step, 2, *ranked))
         self.net.set_drop_path(self.drop, self.drop_generator)
         with autocast(self.device, self.amp):
-            logits, aux = self.net(x)
+            logits, aux = self.train_net(x)
         loss = self.criterion(logits.float(), y)
         total = loss if aux is None else loss + cfg.model.auxiliary_weight * self.criterion(aux.float(), y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -148,6 +154,8 @@ class EvalTask(Task):
 
     def pause_epoch(self) -> None:
         self._store_sums()
+        held = distributed.held_by_rank_0({"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen})
+        self.loss_sum, self.correct, self.seen = held["loss_sum"], held["correct"], held["seen"]
 
     def _store_sums(self) -> None:
         assert self._sums is not None
@@ -164,8 +172,14 @@ class EvalTask(Task):
         self.net.train()
         return result
 
+    def replicated(self) -> dict[str, list[torch.Tensor]]:
+        return {"weights": list(self.net.parameters()), "BN statistics": list(self.net.buffers())}
+
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         self._store_sums()
+        mine = {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen}
+        loss_sum, correct, seen = distributed.all_sum(mine).values()  # under torchrun: every rank's images
+        distributed.average_buffers(self.net)  # every rank then tests, and rank 0 saves, the same network
         t0 = time.perf_counter()
         tested = epoch % self.cfg.eval_every == 0 or epoch == self.epochs
         result = self.test() if tested else {"test_loss": None, "test_acc": None, "test_top5": None}
@@ -174,9 +188,9 @@ class EvalTask(Task):
         acc = result["test_acc"]
         if acc is not None and (self.best_acc is None or acc > self.best_acc):
             self.best_acc, self.best_epoch = acc, epoch
-        metrics = {"train_loss": self.loss_sum / max(self.seen, 1), "train_acc": self.correct / max(self.seen, 1),
+        metrics = {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                    **result, "lr": self.lr, "drop_path": self.drop, "train_s": self.train_s, "test_s": test_s,
-                   "elapsed_s": self.elapsed_s, "images_per_s": self.seen / max(self.train_s, 1e-9),
+                   "elapsed_s": self.elapsed_s, "images_per_s": seen / max(self.train_s, 1e-9),
                    "best_acc": self.best_acc, "best_epoch": self.best_epoch}
         if tested:
             self.last = {**result, "epoch": epoch}
@@ -197,7 +211,9 @@ class EvalTask(Task):
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         s = state["sums"]
-        self.loss_sum, self.correct, self.seen = float(s["loss_sum"]), int(s["correct"]), int(s["seen"])
+        mine = distributed.resumed_share({"loss_sum": float(s["loss_sum"]), "correct": int(s["correct"]),
+                                          "seen": int(s["seen"])})
+        self.loss_sum, self.correct, self.seen = mine["loss_sum"], mine["correct"], mine["seen"]
         self.train_s, self.elapsed_s = float(s["train_s"]), float(s["elapsed_s"])
         self.best_acc, self.best_epoch, self.last = state["best_acc"], int(state["best_epoch"]), dict(state["last"])
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nasp import distributed
 from nasp.data import Batches, ImageSet, split_indices
 from nasp.model.search import upcast
 
@@ -46,11 +47,14 @@ class ImageClassification:
 
     @torch.no_grad()
     def score(self, logits_of: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch]) -> dict[str, float]:
-        """Mean loss and accuracy of ``logits_of`` over ``batches``."""
+        """Mean loss and accuracy of ``logits_of`` over ``batches`` (under torchrun: over every rank's share)."""
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in batches:
+            if not len(y):  # a rank's share of a last, small batch
+                continue
             logits = logits_of(x).float()
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             seen += int(y.shape[0])
+        total_loss, correct, seen = distributed.all_sum({"loss": total_loss, "correct": correct, "seen": seen}).values()
         return {"loss": total_loss / max(seen, 1), "acc": correct / max(seen, 1)}

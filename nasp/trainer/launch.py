@@ -1,5 +1,8 @@
 """Starting and resuming a run, the same way for every task: out= checked before any work, the task built,
-a new run folder created race-free and locked, or an existing one locked and its checkpoint loaded."""
+a new run folder created race-free and locked, or an existing one locked and its checkpoint loaded.
+
+Under torchrun every rank builds its task, but rank 0 alone creates, locks and writes the run folder and
+prints; the others learn its path, config and checkpoint from rank 0 (no shared file system is needed)."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nasp import distributed
 from nasp.errors import ResumeError
 from nasp.runfolder import RunFolder, RunFolderError, check_out, create_run_folder
 from nasp.trainer.callback import Callback
@@ -23,6 +27,8 @@ CallbacksOf = Callable[[RunFolder, Task], list[Callback]]
 
 def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: list[Callback] | None,
                console: bool, loggers: list[str] | None = None) -> list[Callback]:
+    if not distributed.is_main():
+        return []
     cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else []),
                            *create_loggers(list(loggers or []), folder, task)]
     if console:
@@ -35,20 +41,45 @@ def start(build: Callable[[], Task], out: str | Path, name: str, config_json: st
           callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
     """A trainer for a new run: ``out`` must be a writable folder and the ``loggers`` known before the (slow) task
     is built; the run folder is created only once the task is built, so a bad input leaves no folder behind."""
-    check_out(out)
+    distributed.init()
+    distributed.on_main(lambda: check_out(out))
     check_loggers(list(loggers or []))
     task = build()
-    folder = RunFolder(create_run_folder(out, name))
-    folder.lock()
-    folder.write_config(config_json)
-    if write_files is not None:
-        write_files(folder)
+    distributed.barrier()  # every rank built its task (a rank that failed ends this run before a folder exists)
+
+    made: list[RunFolder] = []
+
+    def create() -> Path:
+        folder = RunFolder(create_run_folder(out, name))
+        made.append(folder)
+        folder.lock()
+        folder.write_config(config_json)
+        if write_files is not None:
+            write_files(folder)
+        return folder.path
+
+    path = distributed.on_main(create)
+    folder = made[0] if made else RunFolder(path)  # rank 0 keeps the locked one
     trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     return trainer
 
 
 def open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunFolder, dict[str, Any]]:
-    """The locked run folder ``run_dir`` of a ``kind`` run, and its config as a dict."""
+    """The locked run folder ``run_dir`` of a ``kind`` run, and its config as a dict (read by rank 0, which
+    alone locks it, under torchrun)."""
+    distributed.init()
+    opened: list[RunFolder] = []
+
+    def read() -> dict[str, Any]:
+        folder, raw = _open_for_resume(run_dir, kind, command)
+        opened.append(folder)
+        return raw
+
+    raw = distributed.on_main(read)
+    return (opened[0] if opened else RunFolder(run_dir)), raw
+
+
+def _open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunFolder, dict[str, Any]]:
     folder = RunFolder(run_dir)
     try:
         raw = folder.read_config()
@@ -80,14 +111,18 @@ def resume(folder: RunFolder, task: Task, own_callbacks: CallbacksOf | None = No
            callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
     """A trainer that continues ``folder`` from its last good checkpoint (the previous one, with a warning,
     when the latest is damaged); records written after that checkpoint are dropped."""
-    state, warning = folder.load_checkpoint(map_location=task.device)
+    if distributed.current() is None:
+        state, warning = folder.load_checkpoint(map_location=task.device)
+    else:  # every rank continues from rank 0's reading of the one checkpoint
+        state, warning = distributed.on_main(lambda: folder.load_checkpoint(map_location="cpu"))
     trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     try:
         trainer.load_state_dict(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ResumeError(f"resume: the checkpoint of '{folder.path}' does not fit its config "
                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
-    if warning:
+    if warning and distributed.is_main():
         log.warning("%s", warning)
-    folder.truncate_records(trainer.progress.epoch)
+    if distributed.is_main():
+        folder.truncate_records(trainer.progress.epoch)
     return trainer

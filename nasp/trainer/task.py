@@ -63,6 +63,11 @@ class Task(ABC):
         Read at each step that reports numbers."""
         return {}
 
+    def replicated(self) -> dict[str, list[torch.Tensor]]:
+        """What every rank of a distributed run must hold identically (A and Ā, the weights): the trainer
+        compares a checksum of it across the ranks at every epoch end."""
+        return {}
+
     @abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain values only: checkpoints are loaded with ``weights_only=True``."""

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nasp import distributed
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder, RunFolderError
 from nasp.trainer.callback import Callback
@@ -96,7 +97,7 @@ class Trainer:
         try:
             return self._fit()
         except Diverged as exc:
-            return self._fail(str(exc), "diverged")
+            return self._fail(*distributed.settle_failure(str(exc), "diverged"))
         except BaseException as exc:
             reason = "io" if isinstance(exc, RunFolderError) else "error"
             if isinstance(exc, KeyboardInterrupt):
@@ -105,7 +106,7 @@ class Trainer:
                 message = str(exc)
             else:
                 message = f"{type(exc).__name__}: {exc}"
-            self._fail(message, reason)
+            self._fail(*distributed.settle_failure(message, reason))
             raise
         finally:
             self.folder.unlock()
@@ -129,6 +130,8 @@ class Trainer:
                     self.emit(StepEnd(prog.epoch, prog.step, task.steps_per_epoch, values))
             metrics, record = task.end_epoch(prog.epoch + 1)
             self._check(metrics, f"the end of epoch {prog.epoch + 1}")
+            if distributed.size() > 1:
+                distributed.check_replicas(task.replicated(), f"the end of epoch {prog.epoch + 1}")
             prog.epoch, prog.step = prog.epoch + 1, 0
             self.emit(EpochEnd(prog.epoch, task.epochs, metrics, record))
         return self._end("finished")
@@ -142,6 +145,8 @@ class Trainer:
                            f"(try a lower learning rate)")
 
     def _should_stop(self) -> bool:
+        if distributed.current() is not None:
+            return self._should_stop_together()
         if not self._running.is_set():
             prog = self.progress
             self.emit(Paused(prog.epoch, prog.step))
@@ -149,6 +154,20 @@ class Trainer:
             if not self._stop.is_set():
                 self.emit(Resumed(prog.epoch, prog.step))
         return self._stop.is_set()
+
+    def _should_stop_together(self) -> bool:
+        """Under torchrun: a stop or pause asked of any rank holds every rank at the same step (each waits in
+        a small all-reduce, every half second, until none is paused)."""
+        prog = self.progress
+        stop, pause = distributed.agree(self._stop.is_set(), not self._running.is_set())
+        if pause and not stop:
+            self.emit(Paused(prog.epoch, prog.step))
+            while pause and not stop:
+                self._running.wait(0.5)
+                stop, pause = distributed.agree(self._stop.is_set(), not self._running.is_set())
+            if not stop:
+                self.emit(Resumed(prog.epoch, prog.step))
+        return stop
 
     def _end(self, status: str) -> RunEnd:
         prog = self.progress
