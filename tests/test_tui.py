@@ -492,3 +492,93 @@ def test_bad_command_line_is_one_message_exit_2(args, message, capsys):
         main(args)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+# --- recurrent cells -----------------------------------------------------------------------------
+
+RNN_CELL = [("sigmoid", 0), ("relu", 1), ("relu", 1), ("identity", 1), ("tanh", 2), ("sigmoid", 5), ("tanh", 3),
+            ("relu", 5)]
+
+
+def fixed_rnn_run(runs: Path, name: str = "20250103-000000-nasp-rnn", epochs: int = 3) -> Path:
+    """A recurrent search's run folder with fixed, made-up contents: perplexities, A and Ā of the 36 x 4 cell."""
+    run = runs / name
+    run.mkdir(parents=True)
+    space = get_space("rnn")
+    cell = space.cells["recurrent"]
+    cfg = build_config(parse_overrides([f"epochs={epochs}", "space=rnn", "data=embedded-text", "rnn.nhid=16"]))
+    (run / "config.json").write_text(cfg.model_dump_json(indent=2))
+    geno = Genotype.from_pairs("rnn", recurrent=RNN_CELL)
+    (run / "genotype.json").write_text(geno.to_json())
+    with open(run / "events.jsonl", "w") as f:
+        f.write(json.dumps({"event": "run_start", "run_dir": str(run), "config": cfg.model_dump(mode="json"),
+                            "space": space.model_dump(), "epochs": epochs, "steps_per_epoch": 2}) + "\n")
+    with open(run / "metrics.jsonl", "w") as m, open(run / "history.jsonl", "w") as h:
+        for e in range(1, epochs + 1):
+            m.write(json.dumps({"epoch": e, "epochs": epochs, "train_loss": 7.0 - 0.3 * e, "train_acc": 0.05 * e,
+                                "val_loss": 7.1 - 0.3 * e, "val_acc": 0.04 * e, "val_ppl": round(2000.0 / e, 1),
+                                "arch_loss": 7.0, "lr": 20.0, "arch_s": 1.0, "weight_s": 0.5, "eval_s": 0.2,
+                                "elapsed_s": 1.7 * e, "param_count": 16000}) + "\n")
+            A = [[round(((r * 5 + c * 3 + e) % 10) / 10, 2) for c in range(cell.n_ops)] for r in range(cell.n_edges)]
+            disc = [[0.0] * cell.n_ops for _ in range(cell.n_edges)]
+            for j, (op, src) in enumerate(RNN_CELL):
+                disc[cell.edges.index((src, j + 1))][cell.ops.index(op)] = 1.0
+            h.write(json.dumps({"epoch": e, "A": {"recurrent": A}, "discrete": {"recurrent": disc},
+                                "genotype": geno.model_dump(mode="json", exclude_none=True)}) + "\n")
+    (run / "status.json").write_text(json.dumps({"status": "finished", "epoch": epochs, "epochs": epochs, "pid": 0,
+                                                 "val_acc": 0.04 * epochs, "val_ppl": round(2000.0 / epochs, 1)}))
+    return run
+
+
+@pytest.fixture
+def rnn_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fixed_rnn_run(Path("runs"))
+    return Path("runs")
+
+
+def test_snapshot_runs_with_a_recurrent_search(snap_compare, rnn_runs):
+    """The run browser gives a language model's perplexity; its details name the nodes as the drawing does."""
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24))
+
+
+def test_snapshot_replay_of_a_recurrent_search(snap_compare, rnn_runs):
+    async def check(pilot):
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, ReplayScreen)
+
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=check)
+
+
+def test_snapshot_recurrent_genotype_editor(snap_compare, rnn_runs):
+    async def counted(pilot):
+        await params_counted(pilot, pilot.app.screen)
+
+    assert snap_compare(NaspApp(runs_dir="runs", genotype="DARTS_V2_RNN"), terminal_size=(80, 24), run_before=counted)
+
+
+@sync
+async def test_recurrent_run_in_the_app_speaks_perplexity_and_one_input_per_node(rnn_runs):
+    """Replay, live view and editor of a recurrent cell: x_t/h_(t-1) rows, perplexity, one input select a node."""
+    run = Path("runs/20250103-000000-nasp-rnn")
+    app = NaspApp(runs_dir="runs", mode="runs")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        replay = app.screen
+        assert isinstance(replay, ReplayScreen)
+        shown = " ".join(text_of(w) for w in replay.query(Static))
+        assert "x_{t}/h_{t-1}→0" in shown and "val ppl 666.7" in shown and "c_{k-1}" not in shown
+        app.state = load_run_state(run)
+        await pilot.press("escape", "f3")
+        await pilot.pause()
+        live = " ".join(text_of(w) for w in app.screen.query(Static))
+        assert "ppl 666.7" in live and "x_{t}/h_{t-1}" in live
+    editor = NaspApp(runs_dir="runs", genotype=str(run))
+    async with editor.run_test(size=(100, 32)) as pilot:
+        screen = editor.screen
+        assert isinstance(screen, GenotypeScreen)
+        selects = [s.id for s in screen.query(Select) if s.id and s.id.startswith("s-recurrent-")]
+        assert len([i for i in selects if i.endswith("-in")]) == 8 and len([i for i in selects if i.endswith("-op")]) == 8
+        assert "22.960M" in await params_counted(pilot, screen)

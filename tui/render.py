@@ -39,11 +39,13 @@ def short_ops(ops: tuple[str, ...] | list[str]) -> list[str]:
     return [lab if labels.count(lab) == 1 else f"{lab[:2]}{k:02d}" for k, lab in enumerate(labels)]
 
 
-def _shape(cell: CellSpace, kind: str = "cnn") -> CellShape:
-    return CellShape(kind, cell.n_inputs, cell.reduction)
+def _shape(cell: CellSpace, kind: str | None = None) -> CellShape:
+    """The cell's drawing shape; its kind follows from its inputs when not given (a valid cnn cell reads 2, an rnn
+    cell 1)."""
+    return CellShape(kind or ("rnn" if cell.n_inputs == 1 else "cnn"), cell.n_inputs, cell.reduction)
 
 
-def node_names(cell: CellSpace, kind: str = "cnn") -> list[str]:
+def node_names(cell: CellSpace, kind: str | None = None) -> list[str]:
     """Names of a cell's nodes by index, as the cell graph names them: c_{k-2}, c_{k-1}, then 0, 1, ..."""
     return input_names(_shape(cell, kind)) + [str(j) for j in range(cell.n_nodes)]
 
@@ -62,7 +64,7 @@ def genotype_lines(genotype: Genotype) -> str:
     return "\n".join(lines)
 
 
-def edge_labels(cell: CellSpace, kind: str = "cnn") -> list[str]:
+def edge_labels(cell: CellSpace, kind: str | None = None) -> list[str]:
     """Row names of A, as the plots name them (``c_{k-2}→0``)."""
     return edge_names(_shape(cell, kind), cell.edges)
 

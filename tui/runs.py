@@ -32,6 +32,8 @@ class RunInfo:
     error: str | None = None
     has_checkpoint: bool = False
     has_genotype: bool = False
+    perplexity: float | None = None  # language models: the score shown instead of accuracy
+    perplexity_of: str | None = None  # which split it is on (test, val)
 
     @property
     def name(self) -> str:
@@ -61,14 +63,19 @@ def run_info(path: str | Path) -> RunInfo | None:
         space = str((start.get("genotype") or read_json(folder.genotype_path)).get("space", "?"))
         algorithm, acc, params = f"eval {cfg.get('genotype', '?')}", last.get("test_acc"), start.get("params")
         acc = st.values.get("test_acc", acc)
+        values = {**last, **st.values}
+        ppl, ppl_of = ((values["test_ppl"], "test") if values.get("test_ppl") is not None else
+                       (values.get("best_valid_ppl", values.get("valid_ppl")), "val"))
     else:
         algorithm, space = str(cfg.get("algorithm", {}).get("name", "?")), str(cfg.get("space", {}).get("name", "?"))
         acc, params = st.values.get("val_acc", last.get("val_acc")), last.get("param_count")
+        ppl, ppl_of = st.values.get("val_ppl", last.get("val_ppl")), "val"
     return RunInfo(path=folder.path, kind=st.kind, status=st.state, epoch=st.epoch or int(last.get("epoch", 0) or 0),
                    epochs=st.epochs or int(cfg.get("epochs", 0) or 0), algorithm=algorithm, space=space,
                    data=str(cfg.get("data", {}).get("name", "?")), val_acc=acc if isinstance(acc, int | float) else None,
                    param_count=params if isinstance(params, int) else None, pid=st.pid, error=st.error,
-                   has_checkpoint=folder.has_checkpoint(), has_genotype=folder.genotype_path.is_file())
+                   has_checkpoint=folder.has_checkpoint(), has_genotype=folder.genotype_path.is_file(),
+                   perplexity=ppl if isinstance(ppl, int | float) else None, perplexity_of=ppl_of)
 
 
 def list_runs(folder: str | Path) -> list[RunInfo]:

@@ -190,9 +190,16 @@ class GenotypeScreen(Screen[None]):
     def _count(self, genotype: Any, sizes: tuple[int, int, int, int]) -> None:
         """Building the network (on the meta device) takes a moment; done off the UI thread."""
         try:
-            n = genotype.param_count(*sizes)
-            text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
-                   f"{sizes[3]} in-channels"
+            space = genotype.resolve_space(strict=False)
+            if space is not None and space.kind == "rnn":  # a language model: DARTS's PTB sizes, not the CNN's
+                from nasp.evaluation.recurrent import rnn_param_count
+
+                n = rnn_param_count(genotype)
+                text = f"parameters: {n / 1e6:.3f}M ({n:,}) as DARTS's PTB model (850 wide, 10k words)"
+            else:
+                n = genotype.param_count(*sizes)
+                text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
+                       f"{sizes[3]} in-channels"
         except Exception as exc:
             text = f"parameters: cannot build the network ({type(exc).__name__}: {exc})"
         self.app.call_from_thread(self._show_params, genotype, text)

@@ -22,6 +22,13 @@ STATUS_STYLE = {"running": "bold green", "paused": "bold yellow", "stopping": "b
                 "died": "bold red"}
 
 
+def score_text(metrics: dict) -> str:
+    """A search's validation score: perplexity for a language model, else accuracy."""
+    if "val_ppl" in metrics:
+        return f"ppl {float(metrics['val_ppl']):.1f}"
+    return f"acc {float(metrics.get('val_acc', 0)):.3f}"
+
+
 def compact_status(state: LiveState, following: bool, width: int) -> Text:
     """The header in one line, for short terminals (80x24): status, epoch, step, ETA, latest losses; the message
     (a failure's, a stop's) replaces the numbers when there is one."""
@@ -37,7 +44,7 @@ def compact_status(state: LiveState, following: bool, width: int) -> Text:
         if state.step_train_loss:
             text.append(f" loss {state.step_train_loss[-1]:.3f}")
         if state.history:
-            text.append(f" val acc {float(state.history[-1].metrics.get('val_acc', 0)):.3f}")
+            text.append(f" val {score_text(state.history[-1].metrics)}")
     text.truncate(max(width, 20), overflow="ellipsis")
     return text
 
@@ -67,7 +74,7 @@ def status_text(state: LiveState, following: bool, width: int) -> Text:
     text.append(f"step: arch {state.last_arch_s:.2f}s weight {state.last_weight_s:.2f}s  ")
     if state.history:
         m = state.history[-1].metrics
-        text.append(f"val {float(m.get('val_loss', 0)):.3f}/{float(m.get('val_acc', 0)):.3f}  "
+        text.append(f"val loss {float(m.get('val_loss', 0)):.3f} {score_text(m)}  "
                     f"params {int(m.get('param_count', 0)) / 1e6:.3f}M  ")
     text.append(f"Ā updates {state.updates}, changed entries {state.changes}", style="dim")
     if state.message:
@@ -104,7 +111,8 @@ def curves(state: LiveState, width: int) -> Text:
     text = Text()
     rows = [("train loss", state.step_train_loss, "{:.3f}"), ("train acc", state.step_train_acc, "{:.2f}"),
             ("arch loss", state.step_arch_loss, "{:.3f}"), ("val loss/epoch", state.epoch_series("val_loss"), "{:.3f}"),
-            ("val acc/epoch", state.epoch_series("val_acc"), "{:.3f}"),
+            *([("val ppl/epoch", state.epoch_series("val_ppl"), "{:.1f}")] if state.epoch_series("val_ppl") else
+              [("val acc/epoch", state.epoch_series("val_acc"), "{:.3f}")]),
             ("arch s/epoch", state.epoch_series("arch_s"), "{:.1f}"),
             ("weight s/epoch", state.epoch_series("weight_s"), "{:.1f}"),
             ("params/epoch", [v / 1e6 for v in state.epoch_series("param_count")], "{:.3f}M")]

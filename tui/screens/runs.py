@@ -15,15 +15,19 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 from ..livestate import LiveState, kept_rows
 from ..runs import RunInfo, list_runs, load_run_state
 from ..widgets import NavBar, PathDialog
-from .live import GridPair, cell_texts, scroll_active_pane
+from .live import GridPair, cell_texts, score_text, scroll_active_pane
 
-COLUMNS = ("run", "algorithm", "space", "status", "epoch", "accuracy", "params")
+COLUMNS = ("run", "algorithm", "space", "status", "epoch", "score", "params")
 
 
 def info_row(info: RunInfo) -> tuple[str, ...]:
-    """A search shows its validation accuracy, an evaluation its test accuracy (the column says which)."""
+    """A search shows its validation accuracy, an evaluation its test accuracy (the column says which); a language
+    model its perplexity."""
     which = "test" if info.kind == "eval" else "val"
-    acc = f"{which} {info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
+    if isinstance(info.perplexity, (int, float)):
+        acc = f"{info.perplexity_of or which} ppl {info.perplexity:.0f}"
+    else:
+        acc = f"{which} {info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
     params = f"{info.param_count / 1e6:.3f}M" if isinstance(info.param_count, int) else "-"
     return (info.name, info.algorithm, info.space, info.status, f"{info.epoch}/{info.epochs}", acc, params)
 
@@ -255,8 +259,8 @@ class ReplayScreen(Screen[None]):
         m = rec.metrics
         where.append(f"{self.run.name}", style="bold")
         where.append(f"  epoch {rec.epoch}/{state.epochs}  ({self.index + 1} of {len(hist)} recorded)  ")
-        if "val_acc" in m:
-            where.append(f"val acc {float(m['val_acc']):.3f}  ")
+        if "val_acc" in m or "val_ppl" in m:
+            where.append(f"val {score_text(m)}  ")
         if "param_count" in m:
             where.append(f"params {int(m['param_count']) / 1e6:.3f}M  ")
         where.append("playing" if self.playing else "←/→ epoch · space play", style="dim")
