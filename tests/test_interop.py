@@ -190,21 +190,18 @@ def test_api_example_runs(tmp_path):
     assert re.search(r"test accuracy 0\.\d{3}", out), out
 
 
-def test_recurrent_darts_string_maps_to_a_recurrent_space():
-    """The recurrent form (DARTS's RNN cell) reads into the registered space whose one cell type is 'recurrent'
-    (a stand-in registered here, so this holds before and after the built-in `rnn` space exists)."""
-    from nasp import CellSpace, SearchSpace, register_space
-
-    @register_space("rnn-test")
-    def rnn_test() -> SearchSpace:
-        return SearchSpace(name="rnn-test", kind="rnn", cells={"recurrent": CellSpace(
-            ops=("tanh", "relu", "sigmoid", "identity"), n_inputs=1, n_nodes=8, inputs_per_node=1)})
+def test_recurrent_darts_strings_round_trip_to_the_rnn_space():
+    """DARTS's published RNN cells, as its genotypes.py writes them, read into the built-in `rnn` space and equal the
+    named genotypes; nasp writes them back character for character."""
+    from nasp.genotypes import get_genotype
 
     darts_v2_rnn = ("Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), "
                     "('sigmoid', 5), ('tanh', 3), ('relu', 5)], concat=range(1, 9))")
     geno = parse_darts(darts_v2_rnn)
-    assert geno.resolve_space().kind == "rnn" and list(geno.cells) == ["recurrent"]
-    assert [[(e.op, e.input) for e in node] for node in geno.cells["recurrent"]][:2] == [[("sigmoid", 0)], [("relu", 1)]]
+    assert geno.space == "rnn" and geno.resolve_space().kind == "rnn"
+    assert geno == get_genotype("DARTS_V2_RNN")
     assert to_darts(geno) == darts_v2_rnn
+    v1 = get_genotype("DARTS_V1_RNN")
+    assert parse_darts(to_darts(v1)) == v1
     with pytest.raises(GenotypeError, match="range\\(1, 9\\)"):
         parse_darts(darts_v2_rnn.replace("range(1, 9)", "range(1, 8)"))
