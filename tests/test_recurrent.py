@@ -112,7 +112,7 @@ def test_every_algorithm_searches_a_recurrent_cell_on_the_embedded_corpus(algori
     metrics = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     assert all(m["val_ppl"] > 1 for m in metrics)
     config = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert config["optim"]["lr"] == 20.0 and config["data"]["name"] == "embedded-text"
+    assert config["optim"]["lr"] == RNN_DEFAULTS["optim.lr"] and config["data"]["name"] == "embedded-text"
 
 
 def test_evaluating_a_recurrent_search_takes_its_corpus_and_the_cpu_preset(tmp_path):
