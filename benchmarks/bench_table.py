@@ -18,8 +18,10 @@ from nasp.plugins import resolve_device
 def table(report: dict[str, Any]) -> str:
     res = report["results"]
     child = res["child"]["total_s"]
+    keys = (("nhid", "bptt", "vocab_size", "batch_size", "steps") if report["settings"].get("recurrent")
+            else ("channels", "layers", "batch_size", "image_size", "steps"))
     lines = [f"**{report['space']}** on {report['device']}; settings: "
-             + ", ".join(f"{k}={report['settings'][k]}" for k in ("channels", "layers", "batch_size", "image_size", "steps")),
+             + ", ".join(f"{k}={report['settings'][k]}" for k in keys),
              "", "| | arch step s | weight step s | total s | total / child | peak MB |", "|---|---|---|---|---|---|"]
     for name, r in res.items():
         def f(key: str, digits: int = 3, r: dict[str, float] = r) -> str:

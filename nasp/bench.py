@@ -233,8 +233,8 @@ def run_bench(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
     if cfg.memory:
         for name in list(results):
             results[name]["peak_mb"] = _memory_in_subprocess(name, cfg, device)
-    report = {"space": cfg.space, "device": _device_name(device), "settings": cfg.model_dump(exclude={"memory"}),
-              "results": results}
+    report = {"space": cfg.space, "device": _device_name(device),
+              "settings": {**cfg.model_dump(exclude={"memory"}), "recurrent": _recurrent(cfg)}, "results": results}
     if cfg.eval_throughput and not _recurrent(cfg):
         from nasp.evaluation.throughput import eval_throughput
 
