@@ -1,0 +1,33 @@
+"""``nasp study``: compare algorithms over seeds (search, then evaluation), resumable; its results table."""
+
+from __future__ import annotations
+
+import argparse
+
+from nasp.cli.main import EXIT_OK, EXIT_STOPPED, _overrides, command, console
+
+
+@command("study", "algorithms x seeds, each searched and evaluated: nasp study --config configs/study-cpu.yaml "
+         "out=DIR (again, or resume=DIR, continues; table=DIR writes the table again)", _overrides)
+def cmd_study(args: argparse.Namespace) -> int:
+    from nasp.errors import ConfigError
+    from nasp.study import run_study, study_config, write_table
+
+    cfg = study_config(args.overrides, args.config)
+    if cfg.table:
+        if cfg.resume or args.config or len(args.overrides) > 1:
+            raise ConfigError("key 'table': table=DIR writes the table of a study folder and runs nothing; give no "
+                              "other keys")
+        for p in write_table(cfg.table):  # RunFolderError (one line) when it is not a study folder
+            console.print(str(p), highlight=False)
+        return EXIT_OK
+    if cfg.resume and (args.config or len(args.overrides) > 1):
+        raise ConfigError("key 'resume': resume=DIR continues a study with its own config; drop the other keys")
+    state = run_study(cfg)
+    if state == "finished":
+        from nasp.runfolder import StudyFolder
+
+        folder = StudyFolder(cfg.resume or cfg.out)
+        console.print(f"study finished: table in {folder.table_md}; figures: nasp plot {folder.path}", highlight=False)
+        return EXIT_OK
+    return EXIT_STOPPED
