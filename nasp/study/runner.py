@@ -43,23 +43,24 @@ def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tu
         raise ConfigError("key 'arms': a study needs at least one arm (a label and its algorithm), see "
                           "configs/study-cpu.yaml")
     pairs: list[tuple[SubRun, SubRun | None]] = []
-    for arm in cfg.arms:
-        for seed in cfg.arm_seeds(arm):
-            scfg = search_config(cfg, arm, seed, folder.search_dir())
-            try:
-                validate(scfg)
-            except ConfigError as exc:
-                raise ConfigError(f"arm '{arm.label}' (search): {exc}") from None
-            spath = folder.search_dir() / f"{arm.label}-s{seed}"
-            search = SubRun(arm.label, seed, "search", spath, lambda c=scfg: start_run(c, console=console),
-                            lambda p=spath: resume_run(p, console=console))
-            evaluation = None
-            if arm.evaluate:
-                ecfg = eval_config(cfg, arm, seed, spath, folder.eval_dir())
-                epath = folder.eval_dir() / f"{arm.label}-s{seed}"
-                evaluation = SubRun(arm.label, seed, "eval", epath, lambda c=ecfg: start_eval(c, console=console),
-                                    lambda p=epath: resume_eval(p, console=console))
-            pairs.append((search, evaluation))
+    seeds = sorted({seed for arm in cfg.arms for seed in cfg.arm_seeds(arm)})
+    # seed by seed, every arm: a study stopped part-way has comparable arms, not all seeds of the first
+    for arm, seed in ((arm, seed) for seed in seeds for arm in cfg.arms if seed in cfg.arm_seeds(arm)):
+        scfg = search_config(cfg, arm, seed, folder.search_dir())
+        try:
+            validate(scfg)
+        except ConfigError as exc:
+            raise ConfigError(f"arm '{arm.label}' (search): {exc}") from None
+        spath = folder.search_dir() / f"{arm.label}-s{seed}"
+        search = SubRun(arm.label, seed, "search", spath, lambda c=scfg: start_run(c, console=console),
+                        lambda p=spath: resume_run(p, console=console))
+        evaluation = None
+        if arm.evaluate:
+            ecfg = eval_config(cfg, arm, seed, spath, folder.eval_dir())
+            epath = folder.eval_dir() / f"{arm.label}-s{seed}"
+            evaluation = SubRun(arm.label, seed, "eval", epath, lambda c=ecfg: start_eval(c, console=console),
+                                lambda p=epath: resume_eval(p, console=console))
+        pairs.append((search, evaluation))
     return pairs
 
 
