@@ -14,6 +14,9 @@ A run folder (of `nasp run` or `nasp eval`) holds::
     result.json        eval only: the final numbers
     .lock              held (flock) by the one process writing the folder; the OS releases it when it dies
 
+A study folder (`nasp study`, ``StudyFolder``) holds study.json (its config and its sub-runs' states),
+search/<arm>-s<seed>/ and eval/<arm>-s<seed>/ (run folders), results.md and results.json, plots/.
+
 Guarantees (docs/reliability.md): every file is replaced atomically (a temporary file, fsync, rename; the
 temporary file is removed when a write fails); one writer at a time; checkpoints are loaded with
 ``weights_only=True``, so a checkpoint cannot run code; a run whose status says running but whose lock
