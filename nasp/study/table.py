@@ -3,6 +3,7 @@ each evaluation's result.json (the paper's Table 2 columns: test accuracy mean �
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -29,6 +30,18 @@ def _algorithm(tree: dict[str, Any]) -> str | None:
     return str(section.get("name", "nasp")) if isinstance(section, dict) else (str(section) if section else None)
 
 
+def arch_changes(history: list[dict[str, Any]]) -> float | None:
+    """Edges whose discrete architecture (Ā; DARTS: its derived cell) changed from one epoch to the next, summed
+    over the cell types, per epoch (the paper's Fig. 4 as one number)."""
+    changes = []
+    for before, after in itertools.pairwise(history):
+        a, b = before.get("discrete"), after.get("discrete")
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            return None
+        changes.append(sum(sum(1 for ra, rb in zip(a[ct], b.get(ct, []), strict=False) if ra != rb) for ct in a))
+    return statistics.fmean(changes) if changes else None
+
+
 def search_record(path: Path) -> dict[str, Any]:
     """What the table needs of one search run folder."""
     folder = RunFolder(path)
@@ -40,7 +53,7 @@ def search_record(path: Path) -> dict[str, Any]:
             "epoch_s": secs / epochs if secs is not None and isinstance(epochs, int) and epochs > 0 else None,
             "val_acc": _finite(last.get("val_acc")),
             "best_val_acc": max((v for m in metrics if (v := _finite(m.get("val_acc"))) is not None), default=None),
-            "search_params": _finite(last.get("param_count"))}
+            "search_params": _finite(last.get("param_count")), "arch_changes": arch_changes(folder.history())}
 
 
 def eval_record(path: Path) -> dict[str, Any]:
@@ -79,7 +92,8 @@ def study_results(path: str | Path) -> dict[str, Any]:
                      "test_acc": stat(evaluated, "test_acc"), "params": stat(evaluated, "params"),
                      "eval_s": stat(evaluated, "eval_s"), "search_s": stat(searched, "search_s"),
                      "epoch_s": stat(searched, "epoch_s"),
-                     "val_acc": stat(searched, "val_acc"), "search_params": stat(searched, "search_params"),
+                     "val_acc": stat(searched, "val_acc"),
+                     "arch_changes": stat(searched, "arch_changes"), "search_params": stat(searched, "search_params"),
                      "runs": runs})
     return {"study": str(folder.path), "arms": arms}
 
@@ -94,12 +108,13 @@ def _pm(s: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
 def markdown_table(results: dict[str, Any]) -> str:
     """Table 2 of the paper for this study: one row per arm."""
     lines = ["| arm | algorithm | searches | evaluations | test acc (%) | params (M) | search (s) | search s/epoch | "
-             "eval (s) | search val acc (%) |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "eval (s) | search val acc (%) | Ā changes/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for a in results["arms"]:
         lines.append(f"| {a['label']} | {a['algorithm']} | {a['searched']}/{a['planned']} | "
                      f"{a['evaluated']}/{a['planned'] if a['runs'] and 'eval' in a['runs'][0] else 0} | "
                      f"{_pm(a['test_acc'], 100)} | {_pm(a['params'], 1e-6, 4)} | {_pm(a['search_s'], 1, 0)} | "
-                     f"{_pm(a['epoch_s'], 1, 1)} | {_pm(a['eval_s'], 1, 0)} | {_pm(a['val_acc'], 100)} |")
+                     f"{_pm(a['epoch_s'], 1, 1)} | {_pm(a['eval_s'], 1, 0)} | {_pm(a['val_acc'], 100)} | "
+                     f"{_pm(a['arch_changes'], 1, 1)} |")
     return "\n".join(lines)
 
 
