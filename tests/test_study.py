@@ -178,3 +178,22 @@ def test_a_folder_holding_another_study_is_refused(tmp_path, capsys):
     assert "holds another study" in capsys.readouterr().err
     assert main(["study", f"table={tmp_path}"]) == 2
     assert "not a study folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cells", ["all", "normal"])
+def test_eta_cells_picks_the_regularised_cell_types(cells):
+    torch.manual_seed(0)
+    space = get_space("cnn12")
+    net = SearchNetwork(space, 4, 3, num_classes=5, in_channels=3)
+    cls = ALGORITHMS.get("nasp")
+    plain = cls(space, net, cls.Options(), OptimConfig(), 1, torch.device("cpu"))
+    reg = cls(space, net, cls.Options(eta=1.0, eta_cells=cells), OptimConfig(), 1, torch.device("cpu"))
+    with torch.no_grad():  # away from the tie at init (which selects skip_connect, of size 0, everywhere)
+        for ct, a in plain.A.items():
+            a.copy_(torch.rand(a.shape))
+            reg.A[ct].copy_(a)
+    batch = (torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,)))
+    _, g0 = plain.arch_gradient(batch, batch)
+    _, g1 = reg.arch_gradient(batch, batch)
+    assert not torch.equal(g0["normal"], g1["normal"])  # the normal cell is always regularised
+    assert torch.equal(g0["reduce"], g1["reduce"]) == (cells == "normal")
