@@ -30,4 +30,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         folder = StudyFolder(cfg.resume or cfg.out)
         console.print(f"study finished: table in {folder.table_md}; figures: nasp plot {folder.path}", highlight=False)
         return EXIT_OK
+    from nasp.cli.main import err_console
+
+    err_console.print(f"study stopped; continue it with: nasp study resume={cfg.resume or cfg.out}", highlight=False)
     return EXIT_STOPPED

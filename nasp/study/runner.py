@@ -43,9 +43,12 @@ def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tu
         raise ConfigError("key 'arms': a study needs at least one arm (a label and its algorithm), see "
                           "configs/study-cpu.yaml")
     pairs: list[tuple[SubRun, SubRun | None]] = []
-    seeds = sorted({seed for arm in cfg.arms for seed in cfg.arm_seeds(arm)})
-    # seed by seed, every arm: a study stopped part-way has comparable arms, not all seeds of the first
-    for arm, seed in ((arm, seed) for seed in seeds for arm in cfg.arms if seed in cfg.arm_seeds(arm)):
+    # seed by seed, every arm that runs the study's seeds (a study stopped part-way has comparable arms, not all
+    # seeds of the first), then the arms with their own seeds (a figure's extra runs)
+    common = [a for a in cfg.arms if a.seeds is None]
+    order = [(a, seed) for seed in cfg.seeds for a in common]
+    order += [(a, seed) for a in cfg.arms if a.seeds is not None for seed in a.seeds]
+    for arm, seed in order:
         scfg = search_config(cfg, arm, seed, folder.search_dir())
         try:
             validate(scfg)
