@@ -115,6 +115,7 @@ def test_study_stopped_and_resumed_keeps_finished_subruns_and_tables_their_files
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err
+    assert f"nasp study resume={study}" in err and "Traceback" not in err
     manifest = json.loads((study / "study.json").read_text())
     states = {(r["arm"], r["kind"]): r["state"] for r in manifest["runs"]}
     assert manifest["state"] == "stopped"
