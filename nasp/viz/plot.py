@@ -464,8 +464,8 @@ def plot_runs(paths: list[str | Path], out: str | Path | None = None, epoch: int
 
 # --- a study folder (`nasp study`): the paper's figures from its searches ----------------------------------
 def plot_study(path: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Fig. 3 (the ``figures.curves`` arms), Fig. 5 (``figures.proximal``), Fig. 2 (every arm of an algorithm with
-    the regulariser, when they differ in eta) and Fig. 4 (first finished seed of each ``figures.op_changes`` arm)
+    """Fig. 3 (the ``figures.curves`` arms), Fig. 5 (``figures.proximal``), Fig. 2 (the nasp arms that differ only
+    in eta, when there are several etas) and Fig. 4 (first finished seed of each ``figures.op_changes`` arm)
     from the finished searches of a study folder."""
     from nasp.config import build_config
     from nasp.runfolder import StudyFolder
@@ -496,7 +496,13 @@ def plot_study(path: str | Path, out: str | Path | None = None) -> list[Path]:
         chosen = [(a, r) for a in arms for r in runs.get(a, [])]
         if chosen:
             written.append(plot_curves([r for _, r in chosen], target / name, title, [a for a, _ in chosen]))
-    sized = [r for group in runs.values() for r in group if r.uses_eta and r.algorithm == "nasp"]
+    # Fig. 2: the nasp runs that differ only in eta (the family with the most etas: not the unselected=decay or
+    # eta_cells=normal variants, which would blur the line)
+    families: dict[str, list[RunData]] = {}
+    for r in (r for group in runs.values() for r in group if r.uses_eta and r.algorithm == "nasp"):
+        options = {k: v for k, v in r.config.get("algorithm", {}).items() if k != "eta"}
+        families.setdefault(repr(sorted(options.items())), []).append(r)
+    sized = max(families.values(), key=lambda f: len({r.eta for r in f}), default=[])
     if len({r.eta for r in sized}) > 1:
         written.append(plot_size_vs_eta(sized, target / "fig2_size_vs_eta.png"))
     for arm in cfg.figures.op_changes:
