@@ -14,6 +14,9 @@ A run folder (of `nasp run` or `nasp eval`) holds::
     result.json        eval only: the final numbers
     .lock              held (flock) by the one process writing the folder; the OS releases it when it dies
 
+A study folder (`nasp study`, ``StudyFolder``) holds study.json (its config and its sub-runs' states),
+search/<arm>-s<seed>/ and eval/<arm>-s<seed>/ (run folders), results.md and results.json, plots/.
+
 Guarantees (docs/reliability.md): every file is replaced atomically (a temporary file, fsync, rename; the
 temporary file is removed when a write fails); one writer at a time; checkpoints are loaded with
 ``weights_only=True``, so a checkpoint cannot run code; a run whose status says running but whose lock
@@ -54,6 +57,13 @@ CELLS = "cells"
 METRICS_CSV = "metrics.csv"  # loggers=csv
 TENSORBOARD = "tensorboard"  # loggers=tensorboard: event files
 LOGS = ".logs"  # in the runs folder: output of searches the terminal app started
+# a study folder (`nasp study`): its manifest, its sub-runs' folders, its table and figures
+STUDY = "study.json"
+STUDY_SEARCHES = "search"
+STUDY_EVALS = "eval"
+STUDY_TABLE_MD = "results.md"
+STUDY_TABLE_JSON = "results.json"
+PLOTS = "plots"
 
 ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
@@ -397,6 +407,10 @@ class RunFolder:
     def write_result(self, result: dict[str, Any]) -> None:
         atomic_write_text(self.path / RESULT, json.dumps(result, indent=2) + "\n")
 
+    def result(self) -> dict[str, Any]:
+        """result.json of a finished evaluation ({} when there is none)."""
+        return read_json(self.path / RESULT)
+
     # --- checkpoints and models --------------------------------------------------------------------
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """checkpoint.pt, the one before it kept as checkpoint.prev.pt. Between the two renames a crash leaves
@@ -443,6 +457,54 @@ class RunFolder:
 
     def save_model(self, which: str, record: dict[str, Any]) -> None:
         save_torch(self.model_path(which), record)
+
+
+class StudyFolder:
+    """Paths and the manifest of a study folder: study.json, search/<sub-run>, eval/<sub-run>, the table, plots/."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / STUDY
+
+    def is_study(self) -> bool:
+        return self.manifest_path.is_file()
+
+    def search_dir(self) -> Path:
+        return self.path / STUDY_SEARCHES
+
+    def eval_dir(self) -> Path:
+        return self.path / STUDY_EVALS
+
+    @property
+    def table_md(self) -> Path:
+        return self.path / STUDY_TABLE_MD
+
+    @property
+    def table_json(self) -> Path:
+        return self.path / STUDY_TABLE_JSON
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / PLOTS
+
+    def read_manifest(self) -> dict[str, Any]:
+        """study.json; RunFolderError when the folder holds none."""
+        if not self.is_study():
+            raise RunFolderError(f"'{self.path}' is not a study folder (it has no {STUDY}; `nasp study` writes one)")
+        data = read_json(self.manifest_path)
+        if not data:
+            raise RunFolderError(f"'{self.manifest_path}' is unreadable")
+        return data
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        atomic_write_text(self.manifest_path, json.dumps(manifest, indent=2) + "\n")
+
+    def write_table(self, markdown: str, data: dict[str, Any]) -> None:
+        atomic_write_text(self.table_md, markdown.rstrip("\n") + "\n")
+        atomic_write_text(self.table_json, json.dumps(data, indent=2) + "\n")
 
 
 def iter_run_folders(folder: str | Path) -> Iterator[RunFolder]:

@@ -43,7 +43,7 @@ def test_run_end_to_end_on_embedded_data(tiny_run, tmp_path, capsys):
     assert str(run / "genotype.json") in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("algorithm", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"])
+@pytest.mark.parametrize("algorithm", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd", "random"])
 @pytest.mark.parametrize("space", ["cnn7", "cnn12"])
 def test_every_algorithm_on_every_space(algorithm, space, tiny_run, tmp_path):
     overrides = [o for o in tiny_run if not o.startswith("data.limit")] + ["data.limit=64"]
@@ -68,7 +68,7 @@ def _final_state(run: Path):
     return state["task"]["algorithm"]["A"], Genotype.load(run).to_json()
 
 
-@pytest.mark.parametrize("algorithm", ["nasp", "darts-1st"])
+@pytest.mark.parametrize("algorithm", ["nasp", "darts-1st", "random"])
 def test_resume_ends_where_an_uninterrupted_run_ends(algorithm, tmp_path):
     base = ["data.limit=192", "batch_size=16", "model.channels=4", "model.layers=3", "epochs=2",
             f"algorithm={algorithm}", "algorithm.epsilon=0.2" if algorithm == "nasp" else "seed=3"]

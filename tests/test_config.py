@@ -25,7 +25,7 @@ def config(*overrides: str) -> RunConfig:
     return build_config(parse_overrides(list(overrides)))
 
 
-@pytest.mark.parametrize("name", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"])
+@pytest.mark.parametrize("name", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd", "random"])
 def test_every_algorithm_declares_its_options_and_round_trips(name):
     cfg = with_algorithm_options(config(f"algorithm={name}"))
     assert set(cfg.algorithm.given) == set(ALGORITHMS.get(name).Options.model_fields)

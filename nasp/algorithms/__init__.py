@@ -1,4 +1,4 @@
-"""Search algorithms behind one interface: nasp, pa-standard, pa-lazy, darts-1st, darts-2nd.
+"""Search algorithms behind one interface: nasp, pa-standard, pa-lazy, darts-1st, darts-2nd, random.
 
 Each declares its ``algorithm.*`` keys as its own pydantic model (``Options``, a subclass of
 AlgorithmOptions); ``algorithm_options(cfg)`` checks a run config's against the chosen algorithm's."""
@@ -6,6 +6,7 @@ AlgorithmOptions); ``algorithm_options(cfg)`` checks a run config's against the 
 from nasp.algorithms import darts as _darts  # noqa: F401  (registers)
 from nasp.algorithms import nasp as _nasp  # noqa: F401
 from nasp.algorithms import pa as _pa  # noqa: F401
+from nasp.algorithms import random_search as _random  # noqa: F401
 from nasp.algorithms.base import SearchAlgorithm
 from nasp.algorithms.darts import DARTSOptions
 from nasp.algorithms.nasp import ProximalOptions

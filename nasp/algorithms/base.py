@@ -103,11 +103,16 @@ class SearchAlgorithm(ABC):
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return cross_entropy(logits, y)
 
-    def sgd_step(self, loss: torch.Tensor) -> None:
+    def sgd_step(self, loss: torch.Tensor, fill_unused: bool = False) -> None:
         """Backward, clip and SGD step on the weights that took part in ``loss``; the gradient norm before
-        clipping is kept in ``grad_norm`` (the run loop stops a run whose norm is not finite)."""
+        clipping is kept in ``grad_norm`` (the run loop stops a run whose norm is not finite). ``fill_unused``
+        gives the other weights a zero gradient, so weight decay and momentum move them too."""
         self.w_opt.zero_grad(set_to_none=True)
         loss.backward()
+        if fill_unused:
+            for p in self.net.parameters():
+                if p.grad is None and p.requires_grad:
+                    p.grad = torch.zeros_like(p)
         distributed.average_gradients(self.net.parameters())  # under torchrun: every rank the same step
         self.grad_norm = nn.utils.clip_grad_norm_([p for p in self.net.parameters() if p.grad is not None],
                                                   self.optim_cfg.grad_clip)
@@ -125,6 +130,10 @@ class SearchAlgorithm(ABC):
     @property
     def weight_lr(self) -> float:
         return float(self.w_opt.param_groups[0]["lr"])
+
+    def validated(self, acc: float) -> None:
+        """The searched network's validation accuracy at the end of an epoch (random search keeps its best trial)."""
+        return None
 
     def end_epoch(self) -> None:
         self.sched.step()

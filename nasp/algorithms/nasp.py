@@ -25,6 +25,11 @@ class ProximalOptions(AlgorithmOptions):
     selected_value: Literal["one", "keep"] = Field(
         "one", description="value of the kept entry of Ā: 'one' (authors' code) or 'keep' (literal Proposition 1)")
     epsilon: float = Field(0.0, ge=0, le=1, description="epsilon-greedy: chance an edge takes a random op")
+    eta_cells: Literal["all", "normal"] = Field(
+        "all", description="cell types the regulariser weighs: 'all' or 'normal' (the authors' code)")
+    unselected: Literal["frozen", "decay"] = Field(
+        "frozen", description="weights of ops Ā does not select: 'frozen' (untouched) or 'decay' (a zero gradient, "
+        "so SGD's weight decay and momentum still move them, as in the authors' code)")
 
 
 class ProximalSearch(SearchAlgorithm):
@@ -36,7 +41,8 @@ class ProximalSearch(SearchAlgorithm):
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         channels = self.net.channels  # the search network's C (SearchableNetwork)
-        self.regularizer = ModelSizeRegularizer(self.space, channels, self.device)
+        cells = None if self.cfg.eta_cells == "all" else ["normal"]
+        self.regularizer = ModelSizeRegularizer(self.space, channels, self.device, cells)
 
     @property
     def selected_value(self) -> str:
@@ -89,7 +95,7 @@ class ProximalSearch(SearchAlgorithm):
         with self.autocast():
             logits = self.net(x, weights, selection)
         loss = self.loss(logits, y)
-        self.sgd_step(loss)
+        self.sgd_step(loss, fill_unused=self.cfg.unselected == "decay")
         return loss.item(), int((logits.argmax(1) == y).sum())
 
 

@@ -240,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     import nasp
     from nasp.cli import bench as _bench  # noqa: F401  (registers `bench`)
     from nasp.cli import evaluate as _evaluate  # noqa: F401  (registers `eval`, `test`, `genotypes`)
+    from nasp.cli import study as _study  # noqa: F401  (registers `study`)
     from nasp.cli import viz as _viz  # noqa: F401  (registers `render`, `plot`, `show`)
 
     parser = argparse.ArgumentParser(prog="nasp", description="Neural architecture search with proximal iterations "

@@ -99,17 +99,23 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def _plot_setup(p: argparse.ArgumentParser) -> None:
-    _paths_and_options(p, "one or more run folders, then out=DIR, epoch=N (the epoch of the A heatmap) and "
+    _paths_and_options(p, "one or more run folders (or one study folder), then out=DIR, epoch=N (the epoch of the A heatmap) and "
                           "figures=ops,heatmap,gif,curves,size")
 
 
-@command("plot", "plot searches: ops per edge (Fig. 4), A heatmaps, curves (Fig. 3), size vs eta (Fig. 2)", _plot_setup)
+@command("plot", "plot searches: ops per edge (Fig. 4), A heatmaps, curves (Fig. 3), size vs eta (Fig. 2); of a study "
+         "folder: Fig. 2-5", _plot_setup)
 def cmd_plot(args: argparse.Namespace) -> int:
-    from nasp.viz.plot import plot_runs
+    from nasp.runfolder import StudyFolder
+    from nasp.viz.plot import plot_runs, plot_study
 
     paths, options = _paths_and_options_of(args, PlotOptions)
     if not paths:
         raise VizError("give at least one run folder")
+    if len(paths) == 1 and StudyFolder(paths[0]).is_study():  # a study folder: the paper's figures
+        for p in plot_study(paths[0], options.out):
+            console.print(str(p), highlight=False)
+        return 0
     for p in plot_runs(paths, options.out, options.epoch, options.figures):
         console.print(str(p), highlight=False)
     return 0

@@ -336,11 +336,13 @@ def animate_heatmap(run: RunData, cell_type: str, out: Path, frame_ms: int = 600
 
 
 # --- Fig. 3: search curves ---------------------------------------------------------------------------
-def plot_curves(runs: list[RunData], out: Path) -> Path:
+def plot_curves(runs: list[RunData], out: Path, title: str | None = None, groups: list[str] | None = None) -> Path:
     """Validation accuracy (language models: perplexity) and loss against epochs and against wall-clock seconds; one
-    line per run."""
+    line per run. ``groups`` (one name per run, e.g. the algorithm of each seed's run) colours the runs of a group
+    alike."""
     fig = Figure(figsize=(11, 7.2), layout="constrained")
     axes = fig.subplots(2, 2, sharey="row")
+    names = list(dict.fromkeys(groups)) if groups else []
     recurrent = any("val_ppl" in r for run in runs for r in run.metrics)
     top, top_name = ("val_ppl", "validation perplexity") if recurrent else ("val_acc", "validation accuracy")
     for n, run in enumerate(runs):
@@ -349,8 +351,10 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
             continue
         ep = [r["epoch"] for r in m]
         secs = [r.get("elapsed_s", math.nan) for r in m]
-        style = {"color": f"C{n % 10}", "marker": "osD^v<>ph*"[n % 10] if len(m) <= 30 else None, "ms": 5, "lw": 1.6,
-                 "alpha": 0.9}
+        color = names.index(groups[n]) if groups else n
+        nth = groups[:n].count(groups[n]) if groups else n
+        style = {"color": f"C{color % 10}", "marker": "osD^v<>ph*"[nth % 10] if len(m) <= 30 else None, "ms": 5,
+                 "lw": 1.6, "alpha": 0.9}
         label = f"{run.label} ({secs[-1]:.0f} s)" if not math.isnan(secs[-1]) else run.label
         for row, key in enumerate((top, "val_loss")):
             y = [r.get(key, math.nan) for r in m]
@@ -367,14 +371,15 @@ def plot_curves(runs: list[RunData], out: Path) -> Path:
             else:
                 ax.set_xlim(left=0)  # the search starts at 0 s
     axes[0][0].legend(fontsize=9, title="run (search time)", title_fontsize=9)
-    fig.suptitle(f"Search curves: {top_name} and loss per epoch and against time (cf. NASP Fig. 3)", fontsize=12)
+    fig.suptitle(title or f"Search curves: {top_name} and loss per epoch and against time (cf. NASP Fig. 3)",
+                 fontsize=12)
     return _save(fig, out)
 
 
 # --- Fig. 2: model size against eta ------------------------------------------------------------------
 def plot_size_vs_eta(runs: list[RunData], out: Path) -> Path:
     """Final parameter count (and validation accuracy) of the derived network against eta, one line per
-    algorithm; runs of algorithms without the regulariser (DARTS) are left out."""
+    algorithm (the mean of its runs at each eta); runs of algorithms without the regulariser (DARTS) are left out."""
     runs = [r for r in runs if r.uses_eta and r.metrics]
     fig = Figure(figsize=(10, 4.4), layout="constrained")
     ax_size, ax_acc = fig.subplots(1, 2, sharex=True)
@@ -383,10 +388,10 @@ def plot_size_vs_eta(runs: list[RunData], out: Path) -> Path:
     for r in runs:
         groups.setdefault(r.algorithm + (f" ({r.space.name})" if len(spaces) > 1 else ""), []).append(r)
     for n, (name, group) in enumerate(sorted(groups.items())):
-        group = sorted(group, key=lambda r: r.eta)
-        etas = [r.eta for r in group]
-        size = [r.metrics[-1].get("param_count", math.nan) / 1e3 for r in group]
-        acc = [r.metrics[-1].get("val_acc", math.nan) for r in group]
+        etas = sorted({r.eta for r in group})  # runs at the same eta (seeds): their mean
+        size = [float(np.mean([r.metrics[-1].get("param_count", math.nan) / 1e3 for r in group if r.eta == e]))
+                for e in etas]
+        acc = [float(np.mean([r.metrics[-1].get("val_acc", math.nan) for r in group if r.eta == e])) for e in etas]
         ax_size.plot(etas, size, "o-", color=f"C{n % 10}", label=name)
         ax_acc.plot(etas, acc, "o-", color=f"C{n % 10}", label=name)
     etas = sorted({r.eta for r in runs})
@@ -457,4 +462,54 @@ def plot_runs(paths: list[str | Path], out: str | Path | None = None, epoch: int
         written.append(plot_curves(runs, out / "curves.png"))
     if "size" in wanted and differ:
         written.append(plot_size_vs_eta(runs, out / "size_vs_eta.png"))
+    return written
+
+
+# --- a study folder (`nasp study`): the paper's figures from its searches ----------------------------------
+def plot_study(path: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Fig. 3 (the ``figures.curves`` arms), Fig. 5 (``figures.proximal``), Fig. 2 (the nasp arms that differ only
+    in eta, when there are several etas) and Fig. 4 (first finished seed of each ``figures.op_changes`` arm)
+    from the finished searches of a study folder."""
+    from nasp.config import build_config
+    from nasp.runfolder import StudyFolder
+    from nasp.study.config import StudyConfig
+
+    folder = StudyFolder(path)
+    try:
+        cfg: StudyConfig = build_config(folder.read_manifest().get("config", {}), StudyConfig)
+    except RunFolderError as exc:
+        raise VizError(str(exc)) from None
+    runs: dict[str, list[RunData]] = {}
+    for arm in cfg.arms:
+        for seed in cfg.arm_seeds(arm):
+            run_dir = folder.search_dir() / f"{arm.label}-s{seed}"
+            if run_dir.is_dir() and RunFolder(run_dir).status().state == "finished":
+                run = load_run(run_dir)
+                run.label = f"{arm.label} s{seed}"
+                runs.setdefault(arm.label, []).append(run)
+    if not runs:
+        raise VizError(f"'{path}': no search of the study has finished yet")
+    target = Path(out) if out is not None else folder.plots_dir
+    written: list[Path] = []
+    for name, arms, title in (
+            ("fig3_search_curves.png", cfg.figures.curves,
+             "Validation accuracy and loss against epochs and search time (cf. NASP Fig. 3)"),
+            ("fig5_proximal_curves.png", cfg.figures.proximal,
+             "NASP against the proximal baselines PA-lazy and PA-standard (cf. NASP Fig. 5)")):
+        chosen = [(a, r) for a in arms for r in runs.get(a, [])]
+        if chosen:
+            written.append(plot_curves([r for _, r in chosen], target / name, title, [a for a, _ in chosen]))
+    # Fig. 2: the nasp runs that differ only in eta (the family with the most etas: not the unselected=decay or
+    # eta_cells=normal variants, which would blur the line)
+    families: dict[str, list[RunData]] = {}
+    for r in (r for group in runs.values() for r in group if r.uses_eta and r.algorithm == "nasp"):
+        options = {k: v for k, v in r.config.get("algorithm", {}).items() if k != "eta"}
+        families.setdefault(repr(sorted(options.items())), []).append(r)
+    sized = max(families.values(), key=lambda f: len({r.eta for r in f}), default=[])
+    if len({r.eta for r in sized}) > 1:
+        written.append(plot_size_vs_eta(sized, target / "fig2_size_vs_eta.png"))
+    for arm in cfg.figures.op_changes:
+        if runs.get(arm):
+            for ct in runs[arm][0].space.cells:
+                written.append(plot_op_choices(runs[arm][0], ct, target / f"fig4_ops_{_slug(arm)}_{ct}.png"))
     return written

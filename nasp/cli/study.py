@@ -1,0 +1,36 @@
+"""``nasp study``: compare algorithms over seeds (search, then evaluation), resumable; its results table."""
+
+from __future__ import annotations
+
+import argparse
+
+from nasp.cli.main import EXIT_OK, EXIT_STOPPED, _overrides, command, console
+
+
+@command("study", "algorithms x seeds, each searched and evaluated: nasp study --config study-cpu "
+         "out=DIR (again, or resume=DIR, continues; table=DIR writes the table again)", _overrides)
+def cmd_study(args: argparse.Namespace) -> int:
+    from nasp.errors import ConfigError
+    from nasp.study import run_study, study_config, write_table
+
+    cfg = study_config(args.overrides, args.config)
+    if cfg.table:
+        if cfg.resume or args.config or len(args.overrides) > 1:
+            raise ConfigError("key 'table': table=DIR writes the table of a study folder and runs nothing; give no "
+                              "other keys")
+        for p in write_table(cfg.table):  # RunFolderError (one line) when it is not a study folder
+            console.print(str(p), highlight=False)
+        return EXIT_OK
+    if cfg.resume and (args.config or len(args.overrides) > 1):
+        raise ConfigError("key 'resume': resume=DIR continues a study with its own config; drop the other keys")
+    state = run_study(cfg)
+    if state == "finished":
+        from nasp.runfolder import StudyFolder
+
+        folder = StudyFolder(cfg.resume or cfg.out)
+        console.print(f"study finished: table in {folder.table_md}; figures: nasp plot {folder.path}", highlight=False)
+        return EXIT_OK
+    from nasp.cli.main import err_console
+
+    err_console.print(f"study stopped; continue it with: nasp study resume={cfg.resume or cfg.out}", highlight=False)
+    return EXIT_STOPPED

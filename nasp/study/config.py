@@ -1,0 +1,109 @@
+"""StudyConfig: algorithms (arms) x seeds, each a search and an evaluation of its genotype (``nasp study``).
+
+An arm is a label plus the search keys that make it (``algorithm.name`` and its options); ``search`` and
+``eval`` hold the keys every arm shares (a RunConfig tree, an EvalConfig tree). Every sub-run's config is
+built and checked before the first one starts, so a bad key costs no run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from nasp.config import NAMED_SECTIONS, RunConfig, Section, build_config, load_yaml, merge, parse_overrides
+from nasp.errors import ConfigError
+from nasp.evaluation.config import EvalConfig
+from nasp.runfolder import check_name
+
+
+class StudyArm(Section):
+    label: str = Field(description="name of the arm in the table and its sub-runs' folders (e.g. nasp, darts-1st)")
+    search: dict[str, Any] = Field(default_factory=dict, description="search keys of this arm (over the shared ones), "
+                                   "e.g. {algorithm: {name: nasp, eta: 0.1}}")
+    seeds: list[int] | None = Field(None, description="seeds of this arm (default: the study's)")
+    evaluate: bool = Field(True, description="evaluate the arm's genotypes (false: search only, e.g. for a figure)")
+
+    @field_validator("label")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        try:
+            return check_name(v)
+        except ConfigError:
+            raise ValueError(f"'{v}' is not a plain name (letters, digits, '.', '_', '+', '-')") from None
+
+
+class StudyFigures(Section):
+    curves: list[str] = Field(["nasp", "darts-1st", "darts-2nd"], description="arms of Fig. 3 (validation accuracy "
+                              "against search time)")
+    proximal: list[str] = Field(["nasp", "pa-lazy", "pa-standard"], description="arms of Fig. 5 (NASP against PA)")
+    op_changes: list[str] = Field(["nasp", "darts-1st"], description="arms of Fig. 4 (op per edge per epoch, first seed)")
+
+
+class StudyConfig(Section):
+    out: str = Field("studies/study", description="the study folder (sub-runs, study.json, the table, plots)")
+    seeds: list[int] = Field([0, 1, 2], min_length=1, description="seeds of every arm (unless the arm names its own)")
+    threads: int | None = Field(None, ge=1, description="CPU threads of torch (1 is fastest on a shared CPU)")
+    search: dict[str, Any] = Field(default_factory=dict, description="search keys shared by every arm (a run config)")
+    eval: dict[str, Any] = Field(default_factory=dict, description="evaluation keys of every genotype (an eval config)")
+    arms: list[StudyArm] = Field(default_factory=list, description="the algorithms compared, each a label and keys")
+    figures: StudyFigures = Field(default_factory=StudyFigures)
+    resume: str | None = Field(None, description="study folder to continue (its own study.json config)")
+    table: str | None = Field(None, description="study folder whose table to write again from its sub-runs' files")
+
+    @field_validator("arms")
+    @classmethod
+    def _unique(cls, arms: list[StudyArm]) -> list[StudyArm]:
+        labels = [a.label for a in arms]
+        twice = sorted({x for x in labels if labels.count(x) > 1})
+        if twice:
+            raise ValueError(f"arm label '{twice[0]}' is used twice; labels name folders and must differ")
+        return arms
+
+    def arm_seeds(self, arm: StudyArm) -> list[int]:
+        return list(arm.seeds if arm.seeds is not None else self.seeds)
+
+    def study_tree(self) -> dict[str, Any]:
+        """What study.json keeps: the config without the one-off keys (resume, table)."""
+        return self.model_dump(mode="json", exclude={"resume", "table"})
+
+
+SHARED_FIXED = ("out", "name", "seed", "resume")  # set by the study for each sub-run
+
+
+def _named(tree: dict[str, Any]) -> dict[str, Any]:
+    """``algorithm: nasp`` as ``algorithm: {name: nasp}`` (likewise space, data), as in a run's YAML file."""
+    return {k: {"name": v} if k in NAMED_SECTIONS and isinstance(v, str) else v for k, v in tree.items()}
+
+
+def search_config(cfg: StudyConfig, arm: StudyArm, seed: int, out: Path) -> RunConfig:
+    """The RunConfig of arm ``arm``'s search with ``seed``, its folder ``out/<label>-s<seed>``."""
+    for section, name in ((cfg.search, "search"), (arm.search, f"arms[{arm.label}].search")):
+        fixed = [k for k in SHARED_FIXED if k in section]
+        if fixed:
+            raise ConfigError(f"key '{name}.{fixed[0]}': the study sets it for each sub-run; leave it out")
+    tree = merge(merge(_named(cfg.search), _named(arm.search)), {"seed": seed, "out": str(out), "name": f"{arm.label}-s{seed}"})
+    try:
+        return build_config(tree, RunConfig)
+    except ConfigError as exc:
+        raise ConfigError(f"arm '{arm.label}' (search): {exc}") from None
+
+
+def eval_config(cfg: StudyConfig, arm: StudyArm, seed: int, genotype: Path, out: Path) -> EvalConfig:
+    """The EvalConfig evaluating the genotype of that search (its run folder ``genotype``)."""
+    fixed = [k for k in (*SHARED_FIXED, "genotype") if k in cfg.eval]
+    if fixed:
+        raise ConfigError(f"key 'eval.{fixed[0]}': the study sets it for each sub-run; leave it out")
+    extra: dict[str, Any] = {"genotype": str(genotype), "seed": seed, "out": str(out), "name": f"{arm.label}-s{seed}"}
+    if cfg.threads is not None and "threads" not in cfg.eval:
+        extra["threads"] = cfg.threads
+    try:
+        return build_config(merge(cfg.eval, extra), EvalConfig)
+    except ConfigError as exc:
+        raise ConfigError(f"arm '{arm.label}' (eval): {exc}") from None
+
+
+def study_config(overrides: list[str], config_file: str | None = None) -> StudyConfig:
+    """A YAML study preset (optional) with top-level ``key=value`` overrides (out=, seeds=, threads=...)."""
+    tree = load_yaml(config_file, StudyConfig) if config_file else {}
+    return build_config(merge(tree, parse_overrides(overrides, StudyConfig)), StudyConfig)
