@@ -184,7 +184,7 @@ class SearchTask(Task):
         algo.net.eval()
         scored = self.problem.score(algo.logits, self.val.epoch(0, shuffle=False))
         algo.net.train()
-        algo.validated(scored["acc"])
+        algo.validated(-scored["loss"] if "ppl" in scored else scored["acc"])  # language models: lowest perplexity
         eval_s = time.perf_counter() - t0
         self.elapsed_s += eval_s
         lr = algo.weight_lr

@@ -104,7 +104,7 @@ def test_rnn_defaults_apply_where_no_key_was_given(tmp_path):
 TINY = ["space=rnn", "rnn.nhid=12", "batch_size=4", "rnn.bptt=8", "data.limit=1200", "epochs=2"]
 
 
-@pytest.mark.parametrize("algorithm", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd"])
+@pytest.mark.parametrize("algorithm", ["nasp", "pa-standard", "pa-lazy", "darts-1st", "darts-2nd", "random"])
 def test_every_algorithm_searches_a_recurrent_cell_on_the_embedded_corpus(algorithm, tmp_path):
     assert main(["run", f"algorithm={algorithm}", *TINY, f"out={tmp_path}", "name=r"]) == 0
     geno = Genotype.load(tmp_path / "r")

@@ -132,7 +132,8 @@ class SearchAlgorithm(ABC):
         return float(self.w_opt.param_groups[0]["lr"])
 
     def validated(self, acc: float) -> None:
-        """The searched network's validation accuracy at the end of an epoch (random search keeps its best trial)."""
+        """The searched network's validation score at the end of an epoch, higher is better: accuracy, or minus the
+        loss for a language model (random search keeps its best trial)."""
         return None
 
     def end_epoch(self) -> None:

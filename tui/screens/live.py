@@ -111,7 +111,8 @@ def curves(state: LiveState, width: int) -> Text:
     text = Text()
     rows = [("train loss", state.step_train_loss, "{:.3f}"), ("train acc", state.step_train_acc, "{:.2f}"),
             ("arch loss", state.step_arch_loss, "{:.3f}"), ("val loss/epoch", state.epoch_series("val_loss"), "{:.3f}"),
-            *([("val ppl/epoch", state.epoch_series("val_ppl"), "{:.1f}")] if state.epoch_series("val_ppl") else
+            *([("val ppl/epoch", state.epoch_series("val_ppl"), "{:.1f}")]
+              if any("val_ppl" in h.metrics for h in state.history) else
               [("val acc/epoch", state.epoch_series("val_acc"), "{:.3f}")]),
             ("arch s/epoch", state.epoch_series("arch_s"), "{:.1f}"),
             ("weight s/epoch", state.epoch_series("weight_s"), "{:.1f}"),
