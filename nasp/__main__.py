@@ -1,7 +1,6 @@
 """`python -m nasp`: the `nasp` command (how nasp-tui starts a search in its own process)."""
 
-import sys
-
 from nasp.cli.main import main
+from nasp.distributed import exit_process
 
-sys.exit(main())
+exit_process(main())

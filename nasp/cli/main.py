@@ -320,5 +320,6 @@ def _error(command: str, message: str) -> int:
 
 if __name__ == "__main__":  # `python -m nasp.cli.main`: run the imported module, where every command registers
     from nasp.cli.main import main as _main
+    from nasp.distributed import exit_process
 
-    sys.exit(_main())
+    exit_process(_main())
