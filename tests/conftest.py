@@ -1,6 +1,8 @@
 import pytest
 import torch
 
+from nasp.trainer import Callback
+
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -26,3 +28,15 @@ def isolated_registries():
         if name.startswith("nasp_plugin_"):
             del sys.modules[name]
 
+
+
+class StopAfter(Callback):
+    """Asks the run loop to stop after ``steps`` steps (as Ctrl-C would), for the resume tests."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_step(self, trainer, event) -> None:
+        self.steps -= 1
+        if self.steps == 0:
+            trainer.request_stop()

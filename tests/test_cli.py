@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StopAfter
 
 from nasp.cli.main import main
 from nasp.config import build_config, parse_overrides
 from nasp.genotype import Genotype
 from nasp.search import resume_run, start_run
-from nasp.trainer import Callback
 
 
 def run_cli(*args, cwd=None):
@@ -53,14 +53,6 @@ def test_every_algorithm_on_every_space(algorithm, space, tiny_run, tmp_path):
     assert all(len(node) == 2 for nodes in geno.cells.values() for node in nodes)
 
 
-class StopAfter(Callback):
-    def __init__(self, steps):
-        self.steps = steps
-
-    def on_step(self, trainer, event):
-        self.steps -= 1
-        if self.steps == 0:
-            trainer.request_stop()
 
 
 def _final_state(run: Path):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StopAfter
 
 from nasp.cli.main import main
 from nasp.data.datasets import EMBEDDED_TRAIN, ImageFolderSet, load_dataset, register_dataset
@@ -23,7 +24,6 @@ from nasp.genotype import Genotype
 from nasp.genotypes import get_genotype, list_genotypes, register_genotype, resolve_genotype
 from nasp.ops import list_ops
 from nasp.spaces import CellSpace, SearchSpace
-from nasp.trainer import Callback
 
 # a seconds-long evaluation on the real embedded data
 TINY = ["data=embedded", "data.limit=64", "data.test_limit=64", "batch_size=16", "model.channels=4", "model.layers=3",
@@ -278,14 +278,6 @@ def test_eval_a_search_run_end_to_end_and_test_it(tiny_run, tmp_path, capsys):
     assert "on 32 test images" in capsys.readouterr().out
 
 
-class StopAfter(Callback):
-    def __init__(self, steps):
-        self.steps, self.seen = steps, 0
-
-    def on_step(self, trainer, event):
-        self.seen += 1
-        if self.seen == self.steps:
-            trainer.request_stop()
 
 
 def _final(run_dir: Path):

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from conftest import StopAfter
 
 from nasp.algorithms.gradients import fast_arch_grad, naive_arch_grad
 from nasp.algorithms.prox import discretize
@@ -16,7 +17,6 @@ from nasp.model import selection_of
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow
 from nasp.search import RNN_DEFAULTS, prepare, resume_run, start_run
 from nasp.spaces import CellSpace, SearchSpace, get_space
-from nasp.trainer import Callback
 
 VOCAB = 30
 
@@ -145,14 +145,6 @@ def test_default_recurrent_search_lowers_validation_perplexity(tmp_path):
     assert (tmp_path / "plots" / "curves.png").stat().st_size > 10_000
 
 
-class StopAfter(Callback):
-    def __init__(self, steps):
-        self.steps = steps
-
-    def on_step(self, trainer, event):
-        self.steps -= 1
-        if self.steps == 0:
-            trainer.request_stop()
 
 
 def test_recurrent_search_resumed_mid_epoch_ends_as_an_uninterrupted_one(tmp_path):

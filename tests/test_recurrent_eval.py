@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StopAfter
 
 from nasp.cli.main import main
 from nasp.data.corpus import load_corpus
@@ -17,7 +18,6 @@ from nasp.evaluation.recurrent import build_rnn_network, build_text_data, score_
 from nasp.evaluation.run import validate_eval
 from nasp.genotypes import get_genotype
 from nasp.model.recurrent import selection_of_genotype
-from nasp.trainer import Callback
 
 # a few seconds on one CPU core: 8-wide model, 1,200 training tokens, 200 validation and test tokens
 TINY = ["genotype=DARTS_V2_RNN", "data=embedded-text", "data.limit=1200", "data.test_limit=200", "rnn.emsize=8",
@@ -108,14 +108,6 @@ def test_eval_end_to_end_reports_perplexities(tmp_path, capsys):
     assert math.isclose(tested["test_loss"], result["test_loss"], rel_tol=1e-6) and tested["epoch"] == result["best_epoch"]
 
 
-class StopAfter(Callback):
-    def __init__(self, steps):
-        self.steps, self.seen = steps, 0
-
-    def on_step(self, trainer, event):
-        self.seen += 1
-        if self.seen == self.steps:
-            trainer.request_stop()
 
 
 def _final(run_dir: Path):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import StopAfter
 
 from nasp.cli.main import main
 from nasp.config import build_config, parse_overrides
 from nasp.runfolder import RunFolder, create_run_folder, iter_run_folders
 from nasp.search import start_run
-from nasp.trainer import Callback, Event
+from nasp.trainer import Event
 
 TINY = ["data.limit=96", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2"]  # 3 steps an epoch
 
@@ -62,14 +63,6 @@ def write_evil(path: Path, marker: Path) -> None:
     torch.save({"format": "nasp-checkpoint/2", "task": Evil(marker), "progress": {"epoch": 0, "step": 0}}, path)
 
 
-class StopAfter(Callback):
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-
-    def on_step(self, trainer, event) -> None:
-        self.steps -= 1
-        if self.steps == 0:
-            trainer.request_stop()
 
 
 def stopped_search(out: Path, steps: int = 4, extra: tuple[str, ...] = ()) -> Path:

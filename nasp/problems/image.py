@@ -10,12 +10,12 @@ import torch.nn.functional as F
 
 from nasp import distributed
 from nasp.data import Batches, ImageSet, split_indices
-from nasp.model.search import upcast
+from nasp.problems.base import ClassificationProblem
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-class ImageClassification:
+class ImageClassification(ClassificationProblem):
     """An in-memory image set cut into the two halves a search needs (weights, architecture)."""
 
     kind = "image"
@@ -36,14 +36,6 @@ class ImageClassification:
         train = Batches(self.data, train_idx, batch_size, device, augment, seed, channels_last)
         val = Batches(self.data, val_idx, batch_size, device, False, seed + 1, channels_last)
         return train, val
-
-    @staticmethod
-    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(upcast(logits), y)
-
-    @staticmethod
-    def batch_size(batch: Batch) -> int:
-        return int(batch[1].shape[0])
 
     @torch.no_grad()
     def score(self, logits_of: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[Batch]) -> dict[str, float]:

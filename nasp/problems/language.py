@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from nasp.data.corpus import TextBatches
 from nasp.model.recurrent import HiddenCarry, TokenWindow
-from nasp.model.search import upcast
+from nasp.problems.base import ClassificationProblem
 
 Batch = tuple[TokenWindow, torch.Tensor]
 
@@ -54,7 +54,7 @@ class TokenStream:
         self._resumed = True
 
 
-class LanguageModeling:
+class LanguageModeling(ClassificationProblem):
     """A corpus (its vocabulary and training tokens) cut into the two parts a search needs."""
 
     kind = "text"
@@ -77,14 +77,6 @@ class LanguageModeling:
         train, val = (TokenStream(p, batch_size, bptt, device, seed + i) for i, p in enumerate(parts))
         self.streams = {"train": train, "val": val}
         return train, val
-
-    @staticmethod
-    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(upcast(logits), y)
-
-    @staticmethod
-    def batch_size(batch: Batch) -> int:
-        return int(batch[1].numel())
 
     @torch.no_grad()
     def score(self, logits_of: Callable[[TokenWindow], torch.Tensor], batches: Iterable[Batch]) -> dict[str, float]:
