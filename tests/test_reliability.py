@@ -159,15 +159,16 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_truncated_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
-    full = start_run(build_config(parse_overrides([*TINY, f"out={tmp_path / 'full'}"])), console=False)
-    assert full.fit().status == "finished"
+    # the uninterrupted run in a process of its own too, as the resume: the two compare to the last bit
+    full = nasp("run", *TINY, f"out={tmp_path}", "name=full")
+    assert full.returncode == 0, full.stderr
     run = stopped_search(tmp_path / "stopped", steps=5)  # epoch 1 done (checkpoint.prev.pt), stopped in epoch 2
     ckpt = run / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     done = nasp("run", f"resume={run}")
     assert done.returncode == 0, done.stderr
     assert "previous checkpoint" in done.stderr and "checkpoint.prev.pt" in done.stderr
-    compare_runs(RunFolder(full.run_dir), RunFolder(run))
+    compare_runs(RunFolder(tmp_path / "full"), RunFolder(run))
 
 
 # --- one writer per run folder --------------------------------------------------------------------------------
