@@ -14,6 +14,15 @@ def tiny_run(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """A run started in-process with ``threads=1`` sets torch's thread count for the whole process; later tests that
+    compare an in-process run with a subprocess's, to the last bit, need the count this module set."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
 def isolated_registries():
     """What a test's plugins register (in this process) is gone after it: tests see only the built-ins."""
     import sys

@@ -162,7 +162,21 @@ def test_truncated_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
     # the uninterrupted run in a process of its own too, as the resume: the two compare to the last bit
     full = nasp("run", *TINY, f"out={tmp_path}", "name=full")
     assert full.returncode == 0, full.stderr
-    run = stopped_search(tmp_path / "stopped", steps=5)  # epoch 1 done (checkpoint.prev.pt), stopped in epoch 2
+    # the stopped search in a process of its own as well (an in-process run inherits what earlier tests changed in
+    # this process, e.g. torch's thread count, and then differs in the last bits)
+    stopper = tmp_path / "stop.py"
+    stopper.write_text(f"""import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import StopAfter
+from nasp.config import build_config, parse_overrides
+from nasp.search import start_run
+trainer = start_run(build_config(parse_overrides({[*TINY, f"out={tmp_path}", "name=stopped"]!r})), [StopAfter(5)],
+                    console=False)
+assert trainer.fit().status == "stopped"
+""")
+    stopped = subprocess.run([sys.executable, str(stopper)], capture_output=True, text=True, timeout=300, check=False)
+    assert stopped.returncode == 0, stopped.stderr
+    run = tmp_path / "stopped"  # epoch 1 done (checkpoint.prev.pt), stopped in epoch 2
     ckpt = run / "checkpoint.pt"
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     done = nasp("run", f"resume={run}")
