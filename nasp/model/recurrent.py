@@ -8,8 +8,9 @@ h_t is the mean of the intermediate nodes. The three forward modes of the search
 - ``sparse``: only the selected (node, act) pairs run (NASP's weight step; with a genotype's selection and no batch
   norm this is exactly DARTS's evaluation model);
 - ``sparse`` with an :class:`ArchGradProbe`: backward through the selected ops only, through time; each node's
-  gradient dL/dnode_t is kept as it arrives, and after the backward pass every candidate of that node is scored at
-  once over all time steps, <dL/dnode, s + c * (act(h) - s)>, in a few large matrix products.
+  gradient dL/dnode_t is kept as it arrives, and after the backward pass every candidate of that node (all its
+  sources, every op) is scored at once over all time steps, <dL/dnode, s + c * (act(h) - s)>, in a few large
+  matrix products.
 
 A batch's inputs are a :class:`TokenWindow`: tokens plus where the hidden state comes from (the previous window of
 the same stream) and a seed for its dropout masks, so every forward over one window (an architecture step, a weight
@@ -113,45 +114,82 @@ class _NodeProbe:
         self.node_grads: list[list[torch.Tensor | None]] = [[None] * steps for _ in range(net.cell.n_nodes)]
         self.states: list[list[torch.Tensor]] = []  # per t: the detached nodes s_0..s_n (pre-output)
         self.h_mask: torch.Tensor | None = None
-        self.kept: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}  # (node, edge) -> per t (c, h)
         probe.finishers.append(self.finish)
 
-    def keep(self, j: int, t: int, e: int, c: torch.Tensor, h: torch.Tensor) -> None:
-        """The selected edge's (sigmoid(c), h) from the forward pass, so the probe need not compute them again."""
-        self.kept.setdefault((j, e), []).append((c.detach(), h.detach()))
+    def watch(self, nodes: torch.Tensor, which: list[int], t: int) -> None:
+        """Keep dL/dnode at step t of the nodes ``which``, stacked in ``nodes`` (before their batch norm)."""
+        if nodes.requires_grad:
+            nodes.register_hook(lambda g: self._keep(which, t, g))
 
-    def watch(self, node: torch.Tensor, j: int, t: int) -> None:
-        if node.requires_grad:
-            node.register_hook(lambda g: self._keep(j, t, g))
-
-    def _keep(self, j: int, t: int, g: torch.Tensor) -> None:
-        self.node_grads[j][t] = upcast(g)
+    def _keep(self, which: list[int], t: int, g: torch.Tensor) -> None:
+        for i, j in enumerate(which):
+            self.node_grads[j][t] = upcast(g[i])
 
     @torch.no_grad()
     def finish(self) -> None:
+        """Per node j, every candidate (source i, op k) at once over all steps: with [c, h] = (s_i * m) W_j,
+        dL/dĀ[i->j, k] = sum_t <G_t, s_i + sigmoid(c) * (op_k(h) - s_i)>, G_t = dL/dnode_j at t. One product
+        through W_j for all of j's sources, one op call per op, and the sums as matrix-vector products."""
         net, cell = self.net, self.net.cell
-        steps = len(self.states)
+        if not self.states:
+            return
+        every = torch.stack([torch.stack(st) for st in self.states], dim=1)  # (states, T, B, nhid)
         for j in range(cell.n_nodes):
             got = self.node_grads[j]
             if any(g is None for g in got):
                 continue
-            G = torch.stack(got)  # (T, B, nhid)  # type: ignore[arg-type]
-            for e in cell.node_edges(j):
-                src = cell.edges[e][0]
-                S = upcast(torch.stack([self.states[t][src] for t in range(steps)]))
-                kept = self.kept.get((j, e))
-                if kept is not None and len(kept) == steps:
-                    c, h = upcast(torch.stack([ch[0] for ch in kept])), upcast(torch.stack([ch[1] for ch in kept]))
-                else:
-                    c, h = net.node_inputs(S, j, self.h_mask)
-                    c, h = upcast(c), upcast(h)
-                Gc = G * c
-                base = torch.sum(G * S) - torch.sum(Gc * S)
-                for k, op in enumerate(net.ops):
-                    self.grads[e, k] += base + torch.sum(Gc * upcast(op(h)))
+            rows = cell.node_edges(j)
+            S = every[[cell.edges[e][0] for e in rows]]  # (sources, T, B, nhid)
+            c, h = net.node_inputs(S, j, self.h_mask)
+            S, c, h = upcast(S), upcast(c), upcast(h)
+            n = S.shape[0]
+            G = torch.stack(got).reshape(-1, 1)  # type: ignore[arg-type]
+            Gc = c * G.view(1, *S.shape[1:])
+            flat_s = S.reshape(n, -1)
+            base = (flat_s @ G).view(n) - torch.linalg.vecdot(Gc.reshape(n, -1), flat_s)
+            for k, op in enumerate(net.ops):
+                self.grads[rows, k] += base + torch.linalg.vecdot(Gc.reshape(n, -1), upcast(op(h)).reshape(n, -1))
         self.node_grads.clear()
         self.states.clear()
-        self.kept.clear()
+
+
+@dataclass
+class _Level:
+    """Nodes of a sparse cell that read only earlier levels, computed together: one product through their stacked
+    W_j, one call per op, one batch norm. ``pairs`` (node, source, op column) are ordered by op, so each op reads a
+    contiguous slice."""
+
+    nodes: list[int]
+    sources: list[int]
+    weight: torch.Tensor  # (pairs, nhid, 2 nhid): W_j of each pair's node
+    ops: list[tuple[int, int, int]]  # (op column, first pair, end)
+    scale: torch.Tensor | None  # (pairs, 1, 1): Ā's kept values ('keep'), or None
+    owner: torch.Tensor | None  # (pairs,): each pair's node within the level, when a node has several pairs
+
+
+def _levels(net: RecurrentNetwork, sel: Selection, w: torch.Tensor | None) -> list[_Level]:
+    """The selected cell in levels: a node's level is one more than its deepest source's (the input's is 0). A chain
+    still takes one level per node; DARTS's V2 cell takes 4 levels for its 8 nodes."""
+    cell, first = net.cell, net.cell.n_inputs
+    depth = [0] * (first + cell.n_nodes)
+    for j in range(cell.n_nodes):
+        depth[first + j] = 1 + max((depth[cell.edges[e][0]] for e, _ in sel[j]), default=0)
+    levels = []
+    for d in sorted({depth[first + j] for j in range(cell.n_nodes) if sel[j]}):
+        nodes = [j for j in range(cell.n_nodes) if sel[j] and depth[first + j] == d]
+        pairs = sorted(((k, i, j, e) for i, j in enumerate(nodes) for e, k in sel[j]))
+        ops = [(k, min(p for p, q in enumerate(pairs) if q[0] == k), 1 + max(p for p, q in enumerate(pairs) if q[0] == k))
+               for k in sorted({q[0] for q in pairs})]
+        single = len(pairs) == len(nodes)
+        if single:  # one pair per node: the level's nodes in the pairs' order
+            nodes = [nodes[i] for _, i, _, _ in pairs]
+        levels.append(_Level(
+            nodes=nodes, sources=[cell.edges[e][0] for _, _, _, e in pairs],
+            weight=torch.stack([net.Ws[j] for _, _, j, _ in pairs]), ops=ops,
+            scale=None if w is None else torch.stack([w[e, k] for k, _, _, e in pairs]).view(-1, 1, 1),
+            owner=None if single else torch.tensor([i for _, i, _, _ in pairs], device=w.device if w is not None
+                                                   else net.W0.device)))
+    return levels
 
 
 class RecurrentNetwork(nn.Module):
@@ -229,9 +267,11 @@ class RecurrentNetwork(nn.Module):
             node_probe.h_mask = h_mask
         # x_t's part of [x_t, h_{t-1}] W0 for every step at once (one large product instead of T small ones)
         x_proj = (emb * x_mask if x_mask is not None else emb) @ self.W0[: self.emsize]
+        levels = None if sel is None else _levels(self, sel, w)
+        w_h = self.W0[self.emsize:]
         outputs = []
         for t in range(steps):
-            hidden = self.cell_step(x_proj[t], hidden, h_mask, w, sel, node_probe, t)
+            hidden = self.cell_step(x_proj[t], hidden, h_mask, w_h, w, levels, node_probe, t)
             outputs.append(hidden)
         x.carry.store(x.index, hidden)
         out = torch.stack(outputs)
@@ -239,39 +279,53 @@ class RecurrentNetwork(nn.Module):
             out = out * _mask((1, batch, self.nhid), d.dropout, gen, out)
         return self.decoder(out.view(steps * batch, self.nhid))
 
-    def cell_step(self, x_proj: torch.Tensor, h_prev: torch.Tensor, h_mask: torch.Tensor | None, w: torch.Tensor | None,
-                  sel: Selection | None, probe: _NodeProbe | None, t: int) -> torch.Tensor:
-        """h_t from x_t's projection (x_t W0[:emsize]) and h_{t-1}."""
+    def cell_step(self, x_proj: torch.Tensor, h_prev: torch.Tensor, h_mask: torch.Tensor | None,
+                  w_h: torch.Tensor, w: torch.Tensor | None, levels: list[_Level] | None, probe: _NodeProbe | None,
+                  t: int) -> torch.Tensor:
+        """h_t from x_t's projection (x_t W0[:emsize]) and h_{t-1}; ``w_h`` is W0[emsize:]."""
         cell = self.cell
         h_in = h_prev * h_mask if h_mask is not None else h_prev
-        c0, h0 = torch.split(torch.addmm(x_proj, h_in, self.W0[self.emsize:]), self.nhid, dim=-1)
+        c0, h0 = torch.split(torch.addmm(x_proj, h_in, w_h), self.nhid, dim=-1)
         s0 = self._norm(torch.lerp(h_prev, torch.tanh(h0), torch.sigmoid(c0)))
-        states = [s0]
-        for j in range(cell.n_nodes):
-            if sel is None:  # dense: every earlier node through every op, batched over the sources
-                assert w is not None
+        states: list[torch.Tensor] = [s0]
+        if levels is None:  # dense: every earlier node through every op, batched over the sources
+            assert w is not None
+            for j in range(cell.n_nodes):
                 rows = cell.node_edges(j)
                 S = torch.stack(states)
                 c, h = self.node_inputs(S, j, h_mask)
                 mix = 0
                 for k, op in enumerate(self.ops):  # as DARTS: one op over all sources at once
                     mix = mix + (w[rows.start:rows.stop, k, None, None] * torch.lerp(S, op(h), c)).sum(0)
-            else:
-                terms = []
-                for e, k in sel[j]:
-                    s = states[cell.edges[e][0]]
-                    c, h = self.node_inputs(s, j, h_mask)
-                    if probe is not None:
-                        probe.keep(j, t, e, c, h)
-                    u = torch.lerp(s, self.ops[k](h), c)
-                    terms.append(u if w is None else w[e, k] * u)
-                mix = sum(terms[1:], terms[0]) if terms else torch.zeros_like(s0)
-            if probe is not None:
-                probe.watch(mix, j, t)  # type: ignore[arg-type]
-            states.append(self._norm(mix))  # type: ignore[arg-type]
+                states.append(self._norm(mix))  # type: ignore[arg-type]
+        else:
+            states += [self._norm(torch.zeros_like(s0))] * cell.n_nodes  # a node without inputs stays 0
+            for level in levels:
+                S = torch.stack([states[i] for i in level.sources])
+                c, h = torch.split(torch.bmm(S * h_mask if h_mask is not None else S, level.weight), self.nhid, dim=-1)
+                acts = [self.ops[k](h[lo:hi]) for k, lo, hi in level.ops]
+                mix = torch.lerp(S, acts[0] if len(acts) == 1 else torch.cat(acts), torch.sigmoid(c))
+                if level.scale is not None:
+                    mix = mix * level.scale
+                if level.owner is not None:  # several pairs per node: sum each node's
+                    mix = mix.new_zeros(len(level.nodes), *mix.shape[1:]).index_add(0, level.owner, mix)
+                if probe is not None:
+                    probe.watch(mix, level.nodes, t)
+                for j, s in zip(level.nodes, self._norm_level(mix), strict=True):
+                    states[cell.n_inputs + j] = s
         if probe is not None:
             probe.states.append([s.detach() for s in states])
         return torch.stack(states[cell.n_inputs:]).mean(0)
+
+    def _norm_level(self, mix: torch.Tensor) -> list[torch.Tensor]:
+        """Batch norm of each of a level's nodes (n, B, nhid) on its own statistics: one call on (B, n * nhid)."""
+        if self.bn is None:
+            return list(mix.unbind(0))
+        n, batch, nhid = mix.shape
+        if n == 1:
+            return [self.bn(mix[0])]
+        flat = F.batch_norm(mix.transpose(0, 1).reshape(batch, n * nhid), None, None, training=True, eps=self.bn.eps)
+        return list(flat.view(batch, n, nhid).unbind(1))
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return list(self.parameters())
