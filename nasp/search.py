@@ -18,7 +18,7 @@ from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, estimate_search_memory
+from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -291,7 +291,7 @@ def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tu
     torch.manual_seed(cfg.seed)
     dropouts = RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute)
     net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, **problem.network_shape).to(device)
-    params = sum(p.numel() for p in net.parameters())  # every node keeps its W_j whatever it reads: one size
+    params = count_params(net)  # every node keeps its W_j whatever it reads: one size
     return problem, train, val, net, lambda genotype: params
 
 

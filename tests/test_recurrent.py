@@ -80,6 +80,42 @@ def test_sparse_dense_and_genotype_forwards_agree_and_carry_the_hidden_state():
     assert not torch.allclose(net(nxt, None, {"recurrent": selection_of(mask, cell)}), sparse)  # carried on
 
 
+def test_sparse_forward_of_a_node_with_several_inputs_and_kept_values_equals_the_dense_one():
+    """The sparse cell runs nodes of one depth together; a node reading two sources (Ā's 'keep' values on them) still
+    sums both, as the dense cell does."""
+    space = get_space("rnn")
+    net = _net(space)
+    cell = space.cells["recurrent"]
+    abar = torch.zeros(cell.n_edges, cell.n_ops, dtype=torch.float64)
+    picks = [(0, 1), (1, 0), (2, 3), (3, 2), (4, 1), (6, 0), (9, 3), (13, 2), (20, 1), (33, 0)]  # node 3: edges 6, 9
+    for e, k in picks:
+        abar[e, k] = 0.3 + 0.05 * k
+    mask = abar > 0
+    x, _ = _window()
+    sparse = net(x, {"recurrent": abar}, {"recurrent": selection_of(mask, cell)})
+    dense = net(TokenWindow(x.tokens, x.carry, x.index, x.seed), {"recurrent": abar})
+    assert torch.allclose(sparse, dense, atol=1e-12)
+
+
+def test_activation_regularisers_of_a_training_forward():
+    """alpha * mean(dropped output^2) + beta * mean((h_t - h_{t-1})^2), from what the decoder reads."""
+    space = get_space("rnn")
+    torch.manual_seed(0)
+    net = RecurrentNetwork(space, VOCAB, 8, 8, RNNDropouts(0.0, 0.3, 0.4, 0.2, 0.1), alpha=2.0, beta=3.0).double()
+    seen = []
+    net.decoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    x, _ = _window()
+    cell = space.cells["recurrent"]
+    _, mask = discretize(torch.rand(cell.n_edges, cell.n_ops, dtype=torch.float64), cell, "one")
+    net(x, None, {"recurrent": selection_of(mask, cell)})
+    h = seen[0].view(6, 5, 8)  # no output dropout: the raw output h_1..h_T
+    expected = 2.0 * h.pow(2).mean() + 3.0 * (h[1:] - h[:-1]).pow(2).mean()
+    assert net.penalty is not None and torch.isclose(net.penalty, expected, rtol=1e-12)
+    net.eval()
+    net(x, None, {"recurrent": selection_of(mask, cell)})
+    assert net.penalty is None  # scoring adds none
+
+
 def test_recurrent_space_and_ops_are_checked():
     space = get_space("rnn")
     assert (space.kind, space.cells["recurrent"].n_nodes, space.cells["recurrent"].n_edges) == ("rnn", 8, 36)

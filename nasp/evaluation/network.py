@@ -149,7 +149,3 @@ class EvalNetwork(nn.Module):
         logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
         return (logits, aux) if self.training else logits
 
-
-def count_params(net: nn.Module, auxiliary: bool = False) -> int:
-    """Parameters of ``net``; without the auxiliary head unless asked (DARTS's convention)."""
-    return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary."))

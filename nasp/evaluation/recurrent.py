@@ -29,6 +29,7 @@ from nasp.errors import ConfigError, DataError
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import derive_seed
 from nasp.genotype import Genotype
+from nasp.model.budget import count_params
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow, selection_of_genotype
 from nasp.runfolder import RunFolder
 from nasp.trainer import Callback, Task
@@ -53,41 +54,14 @@ def perplexity(loss: float | None) -> float | None:
     return None if loss is None else math.exp(min(loss, 700.0))
 
 
-class EvalRecurrentNetwork(RecurrentNetwork):
-    """``RecurrentNetwork`` that also hands over, for the activation regularisers, the raw output h_1..h_T of the
-    last forward (``raw``) and the dropped output the decoder read (``dropped``); same parameters, same state dict."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.recording = False
-        self.raw: list[torch.Tensor] = []
-        self.dropped: torch.Tensor | None = None
-        self.decoder.register_forward_pre_hook(self._keep_dropped)
-
-    def _keep_dropped(self, module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        if self.recording:
-            self.dropped = args[0]
-
-    def cell_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        h = super().cell_step(*args, **kwargs)
-        if self.recording:
-            self.raw.append(h)
-        return h
-
-
-def build_rnn_network(genotype: Genotype, cfg: EvalConfig, vocab_size: int) -> EvalRecurrentNetwork:
+def build_rnn_network(genotype: Genotype, cfg: EvalConfig, vocab_size: int) -> RecurrentNetwork:
     r = cfg.rnn
     space = genotype.resolve_space()
     assert space is not None
-    net = EvalRecurrentNetwork(space, vocab_size, r.emsize, r.nhid,
-                               RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute),
-                               batch_norm=False, init_range=r.init_range)
+    net = RecurrentNetwork(space, vocab_size, r.emsize, r.nhid,
+                           RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute),
+                           batch_norm=False, init_range=r.init_range, alpha=r.alpha, beta=r.beta)
     return net
-
-
-def count_params(net: nn.Module) -> int:
-    """Distinct parameters (the tied embedding/decoder matrix once), as DARTS counts them."""
-    return sum(p.numel() for p in net.parameters())
 
 
 def vocab_size_for(cfg: EvalConfig) -> int:
@@ -158,7 +132,7 @@ class RNNEvalTask(Task):
     command = "eval"
     verb = "evaluating"
 
-    def __init__(self, cfg: EvalConfig, net: EvalRecurrentNetwork, selection: Any, data: TextData,
+    def __init__(self, cfg: EvalConfig, net: RecurrentNetwork, selection: Any, data: TextData,
                  genotype: dict[str, Any], params: int) -> None:
         self.cfg = cfg
         self.config = cfg.model_dump(mode="json")
@@ -219,17 +193,9 @@ class RNNEvalTask(Task):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         net = self.net
-        net.recording = r.alpha > 0 or r.beta > 0
-        net.raw = []
         logits = net(TokenWindow(x, self.carry, step, derive_seed(self.cfg.seed, epoch, step, 3)), selection=self.selection)
         raw_loss = nn.functional.cross_entropy(logits.float(), y)
-        loss = raw_loss
-        if r.alpha > 0 and net.dropped is not None:
-            loss = loss + r.alpha * net.dropped.float().pow(2).mean()
-        if r.beta > 0 and len(net.raw) > 1:
-            h = torch.stack(net.raw).float()
-            loss = loss + r.beta * (h[1:] - h[:-1]).pow(2).mean()
-        net.recording, net.raw, net.dropped = False, [], None
+        loss = raw_loss if net.penalty is None else raw_loss + net.penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)

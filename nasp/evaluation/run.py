@@ -15,11 +15,11 @@ from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, Re
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
 from nasp.evaluation.config import EvalConfig, apply_rnn_defaults
 from nasp.evaluation.data import build_eval_data
-from nasp.evaluation.network import EvalNetwork, count_params
+from nasp.evaluation.network import EvalNetwork
 from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
 from nasp.genotypes import resolve_genotype
-from nasp.model.budget import available_memory, check_memory, estimate_eval_memory
+from nasp.model.budget import available_memory, check_memory, count_params, estimate_eval_memory
 from nasp.plugins import load_plugins, resolve_device
 from nasp.runfolder import GENOTYPE, RunFolder, RunFolderError, default_name, load_torch
 from nasp.trainer import Callback, Task, Trainer, launch

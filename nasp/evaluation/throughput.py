@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from nasp.evaluation.data import derive_seed
-from nasp.evaluation.network import EvalNetwork, count_params
+from nasp.evaluation.network import EvalNetwork
 from nasp.evaluation.task import autocast
 from nasp.genotypes import get_genotype
+from nasp.model.budget import count_params
 
 
 def eval_throughput(device: torch.device, genotype: str = "DARTS_V2", channels: int = 36, layers: int = 20,

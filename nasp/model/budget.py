@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from nasp.genotype import Genotype
     from nasp.spaces import SearchSpace
 
+
+def count_params(net: nn.Module, auxiliary: bool = False) -> int:
+    """Parameters of ``net``, each once (a tied embedding and decoder count once, as DARTS counts them); without an
+    auxiliary head unless asked (DARTS's convention)."""
+    return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary."))
+
 GIB = 1024**3
 LOWER_KEYS = ("batch_size", "model.channels", "model.layers")
 

@@ -198,7 +198,8 @@ class RecurrentNetwork(nn.Module):
     its evaluation model does not."""
 
     def __init__(self, space: SearchSpace, vocab_size: int, emsize: int = 300, nhid: int = 300,
-                 dropouts: RNNDropouts | None = None, batch_norm: bool = True, init_range: float = INIT_RANGE) -> None:
+                 dropouts: RNNDropouts | None = None, batch_norm: bool = True, init_range: float = INIT_RANGE,
+                 alpha: float = 0.0, beta: float = 0.0) -> None:
         super().__init__()
         if space.kind != "rnn":
             raise ValueError(f"RecurrentNetwork builds rnn spaces, not '{space.kind}'")
@@ -208,6 +209,8 @@ class RecurrentNetwork(nn.Module):
         self.vocab_size, self.emsize, self.nhid = vocab_size, emsize, nhid
         self.channels = nhid  # the width the model-size regulariser weighs ops at (SearchableNetwork)
         self.dropouts = dropouts or RNNDropouts()
+        self.alpha, self.beta = alpha, beta
+        self.penalty: torch.Tensor | None = None  # the last training forward's activation regularisers
         self.encoder = nn.Embedding(vocab_size, emsize)
         self.W0 = nn.Parameter(torch.empty(emsize + nhid, 2 * nhid).uniform_(-init_range, init_range))
         self.Ws = nn.ParameterList(nn.Parameter(torch.empty(nhid, 2 * nhid).uniform_(-init_range, init_range))
@@ -274,10 +277,20 @@ class RecurrentNetwork(nn.Module):
             hidden = self.cell_step(x_proj[t], hidden, h_mask, w_h, w, levels, node_probe, t)
             outputs.append(hidden)
         x.carry.store(x.index, hidden)
-        out = torch.stack(outputs)
-        if gen is not None and d.dropout > 0:
-            out = out * _mask((1, batch, self.nhid), d.dropout, gen, out)
+        raw = torch.stack(outputs)
+        out = raw * _mask((1, batch, self.nhid), d.dropout, gen, raw) if gen is not None and d.dropout > 0 else raw
+        self.penalty = self._activation_penalty(raw, out) if self.training else None
         return self.decoder(out.view(steps * batch, self.nhid))
+
+    def _activation_penalty(self, raw: torch.Tensor, dropped: torch.Tensor) -> torch.Tensor | None:
+        """DARTS's (AWD-LSTM's) activation regularisers of a training forward, for the weights' loss only:
+        alpha * mean(dropped output^2) + beta * mean((h_t - h_{t-1})^2) over the raw output."""
+        terms = []
+        if self.alpha > 0:
+            terms.append(self.alpha * upcast(dropped).pow(2).mean())
+        if self.beta > 0 and raw.shape[0] > 1:
+            terms.append(self.beta * upcast(raw[1:] - raw[:-1]).pow(2).mean())
+        return sum(terms[1:], terms[0]) if terms else None
 
     def cell_step(self, x_proj: torch.Tensor, h_prev: torch.Tensor, h_mask: torch.Tensor | None,
                   w_h: torch.Tensor, w: torch.Tensor | None, levels: list[_Level] | None, probe: _NodeProbe | None,
