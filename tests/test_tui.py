@@ -582,3 +582,7 @@ async def test_recurrent_run_in_the_app_speaks_perplexity_and_one_input_per_node
         selects = [s.id for s in screen.query(Select) if s.id and s.id.startswith("s-recurrent-")]
         assert len([i for i in selects if i.endswith("-in")]) == 8 and len([i for i in selects if i.endswith("-op")]) == 8
         assert "22.960M" in await params_counted(pilot, screen)
+        assert not screen.query_one("#sizes").display and screen.query_one("#rnn-sizes").display
+        screen.query_one("#rnn-nhid", Input).value = "300"  # 10k x 300 tied + 10k bias + 600 x 600 + 8 x 300 x 600
+        await wait_for(pilot, lambda: "4.810M" in text_of(screen.query_one("#params", Static)), timeout=60,
+                       what="the count at 300 wide")

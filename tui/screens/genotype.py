@@ -54,6 +54,9 @@ class GenotypeScreen(Screen[None]):
     GenotypeScreen #sizes { height: 1; margin-top: 1; }
     GenotypeScreen #sizes Label { width: auto; margin-right: 1; }
     GenotypeScreen #sizes Input { width: 6; margin-right: 1; }
+    GenotypeScreen #rnn-sizes { height: 1; margin-top: 1; display: none; }
+    GenotypeScreen #rnn-sizes Label { width: auto; margin-right: 1; }
+    GenotypeScreen #rnn-sizes Input { width: 7; margin-right: 1; }
     GenotypeScreen #params { height: 1; }
     GenotypeScreen #message { height: auto; margin-top: 1; }
     GenotypeScreen #message.-empty { display: none; }
@@ -95,6 +98,11 @@ class GenotypeScreen(Screen[None]):
                 yield Input("10", id="size-k", compact=True, type="integer")
                 yield Label("in-ch")
                 yield Input("3", id="size-i", compact=True, type="integer")
+            with Horizontal(id="rnn-sizes"):  # a recurrent genotype's language model (DARTS's PTB sizes)
+                yield Label("language model: emsize = nhid")
+                yield Input("850", id="rnn-nhid", compact=True, type="integer")
+                yield Label("words")
+                yield Input("10000", id="rnn-vocab", compact=True, type="integer")
             yield Static("", id="params")
             yield Static("", id="message", classes="-empty")
             yield Static("", id="drawing")
@@ -123,6 +131,8 @@ class GenotypeScreen(Screen[None]):
                                "F4: pick a run and press g · F3: g edits the running search's genotype"))
             self.redraw()
             return
+        self.query_one("#sizes").display = not self.recurrent
+        self.query_one("#rnn-sizes").display = self.recurrent
         widgets: list[Any] = []
         for ct, nodes in edit.genotype.cells.items():
             widgets.append(Label(f"{ct} cell", classes="cellname"))
@@ -164,15 +174,21 @@ class GenotypeScreen(Screen[None]):
         msg.set_class(not message, "-empty")
         msg.update(Text(message))
 
-    def sizes(self) -> tuple[int, int, int, int] | None:
+    @property
+    def recurrent(self) -> bool:
+        return self.edit is not None and self.edit.space.kind == "rnn"
+
+    def sizes(self) -> tuple[int, ...] | None:
+        """C, cells, classes, in-channels (cnn); nhid, words (rnn): whole numbers, else None."""
+        ids = ["rnn-nhid", "rnn-vocab"] if self.recurrent else [f"size-{k}" for k in "clki"]
         try:
-            vals = tuple(int(self.query_one(f"#size-{k}", Input).value) for k in "clki")
+            vals = tuple(int(self.query_one(f"#{i}", Input).value) for i in ids)
         except ValueError:
             return None
-        return vals if all(v >= 1 for v in vals) else None  # type: ignore[return-value]
+        return vals if all(v >= 1 for v in vals) and (not self.recurrent or vals[1] >= 2) else None
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id and event.input.id.startswith("size-"):
+        if event.input.id and event.input.id.startswith(("size-", "rnn-")):
             self.count_params()
 
     def count_params(self) -> None:
@@ -180,22 +196,25 @@ class GenotypeScreen(Screen[None]):
         if edit is None:
             return
         if sizes is None:
-            self.param_text = "parameters: give whole numbers ≥ 1 for C, cells, classes and in-channels"
+            self.param_text = ("parameters: give whole numbers for the width (≥ 1) and the words (≥ 2)" if self.recurrent
+                               else "parameters: give whole numbers ≥ 1 for C, cells, classes and in-channels")
             self.query_one("#params", Static).update(self.param_text)
             return
         self.query_one("#params", Static).update(f"parameters: counting… ({self.param_text or 'building on meta'})")
         self._count(edit.genotype, sizes)
 
     @work(thread=True, exclusive=True, group="params", exit_on_error=False)
-    def _count(self, genotype: Any, sizes: tuple[int, int, int, int]) -> None:
+    def _count(self, genotype: Any, sizes: tuple[int, ...]) -> None:
         """Building the network (on the meta device) takes a moment; done off the UI thread."""
         try:
             space = genotype.resolve_space(strict=False)
-            if space is not None and space.kind == "rnn":  # a language model: DARTS's PTB sizes, not the CNN's
+            if space is not None and space.kind == "rnn":  # a language model, not the CNN
+                from nasp.evaluation.config import EvalConfig
                 from nasp.evaluation.recurrent import rnn_param_count
 
-                n = rnn_param_count(genotype)
-                text = f"parameters: {n / 1e6:.3f}M ({n:,}) as DARTS's PTB model (850 wide, 10k words)"
+                nhid, words = sizes
+                n = rnn_param_count(genotype, EvalConfig(rnn={"emsize": nhid, "nhid": nhid}), words)
+                text = f"parameters: {n / 1e6:.3f}M ({n:,}) at emsize = nhid = {nhid}, {words:,} words"
             else:
                 n = genotype.param_count(*sizes)
                 text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
