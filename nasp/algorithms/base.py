@@ -21,6 +21,12 @@ from nasp.spaces import SPACES, SearchSpace, get_space
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
+def step_numbers(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A weight step's (loss, correct predictions) as 0-dim tensors on the device: reading them here would
+    make the host wait for the GPU at every step."""
+    return loss.detach(), (logits.detach().argmax(1) == y).sum()
+
+
 class SearchAlgorithm(ABC):
     """Owns the architecture A, the search network's weights w and their optimisers.
 
@@ -75,12 +81,13 @@ class SearchAlgorithm(ABC):
         return torch.full(shape, self.cfg.init)
 
     @abstractmethod
-    def arch_step(self, val: Batch, train: Batch) -> float:
-        """Update A from a validation batch (``train`` is there for second-order methods); returns F."""
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor | float:
+        """Update A from a validation batch (``train`` is there for second-order methods); returns F, best as a
+        0-dim tensor on the device (the task reads the step's numbers in one transfer, see ``step_numbers``)."""
 
     @abstractmethod
-    def weight_step(self, train: Batch) -> tuple[float, int]:
-        """Update w on a training batch; returns (loss, correct predictions)."""
+    def weight_step(self, train: Batch) -> tuple[torch.Tensor | float, torch.Tensor | int]:
+        """Update w on a training batch; returns (loss, correct predictions), best as 0-dim device tensors."""
 
     @abstractmethod
     def discrete(self) -> dict[str, torch.Tensor]:

