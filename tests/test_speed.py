@@ -121,3 +121,37 @@ def test_an_item_in_the_step_is_caught():
 
     algo.weight_step = reading_step
     assert ("item", torch.float32) in [(n, t.dtype) for n, t in _step_reads(algo, batches)]
+
+
+@pytest.mark.parametrize("space_name,channels_last", [("cnn12", False), ("cnn7", True)])
+def test_the_stacked_probe_equals_the_op_by_op_one(space_name, channels_last):
+    """float64: the same gradient to rounding, and the same running statistics left in every batch norm."""
+    from nasp.algorithms.gradients import fast_arch_grad
+    from nasp.algorithms.prox import discretize
+    from nasp.model.search import selections_of
+
+    space = get_space(space_name)
+    torch.manual_seed(0)
+    net = SearchNetwork(space, channels=4, layers=3, num_classes=5).double()
+    x = torch.randn(6, 3, 12, 12, dtype=torch.float64)
+    y = torch.randint(0, 5, (6,))
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    A = {ct: torch.rand(shape, dtype=torch.float64) for ct, shape in net.arch_shapes.items()}
+    masks = {ct: discretize(a, space.cells[ct])[1] for ct, a in A.items()}
+    selection = selections_of(masks, space.cells)
+    assert any(len(group) > 1 for cell in net.cells for node in cell.stack_groups for group in node)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    out = {}
+    for stacked in (False, True):
+        net.load_state_dict(start)
+        loss, grads = fast_arch_grad(net, x, y, None, selection, stacked=stacked)
+        out[stacked] = loss, grads, {k: v.clone() for k, v in net.state_dict().items()}
+    assert torch.equal(out[True][0], out[False][0])
+    for ct, g in out[False][1].items():
+        assert g.abs().sum() > 0
+        assert float((out[True][1][ct] - g).norm() / g.norm()) < 1e-10, ct
+    moved = [k for k, v in out[False][2].items() if "running" in k and not torch.equal(v, start[k])]
+    assert moved  # the probe's ops ran in training mode and moved their statistics
+    for k, v in out[False][2].items():
+        torch.testing.assert_close(out[True][2][k], v, rtol=1e-12, atol=1e-14)
