@@ -155,3 +155,52 @@ def test_the_stacked_probe_equals_the_op_by_op_one(space_name, channels_last):
     assert moved  # the probe's ops ran in training mode and moved their statistics
     for k, v in out[False][2].items():
         torch.testing.assert_close(out[True][2][k], v, rtol=1e-12, atol=1e-14)
+
+
+def test_the_graph_cache_counts_hits_and_evicts_the_least_recently_used():
+    from nasp.algorithms.graphs import GraphCache
+
+    built: list[str] = []
+    cache: GraphCache[torch.Tensor] = GraphCache(2)
+
+    def get(key: str) -> bool:
+        return cache.get(key, lambda: built.append(key) or torch.full((1,), float(len(built))))[1]
+
+    assert [get(k) for k in ["a", "a", "b", "a", "c", "b", "a"]] == [False, True, False, True, False, False, False]
+    # c evicted b (a was used later); b evicted a; a evicted c
+    assert built == ["a", "b", "c", "b", "a"] and list(cache.entries) == ["b", "a"]
+    assert cache.stats() == {"graph_hits": 2, "graph_misses": 5, "graph_evictions": 3, "graph_hit_rate": 2 / 7,
+                             "graphs": 2}
+    assert cache.get("a", lambda: torch.zeros(1))[0].item() == 5.0  # the stored entry, not a new one
+    with pytest.raises(ValueError, match="at least one"):
+        GraphCache(0)
+
+
+def test_off_cuda_graphs_fall_back_to_the_eager_step_and_keys_follow_the_selection():
+    """cuda_graphs asked for on the CPU: the same numbers as without; NASP's key changes exactly when Ā does."""
+    from nasp.algorithms.graphs import GraphCache
+    from nasp.algorithms.nasp import selection_key
+    from nasp.config import switch_on
+
+    assert not switch_on("cuda_graphs", "on", "cpu") and not switch_on("cuda_graphs", "auto", "mps")
+    assert switch_on("cuda_graphs", "on", "cuda") and not switch_on("cuda_graphs", "off", "cuda")
+    runs = []
+    for graphs in (False, True):
+        algo, batches = _algo("nasp", lr=0.3)
+        if graphs:
+            assert not algo.use_cuda_graphs(4)
+        cache: GraphCache[None] = GraphCache(4)
+        keys, hits, out, masks = [], [], [], []
+        for i in range(3):
+            out.append(algo.arch_step(batches[2 * i + 1], batches[2 * i]))
+            out.extend(algo.weight_step(batches[2 * i]))
+            keys.append(selection_key(algo.selected()[2]))
+            masks.append(torch.cat([m.flatten() for m in algo.selected()[1].values()]))
+            hits.append(cache.get(keys[-1], lambda: None)[1])
+        runs.append((torch.stack([t.double() for t in out]), keys, hits, masks))
+    assert torch.equal(runs[0][0], runs[1][0])
+    _, keys, hits, masks = runs[0]
+    assert all((keys[i] == keys[j]) == torch.equal(masks[i], masks[j]) for i in range(3) for j in range(3))
+    assert hits == [keys[i] in keys[:i] for i in range(len(keys))]
+    assert len(set(keys)) > 1  # lr 0.3 moves A enough to change Ā: the key follows
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -12,6 +12,7 @@ from torch import nn
 
 from nasp import distributed
 from nasp.algorithms.gradients import cross_entropy
+from nasp.algorithms.graphs import GraphedSteps
 from nasp.algorithms.registry import validate_options
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Edge, Genotype
@@ -56,6 +57,7 @@ class SearchAlgorithm(ABC):
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
         self.grad_norm: torch.Tensor | None = None  # of the last weight step, before clipping
+        self.graphs = GraphedSteps(1, False, lambda: self.w_opt.zero_grad(set_to_none=True))  # eager until enabled
         self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
                                          weight_decay=self.cfg.weight_decay)
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
@@ -102,9 +104,23 @@ class SearchAlgorithm(ABC):
         """Forward pass of the network as it is searched (for validation accuracy)."""
 
     # --- shared machinery -----------------------------------------------------------------
+    def use_cuda_graphs(self, size: int) -> bool:
+        """Replay weight steps from CUDA graphs (``graph_step``) with a cache of ``size``; only on CUDA and in
+        one process (the all-reduce of torchrun's ranks is not captured). Returns whether it is on."""
+        on = self.device.type == "cuda" and distributed.size() == 1
+        self.graphs = GraphedSteps(size, on, self.graphs.clear_grads)
+        return on
+
+    def graph_step(self, key: Hashable, fn: Callable[..., tuple[torch.Tensor, ...]], *inputs: torch.Tensor
+                   ) -> tuple[torch.Tensor, ...]:
+        """``fn(*inputs)``, a weight step returning (loss, correct, grad_norm): replayed from the graph of
+        ``key`` (with the learning rate, baked into a capture) when graphs are on. Sets ``grad_norm``."""
+        loss, correct, self.grad_norm = self.graphs((key, self.weight_lr), fn, *inputs)
+        return loss, correct
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if self.amp:  # a graph's capture needs the cast cache off (torch.cuda.graphs docs)
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs.enabled)
         return contextlib.nullcontext()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -80,13 +80,16 @@ class DARTS(SearchAlgorithm):
         return loss.detach()
 
     def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = train
+        return self.graph_step("dense", self._weight_step, *train)  # one graph: A is read inside it
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         weights = {ct: w.detach() for ct, w in self.mixing(self.A).items()}
         with self.autocast():
             logits = self.net(x, weights)
         loss = self.loss(logits, y)
         self.sgd_step(loss)
-        return step_numbers(loss, logits, y)
+        assert self.grad_norm is not None
+        return (*step_numbers(loss, logits, y), self.grad_norm)
 
 
 @register_algorithm("darts-1st")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from pydantic import Field
@@ -15,6 +15,11 @@ from nasp.algorithms.regularizer import ModelSizeRegularizer
 from nasp.config import AlgorithmOptions
 from nasp.genotype import Genotype
 from nasp.model.search import Selection, selections_of
+
+
+def selection_key(selection: dict[str, Selection]) -> tuple[Any, ...]:
+    """A hashable form of a selection: what a captured weight step is specific to."""
+    return tuple((ct, tuple(tuple(node) for node in selection[ct])) for ct in sorted(selection))
 
 
 class ProximalOptions(AlgorithmOptions):
@@ -104,13 +109,22 @@ class ProximalSearch(SearchAlgorithm):
                 {ct: g + self.cfg.eta * reg[ct] for ct, g in grads.items()})
 
     def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        x, y = train
-        _, weights, selection = self.forward_args(self.cfg.epsilon)
+        values, weights, selection = self.forward_args(self.cfg.epsilon)
+        key = selection_key(selection)
+        if weights is None:
+            return self.graph_step(key, lambda x, y: self._weight_step(x, y, None, selection), *train)
+        names = sorted(values)  # 'keep': Ā's values are inputs of the graph, copied in like the batch
+        return self.graph_step(key, lambda x, y, *v: self._weight_step(x, y, dict(zip(names, v, strict=True)),
+                                                                       selection), *train, *(values[n] for n in names))
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor, weights: dict[str, torch.Tensor] | None,
+                     selection: dict[str, Selection]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         with self.autocast():
             logits = self.net(x, weights, selection)
         loss = self.loss(logits, y)
         self.sgd_step(loss, fill_unused=self.cfg.unselected == "decay")
-        return step_numbers(loss, logits, y)
+        assert self.grad_norm is not None
+        return (*step_numbers(loss, logits, y), self.grad_norm)
 
 
 @register_algorithm("nasp")
