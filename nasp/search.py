@@ -12,7 +12,7 @@ import torch
 
 from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
-from nasp.config import RunConfig, build_config
+from nasp.config import RunConfig, build_config, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
@@ -214,7 +214,7 @@ class SearchTask(Task):
             "train_loss": sums["train_loss"] / max(sums["seen"], 1), "train_acc": sums["correct"] / max(sums["seen"], 1),
             "val_loss": scored["loss"], "val_acc": scored["acc"], "arch_loss": sums["arch_loss"] / steps, "lr": lr,
             "arch_s": sums["arch_s"], "weight_s": sums["weight_s"], "eval_s": eval_s, "elapsed_s": self.elapsed_s,
-            "param_count": self.param_count(genotype)}
+            "param_count": self.param_count(genotype), **algo.graphs.stats()}  # graph_hit_rate etc. when on
         if "ppl" in scored:
             metrics["val_ppl"] = scored["ppl"]
         record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
@@ -273,6 +273,8 @@ def build_task(cfg: RunConfig) -> SearchTask:
         problem, train, val, net, param_count = _image_search(cfg, space, device)
     algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
     algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
+    if switch_on("cuda_graphs", cfg.cuda_graphs, device.type):
+        algo.use_cuda_graphs(cfg.graph_cache_size)
     return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count)
 
 
