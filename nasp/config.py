@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
@@ -140,7 +140,12 @@ class RecurrentConfig(Section):
                             "search: 0)")
 
 
-Switch = Literal["auto", "on", "off"]
+def _switch_word(v: Any) -> Any:
+    """YAML reads on/off (and yes/no, true/false) as booleans: they mean 'on' and 'off' here."""
+    return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch_word)]
 # what 'auto' turns on, per device type; CUDA entries wait for the GPU check (docs/benchmarks.md, issue 13)
 AUTO_SPEED: dict[str, dict[str, bool]] = {"cuda_graphs": {"cuda": False}, "compile": {"cuda": False}}
 AUTO_NOTE = "off on CPU and MPS; on CUDA as measured by benchmarks/gpu_check.sh"

@@ -204,3 +204,18 @@ def test_off_cuda_graphs_fall_back_to_the_eager_step_and_keys_follow_the_selecti
     assert hits == [keys[i] in keys[:i] for i in range(len(keys))]
     assert len(set(keys)) > 1  # lr 0.3 moves A enough to change Ā: the key follows
 
+
+
+def test_speed_switches_read_yaml_booleans_and_refuse_other_words():
+    from nasp.config import build_config, parse_overrides
+    from nasp.errors import ConfigError
+    from nasp.evaluation.config import EvalConfig
+    from nasp.evaluation.task import speed_mode
+
+    assert [build_config(parse_overrides([f"cuda_graphs={v}"])).cuda_graphs for v in ("on", "off", "auto", "true")] \
+        == ["on", "off", "auto", "on"]
+    with pytest.raises(ConfigError, match=r"cuda_graphs.*'maybe'.*'auto', 'on' or 'off'"):
+        build_config(parse_overrides(["cuda_graphs=maybe"]))
+    cfg = build_config(parse_overrides(["compile=on", "cuda_graphs=off"], EvalConfig), EvalConfig)
+    assert speed_mode(cfg, torch.device("cpu")) == "eager" and speed_mode(cfg, torch.device("cuda")) == "compile"
+    assert speed_mode(cfg.model_copy(update={"cuda_graphs": "on"}), torch.device("cuda")) == "graphs"
