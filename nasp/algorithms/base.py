@@ -205,6 +205,7 @@ class SearchAlgorithm(ABC):
                 self.A[ct].copy_(a)
         self.arch_opt.load_state_dict(state["arch_opt"])
         self.w_opt.load_state_dict(state["w_opt"])
+        self.graphs.forget()  # captured steps point at the momentum buffers just replaced
         self.sched.load_state_dict(state["sched"])
         self.generator.set_state(state["generator"])
 

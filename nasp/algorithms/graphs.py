@@ -65,8 +65,9 @@ class CapturedStep:
                  clear_grads: Callable[[], None]) -> None:
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream):
-            self.first = tuple(t.clone() for t in fn(*inputs))
+            first = fn(*inputs)
         torch.cuda.current_stream().wait_stream(stream)
+        self.first = tuple(t.clone() for t in first)  # on the caller's stream, which uses them
         self.inputs = tuple(t.clone() for t in inputs)
         self.graph = torch.cuda.CUDAGraph()
         clear_grads()  # backward allocates the gradients in the graph's pool
@@ -105,3 +106,8 @@ class GraphedSteps:
 
     def stats(self) -> dict[str, Any]:
         return self.cache.stats() if self.enabled else {}
+
+    def forget(self) -> None:
+        """Drop every graph (they hold the addresses of the optimiser's state, which loading a checkpoint
+        replaces); the counters stay."""
+        self.cache.entries.clear()

@@ -48,7 +48,7 @@ class ProximalSearch(SearchAlgorithm):
         channels = self.net.channels  # the search network's C (SearchableNetwork)
         cells = None if self.cfg.eta_cells == "all" else ["normal"]
         self.regularizer = ModelSizeRegularizer(self.space, channels, self.device, cells)
-        self._selected: tuple[tuple[int, ...], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
+        self._selected: tuple[tuple[tuple[int, int], ...], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
                                                      dict[str, Selection]]] | None = None
 
     @property
@@ -67,7 +67,7 @@ class ProximalSearch(SearchAlgorithm):
                                                       dict[str, Selection]]:
         """(Ā, mask, selection): the selection is read to the host once per change of A (``_version`` counts
         in-place updates), so the architecture step reuses the weight step's; epsilon > 0 draws afresh."""
-        versions = tuple(a._version for a in self.A.values())
+        versions = tuple((id(a), a._version) for a in self.A.values())
         if epsilon == 0 and self._selected is not None and self._selected[0] == versions:
             return self._selected[1]
         values, masks = self.discretized(epsilon)
