@@ -5,7 +5,8 @@
 3. `nasp bench` at the paper's search size (cnn12, C=16, 8 cells, batch 64): every algorithm, every speed
    variant (eager/graphs x amp x channels-last) and the graph-captured child (acceptance 1);
 4. the evaluation network at the paper's size (C=36, 20 cells, batch 96): eager, compile, graphs (acceptance 2);
-5. the graph cache's hit rate over a short real search (embedded data, cuda_graphs=on).
+5. the graph cache's hit rate over a short real search (embedded data, cuda_graphs=on);
+6. the architecture step's probe stacked (grouped convolutions, the CUDA default) against op by op.
 
 Each part is written to OUT/gpu_check.json as soon as it is done, so a run stopped at its limit keeps the rest.
     python benchmarks/gpu_check.py OUT [parts]     (parts: comma-separated numbers, default all)
@@ -14,6 +15,7 @@ Each part is written to OUT/gpu_check.json as soon as it is done, so a run stopp
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 import traceback
@@ -23,6 +25,7 @@ from typing import Any
 
 import torch
 
+from nasp.algorithms.gradients import fast_arch_grad
 from nasp.bench import BenchConfig, _algorithm, _batches, run_bench
 from nasp.config import build_config, parse_overrides
 from nasp.evaluation.task import SPEED_MODES
@@ -123,7 +126,27 @@ def hit_rate() -> dict[str, Any]:
             "final": task.algorithm.graphs.stats()}
 
 
-PARTS = {1: graphs_match_eager, 2: host_syncs, 3: bench_paper, 4: eval_paper, 5: hit_rate}
+def stacked_probe() -> dict[str, Any]:
+    """NASP's architecture step with the stacked probe (the CUDA default) and op by op, paper size, bf16."""
+    cfg = BenchConfig(**{**PAPER, "steps": 10})
+    batches = _batches(cfg, DEVICE)
+    algo = _algorithm("nasp", cfg, DEVICE)
+    _, *args = algo.forward_args()
+    out = {}
+    for stacked in (True, False, True, False):
+        times = []
+        for i in range(len(batches) // 2):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            with algo.autocast():
+                fast_arch_grad(algo.net, *batches[2 * i + 1], *args, stacked=stacked)
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        out["stacked" if stacked else "op_by_op"] = statistics.median(times[1:])
+    return out
+
+
+PARTS = {1: graphs_match_eager, 2: host_syncs, 3: bench_paper, 4: eval_paper, 5: hit_rate, 6: stacked_probe}
 
 
 def main() -> None:
