@@ -51,7 +51,8 @@ def graphs_match_eager() -> dict[str, Any]:
         for i in range(len(batches) // 2):
             algo.arch_step(batches[2 * i + 1], batches[2 * i])
             losses.append(float(algo.weight_step(batches[2 * i])[0]))
-        out[graphs] = losses, torch.cat([a.detach().flatten() for a in algo.A.values()]), algo.graphs.stats()
+        out[graphs] = (losses, torch.cat([a.detach().flatten() for a in algo.A.values()]),
+                       {**algo.graphs.stats(), "error": algo.graphs.error})
     (le, ae, _), (lg, ag, stats) = out[False], out[True]
     return {"eager_losses": le, "graph_losses": lg, "max_loss_diff": max(abs(a - b) for a, b in zip(le, lg, strict=True)),
             "max_A_diff": float((ae - ag).abs().max()), "graph_stats": stats,
@@ -123,7 +124,7 @@ def hit_rate() -> dict[str, Any]:
         epochs.append({"epoch": epoch + 1, "hits": hits, "misses": misses, "hit_rate": hits / max(hits + misses, 1),
                        "weight_s": metrics["weight_s"], "arch_s": metrics["arch_s"], "val_acc": metrics["val_acc"]})
     return {"epochs": epochs, "steps_per_epoch": task.steps_per_epoch, "seconds": time.perf_counter() - t0,
-            "final": task.algorithm.graphs.stats()}
+            "final": task.algorithm.graphs.stats(), "error": task.algorithm.graphs.error}
 
 
 def stacked_probe() -> dict[str, Any]:

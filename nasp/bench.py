@@ -201,7 +201,7 @@ def time_variants(cfg: BenchConfig, device: torch.device) -> list[dict[str, Any]
                 if graphs:
                     child = torch.compile(child, mode="reduce-overhead")  # type: ignore[assignment]
                 row["child_s"] = _time_child(child, opt, batches, amp, device, 3)
-                rows.append(row | algo.graphs.stats())
+                rows.append(row | algo.graphs.stats() | ({"graph_error": algo.graphs.error} if algo.graphs.error else {}))
     return rows
 
 

@@ -219,3 +219,14 @@ def test_speed_switches_read_yaml_booleans_and_refuse_other_words():
     cfg = build_config(parse_overrides(["compile=on", "cuda_graphs=off"], EvalConfig), EvalConfig)
     assert speed_mode(cfg, torch.device("cpu")) == "eager" and speed_mode(cfg, torch.device("cuda")) == "compile"
     assert speed_mode(cfg.model_copy(update={"cuda_graphs": "on"}), torch.device("cuda")) == "graphs"
+
+
+def test_bench_times_the_variants_the_cpu_has():
+    from nasp.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig(algorithms=["nasp"], channels=2, layers=1, batch_size=2, image_size=8, steps=1, memory=False,
+                      eval_throughput=False, device="cpu")
+    rows = run_bench(cfg, torch.device("cpu"))["variants"]
+    assert [(r["mode"], r["amp"], r["channels_last"]) for r in rows] == [("eager", False, True), ("eager", False, False)]
+    assert all(r["total_s"] > 0 and r["child_s"] > 0 and "graph_hit_rate" not in r for r in rows)
+    assert "variants" not in run_bench(cfg.model_copy(update={"variants": False}), torch.device("cpu"))

@@ -11,6 +11,7 @@ buffers the batch is copied into before each replay, outputs cloned after it.
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -69,12 +70,18 @@ class CapturedStep:
         torch.cuda.current_stream().wait_stream(stream)
         self.first = tuple(t.clone() for t in first)  # on the caller's stream, which uses them
         self.inputs = tuple(t.clone() for t in inputs)
-        self.graph = torch.cuda.CUDAGraph()
+        self.graph: torch.cuda.CUDAGraph | None = torch.cuda.CUDAGraph()
+        self.error = ""
         clear_grads()  # backward allocates the gradients in the graph's pool
-        with torch.cuda.graph(self.graph, stream=stream):
-            self.outputs = fn(*self.inputs)
+        try:  # a capture only records kernels: if it fails, the weights are as the warm-up left them
+            with torch.cuda.graph(self.graph, stream=stream):
+                self.outputs = fn(*self.inputs)
+        except RuntimeError as exc:
+            self.graph, self.error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            clear_grads()
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        assert self.graph is not None
         for static, t in zip(self.inputs, inputs, strict=True):
             static.copy_(t)
         self.graph.replay()
@@ -88,6 +95,7 @@ class GraphedSteps:
         self.cache: GraphCache[CapturedStep] = GraphCache(size)
         self.enabled = enabled
         self.clear_grads = clear_grads
+        self.error = ""
         self._stream: torch.cuda.Stream | None = None
 
     def __call__(self, key: Hashable, fn: Step, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -102,10 +110,16 @@ class GraphedSteps:
             return step(*inputs)
         first = step.first
         del step.first
+        if step.graph is None:  # this step cannot be captured: eager from now on, said once
+            self.enabled, self.error = False, step.error
+            self.forget()
+            warnings.warn(f"CUDA graphs are off for this run: the weight step could not be captured ({step.error})",
+                          RuntimeWarning, stacklevel=2)
         return first
 
     def stats(self) -> dict[str, Any]:
-        return self.cache.stats() if self.enabled else {}
+        """The cache's counters while graphs are on, or were until a capture failed (``error`` says why)."""
+        return self.cache.stats() if self.enabled or self.error else {}
 
     def forget(self) -> None:
         """Drop every graph (they hold the addresses of the optimiser's state, which loading a checkpoint
