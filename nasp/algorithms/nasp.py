@@ -105,7 +105,7 @@ class ProximalSearch(SearchAlgorithm):
         if self.cfg.eta <= 0:
             return loss, grads
         reg = self.regularizer.grad(values)
-        return (loss.double() + self.cfg.eta * self.regularizer.value(values).double(),  # as Python floats added it
+        return (loss.double() + self.cfg.eta * self.regularizer.value(values).double(),  # float64, as the Python sum was
                 {ct: g + self.cfg.eta * reg[ct] for ct, g in grads.items()})
 
     def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
