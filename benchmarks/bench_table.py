@@ -39,6 +39,17 @@ def table(report: dict[str, Any]) -> str:
         if "peak_mb" in n and "darts-1st" in res and "peak_mb" in res["darts-1st"]:
             ratios.append(f"nasp peak memory / darts-1st = {n['peak_mb'] / max(res['darts-1st']['peak_mb'], 1e-9):.2f}")
         lines.append("Ratios from this run: " + "; ".join(ratios) + ".")
+    if report.get("variants"):
+        lines += ["", "Speed variants of NASP's step and the child's training step (side by side, this run):", "",
+                  "| mode | amp | channels-last | arch s | weight s | total s | child s | total / child | graph hit rate |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for v in report["variants"]:
+            hit = f"{v['graph_hit_rate']:.2f}" if "graph_hit_rate" in v else "-"
+            lines.append(f"| {v['mode']} | {v['amp']} | {v['channels_last']} | {v['arch_s']:.4f} | {v['weight_s']:.4f} | "
+                         f"{v['total_s']:.4f} | {v['child_s']:.4f} | {v['total_s'] / v['child_s']:.1f} | {hit} |")
+    if report.get("eval_modes"):
+        lines += ["", "| evaluation network | step s | images/s |", "|---|---|---|"]
+        lines += [f"| {m['mode']} | {m['step_s']:.4f} | {m['images_per_s']:.0f} |" for m in report["eval_modes"]]
     if "eval_throughput" in report:
         lines.append("")
         lines.append(f"Evaluation network training throughput: `{json.dumps(report['eval_throughput'])}`")

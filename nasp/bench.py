@@ -48,13 +48,16 @@ class BenchConfig(BaseModel):
     eval_throughput: bool = Field(True, description="also time the evaluation network's training step (DARTS_V2 at "
                                   "this width, auxiliary head and drop-path on): images/s (cnn spaces)")
     seed: int = Field(0, description="seed of the batches and networks")
+    variants: bool = Field(True, description="also time NASP's step and the child's under every speed variant the "
+                           "device has (CUDA: eager or CUDA graphs, amp on/off, channels-last on/off; CPU: "
+                           "channels-last on/off), side by side (cnn spaces)")
 
 
 def _recurrent(cfg: BenchConfig) -> bool:
     return get_space(cfg.space).kind == "rnn"
 
 
-def _batches(cfg: BenchConfig, device: torch.device) -> list[tuple[Any, torch.Tensor]]:
+def _batches(cfg: BenchConfig, device: torch.device, warmup: int = 1) -> list[tuple[Any, torch.Tensor]]:
     """Training and validation batches alternating (rnn: windows of two token streams, each carrying its state)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     out: list[tuple[Any, torch.Tensor]] = []
@@ -64,7 +67,7 @@ def _batches(cfg: BenchConfig, device: torch.device) -> list[tuple[Any, torch.Te
             tokens = torch.randint(cfg.vocab_size, (cfg.bptt + 1, cfg.batch_size), generator=gen).to(device)
             out.append((TokenWindow(tokens[:-1], carries[i % 2], i // 2, seed=i), tokens[1:].reshape(-1)))
         return out
-    for _ in range(2 * (cfg.steps + 1)):
+    for _ in range(2 * (cfg.steps + warmup)):
         x = torch.randn(cfg.batch_size, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen).to(device)
         if cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -128,6 +131,40 @@ def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple
     opt.step()
 
 
+def _time_algorithm(algo: SearchAlgorithm, batches: list[tuple[Any, torch.Tensor]], device: torch.device,
+                    warmup: int = 1) -> dict[str, float]:
+    """Median seconds of the architecture step, weight step and both, after ``warmup`` steps."""
+    arch, weight = [], []
+    for i in range(len(batches) // 2):
+        train, val = batches[2 * i], batches[2 * i + 1]
+        _sync(device)
+        t0 = time.perf_counter()
+        algo.arch_step(val, train)
+        _sync(device)
+        t1 = time.perf_counter()
+        algo.weight_step(train)
+        _sync(device)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            arch.append(t1 - t0)
+            weight.append(t2 - t1)
+    return {"arch_s": statistics.median(arch), "weight_s": statistics.median(weight),
+            "total_s": statistics.median(a + w for a, w in zip(arch, weight, strict=True))}
+
+
+def _time_child(child: torch.nn.Module, opt: torch.optim.Optimizer, batches: list[tuple[Any, torch.Tensor]],
+                amp: bool, device: torch.device, warmup: int = 1) -> float:
+    times = []
+    for i in range(len(batches) // 2):
+        _sync(device)
+        t0 = time.perf_counter()
+        _child_step(child, opt, batches[2 * i], amp)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def time_steps(cfg: BenchConfig, device: torch.device) -> dict[str, dict[str, float]]:
     """Median seconds of the architecture step, weight step and both, per algorithm; and the child."""
     batches = _batches(cfg, device)
@@ -135,36 +172,37 @@ def time_steps(cfg: BenchConfig, device: torch.device) -> dict[str, dict[str, fl
     nasp_algo = None
     for name in cfg.algorithms:
         algo = _algorithm(name, cfg, device)
-        arch, weight = [], []
-        for i in range(cfg.steps + 1):
-            train, val = batches[2 * i], batches[2 * i + 1]
-            _sync(device)
-            t0 = time.perf_counter()
-            algo.arch_step(val, train)
-            _sync(device)
-            t1 = time.perf_counter()
-            algo.weight_step(train)
-            _sync(device)
-            t2 = time.perf_counter()
-            if i:  # the first step warms up
-                arch.append(t1 - t0)
-                weight.append(t2 - t1)
-        results[name] = {"arch_s": statistics.median(arch), "weight_s": statistics.median(weight),
-                         "total_s": statistics.median(a + w for a, w in zip(arch, weight, strict=True))}
+        results[name] = _time_algorithm(algo, batches, device)
         if name == "nasp" or nasp_algo is None:
             nasp_algo = algo
     assert nasp_algo is not None
     child, opt = _child(nasp_algo, cfg, device)
-    times = []
-    for i in range(cfg.steps + 1):
-        _sync(device)
-        t0 = time.perf_counter()
-        _child_step(child, opt, batches[2 * i], cfg.amp)
-        _sync(device)
-        if i:
-            times.append(time.perf_counter() - t0)
-    results["child"] = {"total_s": statistics.median(times)}
+    results["child"] = {"total_s": _time_child(child, opt, batches, cfg.amp, device)}
     return results
+
+
+def time_variants(cfg: BenchConfig, device: torch.device) -> list[dict[str, Any]]:
+    """NASP's step and the child's training step under each speed variant the device has: CUDA graphs (NASP:
+    its weight step per Ā, ``use_cuda_graphs``; the child: torch.compile's reduce-overhead mode), bf16 autocast
+    and channels-last; on the CPU only channels-last applies. Three warm-up steps: capturing takes one."""
+    cuda = device.type == "cuda"
+    rows = []
+    for graphs in (False, True) if cuda else (False,):
+        for amp in (True, False) if cuda else (False,):
+            for channels_last in (True, False):
+                vcfg = cfg.model_copy(update={"amp": amp, "channels_last": channels_last})
+                batches = _batches(vcfg, device, warmup=3)
+                algo = _algorithm("nasp", vcfg, device)
+                if graphs:
+                    algo.use_cuda_graphs(8)
+                row: dict[str, Any] = {"mode": "graphs" if graphs else "eager", "amp": amp,
+                                       "channels_last": channels_last, **_time_algorithm(algo, batches, device, 3)}
+                child, opt = _child(algo, vcfg, device)
+                if graphs:
+                    child = torch.compile(child, mode="reduce-overhead")  # type: ignore[assignment]
+                row["child_s"] = _time_child(child, opt, batches, amp, device, 3)
+                rows.append(row | algo.graphs.stats() | ({"graph_error": algo.graphs.error} if algo.graphs.error else {}))
+    return rows
 
 
 def _rss_mb() -> float:
@@ -235,12 +273,20 @@ def run_bench(cfg: BenchConfig, device: torch.device) -> dict[str, Any]:
             results[name]["peak_mb"] = _memory_in_subprocess(name, cfg, device)
     report = {"space": cfg.space, "device": _device_name(device),
               "settings": {**cfg.model_dump(exclude={"memory"}), "recurrent": _recurrent(cfg)}, "results": results}
+    if cfg.variants and not _recurrent(cfg):
+        report["variants"] = time_variants(cfg, device)
     if cfg.eval_throughput and not _recurrent(cfg):
+        from nasp.evaluation.task import SPEED_MODES
         from nasp.evaluation.throughput import eval_throughput
 
-        report["eval_throughput"] = eval_throughput(device, "DARTS_V2", cfg.channels, cfg.layers, cfg.batch_size,
-                                                    cfg.image_size, cfg.in_channels, cfg.num_classes, cfg.steps,
-                                                    cfg.amp, cfg.channels_last, cfg.seed)
+        def throughput(mode: str) -> dict[str, Any]:
+            return eval_throughput(device, "DARTS_V2", cfg.channels, cfg.layers, cfg.batch_size, cfg.image_size,
+                                   cfg.in_channels, cfg.num_classes, cfg.steps, cfg.amp, cfg.channels_last, cfg.seed,
+                                   mode, warmup=1 if mode == "eager" else 3)
+
+        report["eval_throughput"] = throughput("eager")
+        if cfg.variants and device.type == "cuda":  # compile and graphs apply on CUDA only (``switch_on``)
+            report["eval_modes"] = [report["eval_throughput"], *(throughput(m) for m in SPEED_MODES[1:])]
     return report
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
@@ -140,6 +140,25 @@ class RecurrentConfig(Section):
                             "search: 0)")
 
 
+def _switch_word(v: Any) -> Any:
+    """YAML reads on/off (and yes/no, true/false) as booleans: they mean 'on' and 'off' here."""
+    return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
+
+
+Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch_word)]
+# what 'auto' turns on, per device type; CUDA entries wait for the GPU check (docs/benchmarks.md, issue 13)
+AUTO_SPEED: dict[str, dict[str, bool]] = {"cuda_graphs": {"cuda": False}, "compile": {"cuda": False}}
+AUTO_NOTE = "off on CPU and MPS; on CUDA as measured by benchmarks/gpu_check.sh"
+
+
+def switch_on(key: str, value: Switch, device_type: str) -> bool:
+    """Whether the speed switch ``key`` is on for a device: these apply on CUDA only (elsewhere the eager path
+    runs, whatever the value); 'auto' is AUTO_SPEED's choice."""
+    if device_type != "cuda" or value == "off":
+        return False
+    return value == "on" or AUTO_SPEED[key].get(device_type, False)
+
+
 class RunConfig(Section):
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
@@ -156,6 +175,10 @@ class RunConfig(Section):
                                 "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")
+    cuda_graphs: Switch = Field("auto", description="replay the weight step from a CUDA graph per Ā (captured on "
+                                "its first step; CUDA only, not under torchrun): on, off, or auto (" + AUTO_NOTE + ")")
+    graph_cache_size: int = Field(8, ge=1, description="CUDA graphs kept (least recently used Ā dropped first); "
+                                  "each holds a step's activations")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
                                "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")

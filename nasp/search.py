@@ -12,7 +12,7 @@ import torch
 
 from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
-from nasp.config import RunConfig, build_config
+from nasp.config import RunConfig, build_config, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
@@ -125,6 +125,7 @@ class SearchTask(Task):
         self.sums: dict[str, Any] = {}
         self.elapsed_s = 0.0
         self.last: dict[str, Any] = {}
+        self._watched: dict[str, float] = {}  # read with the last step's numbers
         self._reset_sums()
 
     def _reset_sums(self) -> None:
@@ -152,7 +153,9 @@ class SearchTask(Task):
         arch_loss = algo.arch_step(val_batch, train_batch)
         t1 = time.perf_counter()
         loss, correct = algo.weight_step(train_batch)
+        read = self._read_step(arch_loss, loss, correct)  # the step's one transfer to the host: its wait counts here
         t2 = time.perf_counter()
+        arch_loss, loss, correct = read["arch_loss"], read["train_loss"], int(read["correct"])
         n = self.problem.batch_size(train_batch)
         sums["arch_loss"] += arch_loss
         sums["train_loss"] += loss * n
@@ -162,13 +165,29 @@ class SearchTask(Task):
         sums["weight_s"] += t2 - t1
         self.elapsed_s += t2 - t0
         return {"arch_loss": arch_loss, "train_loss": loss, "train_acc": correct / n, "arch_s": t1 - t0,
-                "weight_s": t2 - t1, "discrete": algo.discrete_values()}
+                "weight_s": t2 - t1, "discrete": read["discrete"]}
+
+    def _read_step(self, *numbers: torch.Tensor | float) -> dict[str, Any]:
+        """The step's numbers, what ``watched`` reports and Ā, read in one transfer (one host sync a step on a
+        GPU, after both steps are queued, instead of one per number); the values are those read one by one."""
+        algo = self.algorithm
+        device = next(iter(algo.A.values())).device
+        norm = algo.grad_norm
+        scalars = [*numbers, sum(a.detach().double().sum() for a in algo.A.values()), *([norm] if norm is not None else [])]
+        discrete = algo.discrete()
+        flat = torch.cat([torch.as_tensor(v).to(device, torch.float64).reshape(1) for v in scalars]
+                         + [a.detach().to(torch.float64).reshape(-1) for a in discrete.values()]).tolist()
+        self._watched = {"A": flat[3], **({"grad_norm": flat[4]} if norm is not None else {})}
+        out: dict[str, Any] = {"arch_loss": flat[0], "train_loss": flat[1], "correct": flat[2], "discrete": {}}
+        offset = len(scalars)
+        for ct, a in discrete.items():
+            rows, cols = a.shape
+            out["discrete"][ct] = [flat[offset + r * cols:offset + (r + 1) * cols] for r in range(rows)]
+            offset += rows * cols
+        return out
 
     def watched(self) -> dict[str, float]:
-        algo = self.algorithm
-        norm = algo.grad_norm
-        return {"A": float(sum(a.detach().double().sum() for a in algo.A.values())),
-                **({"grad_norm": float(norm)} if norm is not None else {})}
+        return self._watched
 
     def replicated(self) -> dict[str, list[torch.Tensor]]:
         algo = self.algorithm
@@ -195,7 +214,7 @@ class SearchTask(Task):
             "train_loss": sums["train_loss"] / max(sums["seen"], 1), "train_acc": sums["correct"] / max(sums["seen"], 1),
             "val_loss": scored["loss"], "val_acc": scored["acc"], "arch_loss": sums["arch_loss"] / steps, "lr": lr,
             "arch_s": sums["arch_s"], "weight_s": sums["weight_s"], "eval_s": eval_s, "elapsed_s": self.elapsed_s,
-            "param_count": self.param_count(genotype)}
+            "param_count": self.param_count(genotype), **algo.graphs.stats()}  # graph_hit_rate etc. when on
         if "ppl" in scored:
             metrics["val_ppl"] = scored["ppl"]
         record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
@@ -254,6 +273,8 @@ def build_task(cfg: RunConfig) -> SearchTask:
         problem, train, val, net, param_count = _image_search(cfg, space, device)
     algo_cls: type[SearchAlgorithm] = ALGORITHMS.get(cfg.algorithm.name)
     algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
+    if switch_on("cuda_graphs", cfg.cuda_graphs, device.type):
+        algo.use_cuda_graphs(cfg.graph_cache_size)
     return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -12,6 +12,7 @@ from torch import nn
 
 from nasp import distributed
 from nasp.algorithms.gradients import cross_entropy
+from nasp.algorithms.graphs import GraphedSteps
 from nasp.algorithms.registry import validate_options
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Edge, Genotype
@@ -19,6 +20,12 @@ from nasp.model import SearchableNetwork
 from nasp.spaces import SPACES, SearchSpace, get_space
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def step_numbers(loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A weight step's (loss, correct predictions) as 0-dim tensors on the device: reading them here would
+    make the host wait for the GPU at every step."""
+    return loss.detach(), (logits.detach().argmax(1) == y).sum()
 
 
 class SearchAlgorithm(ABC):
@@ -50,6 +57,7 @@ class SearchAlgorithm(ABC):
         self.generator = torch.Generator().manual_seed(seed + 7919)
         self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
         self.grad_norm: torch.Tensor | None = None  # of the last weight step, before clipping
+        self.graphs = GraphedSteps(1, False, lambda: self.w_opt.zero_grad(set_to_none=True))  # eager until enabled
         self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
                                          weight_decay=self.cfg.weight_decay)
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
@@ -75,12 +83,13 @@ class SearchAlgorithm(ABC):
         return torch.full(shape, self.cfg.init)
 
     @abstractmethod
-    def arch_step(self, val: Batch, train: Batch) -> float:
-        """Update A from a validation batch (``train`` is there for second-order methods); returns F."""
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor | float:
+        """Update A from a validation batch (``train`` is there for second-order methods); returns F, best as a
+        0-dim tensor on the device (the task reads the step's numbers in one transfer, see ``step_numbers``)."""
 
     @abstractmethod
-    def weight_step(self, train: Batch) -> tuple[float, int]:
-        """Update w on a training batch; returns (loss, correct predictions)."""
+    def weight_step(self, train: Batch) -> tuple[torch.Tensor | float, torch.Tensor | int]:
+        """Update w on a training batch; returns (loss, correct predictions), best as 0-dim device tensors."""
 
     @abstractmethod
     def discrete(self) -> dict[str, torch.Tensor]:
@@ -95,9 +104,23 @@ class SearchAlgorithm(ABC):
         """Forward pass of the network as it is searched (for validation accuracy)."""
 
     # --- shared machinery -----------------------------------------------------------------
+    def use_cuda_graphs(self, size: int) -> bool:
+        """Replay weight steps from CUDA graphs (``graph_step``) with a cache of ``size``; only on CUDA and in
+        one process (the all-reduce of torchrun's ranks is not captured). Returns whether it is on."""
+        on = self.device.type == "cuda" and distributed.size() == 1
+        self.graphs = GraphedSteps(size, on, self.graphs.clear_grads)
+        return on
+
+    def graph_step(self, key: Hashable, fn: Callable[..., tuple[torch.Tensor, ...]], *inputs: torch.Tensor
+                   ) -> tuple[torch.Tensor, ...]:
+        """``fn(*inputs)``, a weight step returning (loss, correct, grad_norm): replayed from the graph of
+        ``key`` (with the learning rate, baked into a capture) when graphs are on. Sets ``grad_norm``."""
+        loss, correct, self.grad_norm = self.graphs((key, self.weight_lr), fn, *inputs)
+        return loss, correct
+
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        if self.amp:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        if self.amp:  # a graph's capture needs the cast cache off (torch.cuda.graphs docs)
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs.enabled)
         return contextlib.nullcontext()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -182,6 +205,7 @@ class SearchAlgorithm(ABC):
                 self.A[ct].copy_(a)
         self.arch_opt.load_state_dict(state["arch_opt"])
         self.w_opt.load_state_dict(state["w_opt"])
+        self.graphs.forget()  # captured steps point at the momentum buffers just replaced
         self.sched.load_state_dict(state["sched"])
         self.generator.set_state(state["generator"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from nasp.algorithms.base import Batch, SearchAlgorithm
+from nasp.algorithms.base import Batch, SearchAlgorithm, step_numbers
 from nasp.algorithms.gradients import unrolled_arch_grad
 from nasp.algorithms.registry import register_algorithm
 from nasp.config import AlgorithmOptions
@@ -65,7 +65,7 @@ class DARTS(SearchAlgorithm):
         with self.autocast():
             return self.net(x, self.mixing(self.A))
 
-    def arch_step(self, val: Batch, train: Batch) -> float:
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor:
         if self.second_order:
             with self.autocast():
                 loss, grads = unrolled_arch_grad(self.net, self.A, self.mixing, train, val, self.weight_lr, self.w_opt)
@@ -77,16 +77,19 @@ class DARTS(SearchAlgorithm):
             got = torch.autograd.grad(loss, list(self.A.values()), allow_unused=True)
             grads = {ct: torch.zeros_like(a) if g is None else g for (ct, a), g in zip(self.A.items(), got, strict=True)}
         self.arch_update(grads)
-        return loss.item()
+        return loss.detach()
 
-    def weight_step(self, train: Batch) -> tuple[float, int]:
-        x, y = train
+    def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.graph_step("dense", self._weight_step, *train)  # one graph: A is read inside it
+
+    def _weight_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         weights = {ct: w.detach() for ct, w in self.mixing(self.A).items()}
         with self.autocast():
             logits = self.net(x, weights)
         loss = self.loss(logits, y)
         self.sgd_step(loss)
-        return loss.item(), int((logits.argmax(1) == y).sum())
+        assert self.grad_norm is not None
+        return (*step_numbers(loss, logits, y), self.grad_norm)
 
 
 @register_algorithm("darts-1st")

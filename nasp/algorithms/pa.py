@@ -26,13 +26,13 @@ class ProximalBaseline(ProximalSearch):
     Options = PAOptions
     cfg: PAOptions
 
-    def arch_gradient(self, val: Batch, train: Batch) -> tuple[float, dict[str, torch.Tensor]]:
+    def arch_gradient(self, val: Batch, train: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if not self.cfg.second_order:
             return super().arch_gradient(val, train)
         values, _ = self.discretized(self.cfg.epsilon)
         with self.autocast():
             loss, grads = unrolled_arch_grad(self.net, values, lambda a: a, train, val, self.weight_lr, self.w_opt)
-        return self.regularized(float(loss), grads, values)
+        return self.regularized(loss, grads, values)
 
 
 @register_algorithm("pa-standard")
@@ -48,7 +48,7 @@ class PAStandard(ProximalBaseline):
             for ct, a in self.A.items():
                 a.copy_(discretize(a, self.space.cells[ct], "keep")[0])
 
-    def arch_step(self, val: Batch, train: Batch) -> float:
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor:
         f, grads = self.arch_gradient(val, train)
         self.arch_update(grads)
         self._project()
@@ -59,7 +59,7 @@ class PAStandard(ProximalBaseline):
 class PALazy(ProximalBaseline):
     """PA with a lazy proximal step, eq. (11): Ā = prox_C(A); A moves freely (no clip)."""
 
-    def arch_step(self, val: Batch, train: Batch) -> float:
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor:
         f, grads = self.arch_gradient(val, train)
         self.arch_update(grads)
         return f

@@ -11,6 +11,7 @@ again the exact prox (keeping an edge saves its gain, dropping it saves nothing)
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from nasp.spaces import CellSpace
 
@@ -48,19 +49,18 @@ def discretize(a: torch.Tensor, cell: CellSpace, selected_value: str = "one", ep
     a = a.detach()
     gain = _gain(a)
     op = gain.argmax(dim=-1)
-    if epsilon > 0:
+    if epsilon > 0:  # drawn on the CPU generator (a resumed run draws the same); host to device, no sync
         flip = torch.rand(op.shape, generator=generator, device="cpu").to(a.device) < epsilon
         rand = torch.randint(a.shape[-1], op.shape, generator=generator, device="cpu").to(a.device)
         op = torch.where(flip, rand, op)
     strength = gain.gather(-1, op[:, None]).squeeze(-1)
     keep = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
-    for j in range(cell.n_nodes):
-        rows = torch.tensor(list(cell.node_edges(j)), device=a.device)
-        order = torch.argsort(-strength[rows], stable=True)[: cell.inputs_per_node]
-        keep[rows[order]] = True
+    for j in range(cell.n_nodes):  # a node's edges are a contiguous range of rows: slices, no index tensors
+        rows = cell.node_edges(j)
+        order = torch.argsort(-strength[rows.start:rows.stop], stable=True)[: cell.inputs_per_node]
+        keep[rows.start:rows.stop] = torch.zeros_like(keep[rows.start:rows.stop]).index_fill(0, order, True)
     value = torch.ones_like(strength) if selected_value == "one" else prox_box(a).gather(-1, op[:, None]).squeeze(-1)
-    mask = torch.zeros_like(a, dtype=torch.bool)
-    mask[keep, op[keep]] = True
-    out = torch.zeros_like(a)
-    out[mask] = value[keep]
+    # no boolean indexing: it would read the mask back to the host (a sync on a GPU)
+    mask = F.one_hot(op, a.shape[-1]).bool() & keep[:, None]
+    out = torch.where(mask, value[:, None], torch.zeros((), dtype=a.dtype, device=a.device))
     return out, mask

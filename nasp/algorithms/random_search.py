@@ -9,12 +9,12 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from nasp.algorithms.base import Batch, SearchAlgorithm
+from nasp.algorithms.base import Batch, SearchAlgorithm, step_numbers
 from nasp.algorithms.registry import register_algorithm
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Genotype
 from nasp.model import SearchableNetwork
-from nasp.model.search import selection_of
+from nasp.model.search import selections_of
 from nasp.spaces import SearchSpace
 
 
@@ -77,21 +77,21 @@ class RandomSearch(SearchAlgorithm):
         return {ct: a.detach() > 0.5 for ct, a in self.A.items()}
 
     def _selection(self) -> dict[str, Any]:
-        return {ct: selection_of(m, self.space.cells[ct]) for ct, m in self.masks().items()}
+        return selections_of(self.masks(), self.space.cells)
 
-    def arch_step(self, val: Batch, train: Batch) -> float:
+    def arch_step(self, val: Batch, train: Batch) -> torch.Tensor | float:
         """Starts the next trial when one is due; otherwise nothing: random search has no architecture objective
         (its arch_loss is 0)."""
         self._start_trial_if_due()
         return 0.0
 
-    def weight_step(self, train: Batch) -> tuple[float, int]:
+    def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = train
         with self.autocast():
             logits = self.net(x, None, self._selection())
         loss = self.loss(logits, y)
         self.sgd_step(loss)
-        return loss.item(), int((logits.argmax(1) == y).sum())
+        return step_numbers(loss, logits, y)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         with self.autocast():

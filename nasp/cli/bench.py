@@ -46,6 +46,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         table.add_row(name, _f(r.get("arch_s")), _f(r.get("weight_s")), _f(r["total_s"]), f"{r['total_s'] / child:.1f}",
                       _f(r.get("peak_mb"), 1))
     console.print(table)
+    if report.get("variants"):
+        variants = Table("mode", "amp", "channels-last", "arch s", "weight s", "total s", "child s", "x child",
+                         "graph hits", title="NASP's step under each speed variant")
+        for v in report["variants"]:
+            variants.add_row(v["mode"], str(v["amp"]), str(v["channels_last"]), _f(v["arch_s"], 4), _f(v["weight_s"], 4),
+                             _f(v["total_s"], 4), _f(v["child_s"], 4), f"{v['total_s'] / v['child_s']:.1f}",
+                             _f(v.get("graph_hit_rate"), 2))
+        console.print(variants)
+    modes = report.get("eval_modes") or ([report["eval_throughput"]] if "eval_throughput" in report else [])
+    for m in modes:
+        console.print(f"evaluation network ({m['mode']}): {m['images_per_s']:.0f} images/s")
     return 0
 
 

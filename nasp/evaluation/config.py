@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import SEED_MAX, Section, build_config, load_yaml, merge, parse_overrides
+from nasp.config import AUTO_NOTE, SEED_MAX, Section, Switch, build_config, load_yaml, merge, parse_overrides
 
 
 class EvalDataConfig(Section):
@@ -106,6 +106,10 @@ class EvalConfig(Section):
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on CUDA, where it "
                                        "speeds convs up; off on CPU, where it slows batch norm down)")
+    compile: Switch = Field("auto", description="torch.compile the training network (CUDA only): on, off, or auto ("
+                            + AUTO_NOTE + ")")
+    cuda_graphs: Switch = Field("auto", description="replay the training network's steps from CUDA graphs (torch."
+                                "compile mode reduce-overhead; CUDA only): on, off, or auto (" + AUTO_NOTE + ")")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
                                "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
@@ -140,7 +144,7 @@ RNN_DEFAULTS: dict[str, Any] = {
 # keys of image networks only: a recurrent evaluation given one explicitly says so instead of ignoring it
 IMAGE_ONLY = ("model.*", "data.augment", "data.cutout", "data.image_size", "data.workers", "optim.lr_min",
               "optim.schedule", "optim.gamma", "optim.decay_every", "optim.warmup_epochs", "optim.nesterov",
-              "optim.label_smoothing", "amp", "channels_last")
+              "optim.label_smoothing", "amp", "channels_last", "compile", "cuda_graphs")
 
 
 def apply_rnn_defaults(cfg: EvalConfig) -> EvalConfig:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from nasp import distributed
+from nasp.config import switch_on
 from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import EvalData, derive_seed
 from nasp.evaluation.network import EvalNetwork
@@ -39,6 +40,23 @@ def learning_rate(cfg: EvalConfig, epoch: int) -> float:
 def autocast(device: torch.device, amp: bool) -> Any:
     """bf16 autocast on CUDA when ``amp``; a no-op context elsewhere."""
     return torch.autocast("cuda", torch.bfloat16) if amp and device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+SPEED_MODES = ("eager", "compile", "graphs")
+
+
+def speed_mode(cfg: EvalConfig, device: torch.device) -> str:
+    """'graphs' (torch.compile's reduce-overhead mode: CUDA graphs), 'compile' or 'eager', from the keys."""
+    if switch_on("cuda_graphs", cfg.cuda_graphs, device.type):
+        return "graphs"
+    return "compile" if switch_on("compile", cfg.compile, device.type) else "eager"
+
+
+def compiled(net: nn.Module, mode: str) -> nn.Module:
+    """``net`` as ``mode`` runs it (one of SPEED_MODES); the weights stay shared with ``net``."""
+    if mode == "eager":
+        return net
+    return torch.compile(net, mode="reduce-overhead" if mode == "graphs" else None)  # type: ignore[return-value]
 
 
 @torch.no_grad()
@@ -83,7 +101,8 @@ class EvalTask(Task):
         self.net = net
         self.data = data
         self.device = data.device
-        self.train_net = distributed.data_parallel(net, self.device)  # DDP under torchrun, else net itself
+        self.speed_mode = speed_mode(cfg, self.device)
+        self.train_net = compiled(distributed.data_parallel(net, self.device), self.speed_mode)  # DDP under torchrun
         self.genotype = genotype
         self.params, self.params_with_aux = params
         self.epochs = cfg.epochs

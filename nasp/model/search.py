@@ -29,12 +29,25 @@ Selection = list[list[tuple[int, int]]]
 
 def selection_of(mask: torch.Tensor, cell: CellSpace) -> Selection:
     """The switched-on entries of a discrete architecture (a boolean mask), grouped by node."""
-    nz = mask.detach().to("cpu").nonzero().tolist()
-    sel: Selection = [[] for _ in range(cell.n_nodes)]
-    node_of = {e: j for j in range(cell.n_nodes) for e in cell.node_edges(j)}
-    for e, k in nz:
-        sel[node_of[e]].append((e, k))
-    return sel
+    return selections_of({"": mask}, {"": cell})[""]
+
+
+def selections_of(masks: dict[str, torch.Tensor], cells: dict[str, CellSpace]) -> dict[str, Selection]:
+    """``selection_of`` for every cell type with one read of the masks: on a GPU the one host sync of a NASP
+    step (the sparse forward's structure is decided on the host)."""
+    flat = torch.cat([m.detach().reshape(-1) for m in masks.values()]).tolist()
+    out: dict[str, Selection] = {}
+    offset = 0
+    for ct, mask in masks.items():
+        cell, (n_edges, n_ops) = cells[ct], mask.shape
+        node_of = {e: j for j in range(cell.n_nodes) for e in cell.node_edges(j)}
+        sel: Selection = [[] for _ in range(cell.n_nodes)]
+        for i, on in enumerate(flat[offset:offset + n_edges * n_ops]):
+            if on:
+                sel[node_of[i // n_ops]].append((i // n_ops, i % n_ops))
+        out[ct] = sel
+        offset += n_edges * n_ops
+    return out
 
 
 def upcast(t: torch.Tensor) -> torch.Tensor:
@@ -69,7 +82,10 @@ class _Dot:
 class ArchGradProbe:
     """Collects dL/dA for every entry of the architecture matrices during one backward pass."""
 
-    def __init__(self, shapes: dict[str, tuple[int, int]], device: torch.device) -> None:
+    def __init__(self, shapes: dict[str, tuple[int, int]], device: torch.device, stacked: bool = True) -> None:
+        """``stacked``: a node's same-shape candidate convolutions run as one grouped convolution (fewer
+        launches; False runs each op alone, the reference the stacked probe is tested against)."""
+        self.stacked = stacked
         self.grads = {ct: torch.zeros(shape, device=device, dtype=torch.float64) for ct, shape in shapes.items()}
         self.root: torch.Tensor | None = None  # the stem output: backward stops there
         self.finishers: list[Callable[[], None]] = []  # work a network leaves for after the backward pass
@@ -91,6 +107,7 @@ class _CellProbe:
 
     def __init__(self, probe: ArchGradProbe, cell: SearchCell, states: list[torch.Tensor]) -> None:
         self.grads = probe.grads[cell.cell_type]
+        self.stacked = probe.stacked
         self.cell = cell
         self.states = states  # grows as the cell runs; every source of node j exists when j's hook fires
         self.selected: dict[tuple[int, int], torch.Tensor] = {}
@@ -139,9 +156,86 @@ class _CellProbe:
         rows = sp.node_edges(j)
         with torch.no_grad():
             dot = _Dot(g)
-            dots = [dot(self._output(e, k, sp.edges[e][0])) for e in rows for k in range(sp.n_ops)]
+            found: dict[tuple[int, int], torch.Tensor] = {}
+            if self.stacked:
+                for group in self.cell.stack_groups[j]:
+                    group = [(e, k) for e, k in group if (e, k) not in self.selected]
+                    if len(group) > 1:
+                        found.update(zip(group, self._stacked_dots(group, g), strict=True))
+            dots = [found[(e, k)] if (e, k) in found else dot(self._output(e, k, sp.edges[e][0]))
+                    for e in rows for k in range(sp.n_ops)]
             self.grads[rows.start:rows.stop] += torch.stack(dots).view(len(rows), -1)
         self._done()
+
+    def _stacked_dots(self, group: list[tuple[int, int]], g: torch.Tensor) -> torch.Tensor:
+        """<g, op_e(x_e)> for one op on several edges: the inputs stacked along channels, the op's layers run
+        once as grouped layers (``run_stacked``); the op's leading ReLU is shared per source as in ``_output``."""
+        cell = self.cell
+        xs, mods = [], []
+        for e, k in group:
+            src = cell.space.edges[e][0]
+            tail = cell.relu_tails[e][k]
+            if tail is None:
+                xs.append(self.states[src].detach())
+                mods.append(cell.edge_ops[e][k])
+                continue
+            relu = self.shared.get(("relu", src, 0))
+            if relu is None:
+                relu = self.shared[("relu", src, 0)] = torch.relu(self.states[src].detach())
+            xs.append(relu)
+            mods.append(tail)
+        y = upcast(run_stacked(mods, torch.cat(xs, dim=1)))
+        gy = upcast(g).unsqueeze(1)
+        return (y.unflatten(1, (len(group), -1)) * gy).sum(dim=(0, 2, 3, 4))
+
+
+def stackable(mods: list[nn.Module]) -> bool:
+    """Whether ``run_stacked`` can run these modules as one: the same layers (ReLU, Conv2d without bias,
+    BatchNorm2d with a momentum), the same hyperparameters, only the weights differ."""
+    first = mods[0]
+    if any(type(m) is not type(first) for m in mods):
+        return False
+    if isinstance(first, nn.Sequential):
+        return all(len(m) == len(first) for m in mods) and all(stackable(list(layers)) for layers in zip(*mods, strict=True))
+    if isinstance(first, nn.ReLU):
+        return True
+    if isinstance(first, nn.Conv2d):
+        keys = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode")
+        return first.bias is None and first.padding_mode == "zeros" and all(
+            getattr(m, key) == getattr(first, key) for m in mods for key in keys)
+    if isinstance(first, nn.BatchNorm2d):
+        keys = ("num_features", "eps", "momentum", "affine", "track_running_stats", "training")
+        return first.momentum is not None and all(getattr(m, key) == getattr(first, key) for m in mods for key in keys)
+    return False
+
+
+def run_stacked(mods: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
+    """The outputs of ``mods`` (``stackable``) on their inputs, all stacked along channels: each convolution
+    becomes one with ``len(mods)`` times the groups, each batch norm one over all channels (its running
+    statistics written back to every module, as the modules' own forward would)."""
+    first, n = mods[0], len(mods)
+    if isinstance(first, nn.Sequential):
+        for layers in zip(*mods, strict=True):
+            x = run_stacked(list(layers), x)
+        return x
+    if isinstance(first, nn.ReLU):
+        return torch.relu(x)
+    if isinstance(first, nn.Conv2d):
+        weight = torch.cat([m.weight for m in mods])
+        return F.conv2d(x, weight, None, first.stride, first.padding, first.dilation, first.groups * n)
+    assert isinstance(first, nn.BatchNorm2d)
+    track = first.track_running_stats and first.running_mean is not None
+    if first.training and track:
+        torch._foreach_add_([m.num_batches_tracked for m in mods], 1)
+    mean = torch.cat([m.running_mean for m in mods]) if track else None
+    var = torch.cat([m.running_var for m in mods]) if track else None
+    weight = torch.cat([m.weight for m in mods]) if first.affine else None
+    bias = torch.cat([m.bias for m in mods]) if first.affine else None
+    out = F.batch_norm(x, mean, var, weight, bias, first.training or not track, first.momentum, first.eps)
+    if first.training and track:
+        torch._foreach_copy_([m.running_mean for m in mods], list(mean.split(first.num_features)))
+        torch._foreach_copy_([m.running_var for m in mods], list(var.split(first.num_features)))
+    return out
 
 
 def split_leading_relu(module: nn.Module) -> nn.Module | None:
@@ -172,6 +266,25 @@ class SearchCell(nn.Module):
         # without its leading ReLU (plain lists: the layers stay registered once, in edge_ops)
         self.param_free = [[not any(True for _ in op.parameters()) for op in ops] for ops in self.edge_ops]
         self.relu_tails = [[split_leading_relu(op) for op in ops] for ops in self.edge_ops]
+        self.stack_groups = [self._stack_groups(j) for j in range(space.n_nodes)]
+
+    def _stack_groups(self, j: int) -> list[list[tuple[int, int]]]:
+        """Node j's (edge, op) pairs the probe can run as one: an op with parameters on edges of the same
+        stride (its layers ``stackable``), with or without their shared leading ReLU alike."""
+        groups: list[list[tuple[int, int]]] = []
+        for k in range(self.space.n_ops):
+            by_shape: dict[bool, list[int]] = {}
+            for e in self.space.node_edges(j):
+                if not self.param_free[e][k]:
+                    by_shape.setdefault(self.reduction and self.space.edges[e][0] < self.space.n_inputs, []).append(e)
+            for edges in by_shape.values():
+                tails = [self.relu_tails[e][k] for e in edges]
+                if len(edges) < 2 or len({t is None for t in tails}) > 1:
+                    continue
+                mods = [self.edge_ops[e][k] if t is None else t for e, t in zip(edges, tails, strict=True)]
+                if stackable(mods):
+                    groups.append([(e, k) for e in edges])
+        return groups
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
                 selection: Selection | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
