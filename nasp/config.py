@@ -138,6 +138,10 @@ class RecurrentConfig(Section):
     dropouti: float = Field(0.1, ge=0, lt=1, description="rnn: locked dropout on the embedded words (DARTS: 0.2)")
     dropoute: float = Field(0.0, ge=0, lt=1, description="rnn: dropout of whole words of the embedding (DARTS "
                             "search: 0)")
+    alpha: float = Field(0.0, ge=0, description="rnn: activation regularisation of the weights' loss, alpha * mean of "
+                         "the dropped output squared (DARTS search: 0)")
+    beta: float = Field(1e-3, ge=0, description="rnn: temporal activation regularisation of the weights' loss, beta * "
+                        "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
 def _switch_word(v: Any) -> Any:

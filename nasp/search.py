@@ -311,7 +311,8 @@ def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tu
                           f"{cfg.batch_size} streams for each of the two parts; raise data.limit or lower batch_size")
     torch.manual_seed(cfg.seed)
     dropouts = RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute)
-    net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, **problem.network_shape).to(device)
+    net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, alpha=r.alpha, beta=r.beta,
+                                **problem.network_shape).to(device)
     params = count_params(net)  # every node keeps its W_j whatever it reads: one size
     return problem, train, val, net, lambda genotype: params
 

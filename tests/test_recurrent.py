@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import StopAfter
 
+from nasp.algorithms import ALGORITHMS
 from nasp.algorithms.gradients import fast_arch_grad, naive_arch_grad
 from nasp.algorithms.prox import discretize
 from nasp.cli.main import main
-from nasp.config import build_config, parse_overrides
+from nasp.config import AlgorithmConfig, OptimConfig, build_config, parse_overrides
 from nasp.errors import ConfigError
 from nasp.genotype import Genotype
 from nasp.model import selection_of
@@ -114,6 +115,43 @@ def test_activation_regularisers_of_a_training_forward():
     net.eval()
     net(x, None, {"recurrent": selection_of(mask, cell)})
     assert net.penalty is None  # scoring adds none
+
+
+@pytest.mark.parametrize("algorithm", ["nasp", "darts-1st"])
+def test_the_weight_step_adds_the_activation_regularisers_and_reports_the_plain_loss(algorithm):
+    """With beta > 0 a weight step moves w by lr * d(penalty)/dw more than with beta = 0 (plain SGD, no clipping);
+    the loss it reports is the cross-entropy alone."""
+    space = get_space("rnn")
+    moved, reported = {}, {}
+    for beta in (0.0, 0.5):
+        torch.manual_seed(0)
+        net = RecurrentNetwork(space, VOCAB, 8, 8, DROPOUTS, beta=beta).double()
+        algo = ALGORITHMS.get(algorithm)(space, net, AlgorithmConfig(name=algorithm),
+                                         OptimConfig(lr=0.1, momentum=0.0, weight_decay=0.0, grad_clip=1e9), 1,
+                                         torch.device("cpu"), False, 0)
+        x, y = _window()
+        before = {n: p.detach().clone() for n, p in net.named_parameters()}
+        if beta:  # the penalty's own gradient, from the same forward (same incoming state, same masks)
+            weights, selection = _forward_args(algo)
+            net(TokenWindow(x.tokens, x.carry, x.index, x.seed), weights, selection)
+            grads = torch.autograd.grad(net.penalty, list(net.parameters()), allow_unused=True)
+            d_penalty = {n: torch.zeros_like(p) if g is None else g
+                         for (n, p), g in zip(net.named_parameters(), grads, strict=True)}
+        loss, _ = algo.weight_step((x, y))
+        reported[beta] = float(loss)
+        moved[beta] = {n: p.detach() - before[n] for n, p in net.named_parameters()}
+    assert reported[0.0] == pytest.approx(reported[0.5], rel=1e-12)  # same weights, same batch: same plain loss
+    for n, step in moved[0.5].items():
+        assert torch.allclose(step - moved[0.0][n], -0.1 * d_penalty[n], atol=1e-12), n
+    assert any(d.abs().max() > 1e-6 for d in d_penalty.values())
+
+
+def _forward_args(algo):
+    """The forward arguments the algorithm's weight step uses: Ā's selection (NASP) or softmax(A) (DARTS)."""
+    if hasattr(algo, "forward_args"):
+        _, weights, selection = algo.forward_args()
+        return weights, selection
+    return {ct: w.detach() for ct, w in algo.mixing(algo.A).items()}, None
 
 
 def test_recurrent_space_and_ops_are_checked():

@@ -129,9 +129,12 @@ class SearchAlgorithm(ABC):
     def sgd_step(self, loss: torch.Tensor, fill_unused: bool = False) -> None:
         """Backward, clip and SGD step on the weights that took part in ``loss``; the gradient norm before
         clipping is kept in ``grad_norm`` (the run loop stops a run whose norm is not finite). ``fill_unused``
-        gives the other weights a zero gradient, so weight decay and momentum move them too."""
+        gives the other weights a zero gradient, so weight decay and momentum move them too. A network's
+        ``penalty`` from the forward that gave ``loss`` (the recurrent network's activation regularisers) is added
+        here, to the weights' loss only, as DARTS does; the loss a step reports stays the plain one."""
+        penalty = getattr(self.net, "penalty", None)
         self.w_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if penalty is None else loss + penalty).backward()
         if fill_unused:
             for p in self.net.parameters():
                 if p.grad is None and p.requires_grad:

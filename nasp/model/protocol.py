@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 class SearchableNetwork(Protocol):
     space: SearchSpace
     channels: int  # the width the model-size regulariser weighs ops at
+    # optional: ``penalty``, a tensor or None, a regulariser of the last training forward that the weight step adds
+    # to the weights' loss (the recurrent network's activation regularisers)
 
     @property
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
