@@ -131,53 +131,75 @@ def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple
     opt.step()
 
 
+def _timed_step(algo: SearchAlgorithm, train: tuple[Any, torch.Tensor], val: tuple[Any, torch.Tensor],
+                device: torch.device) -> tuple[float, float]:
+    """Seconds of one architecture step and one weight step."""
+    _sync(device)
+    t0 = time.perf_counter()
+    algo.arch_step(val, train)
+    _sync(device)
+    t1 = time.perf_counter()
+    algo.weight_step(train)
+    _sync(device)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def _timed_child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple[Any, torch.Tensor], amp: bool,
+                      device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    _child_step(child, opt, batch, amp)
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def _medians(arch: list[float], weight: list[float]) -> dict[str, float]:
+    return {"arch_s": statistics.median(arch), "weight_s": statistics.median(weight),
+            "total_s": statistics.median(a + w for a, w in zip(arch, weight, strict=True))}
+
+
 def _time_algorithm(algo: SearchAlgorithm, batches: list[tuple[Any, torch.Tensor]], device: torch.device,
                     warmup: int = 1) -> dict[str, float]:
     """Median seconds of the architecture step, weight step and both, after ``warmup`` steps."""
     arch, weight = [], []
     for i in range(len(batches) // 2):
-        train, val = batches[2 * i], batches[2 * i + 1]
-        _sync(device)
-        t0 = time.perf_counter()
-        algo.arch_step(val, train)
-        _sync(device)
-        t1 = time.perf_counter()
-        algo.weight_step(train)
-        _sync(device)
-        t2 = time.perf_counter()
+        a, w = _timed_step(algo, batches[2 * i], batches[2 * i + 1], device)
         if i >= warmup:
-            arch.append(t1 - t0)
-            weight.append(t2 - t1)
-    return {"arch_s": statistics.median(arch), "weight_s": statistics.median(weight),
-            "total_s": statistics.median(a + w for a, w in zip(arch, weight, strict=True))}
+            arch.append(a)
+            weight.append(w)
+    return _medians(arch, weight)
 
 
 def _time_child(child: torch.nn.Module, opt: torch.optim.Optimizer, batches: list[tuple[Any, torch.Tensor]],
                 amp: bool, device: torch.device, warmup: int = 1) -> float:
-    times = []
-    for i in range(len(batches) // 2):
-        _sync(device)
-        t0 = time.perf_counter()
-        _child_step(child, opt, batches[2 * i], amp)
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times = [_timed_child_step(child, opt, batches[2 * i], amp, device) for i in range(len(batches) // 2)]
+    return statistics.median(times[warmup:])
 
 
 def time_steps(cfg: BenchConfig, device: torch.device) -> dict[str, dict[str, float]]:
-    """Median seconds of the architecture step, weight step and both, per algorithm; and the child."""
+    """Median seconds of the architecture step, weight step and both, per algorithm; and the child (the architecture
+    NASP holds after its warm-up step). The algorithms and the child take their steps in turns, step i of each before
+    step i + 1 of any: a load that comes and goes on a shared machine then slows them alike, and the ratios of one
+    run hold up (run one after another, one algorithm could get a quiet minute and the next a busy one)."""
     batches = _batches(cfg, device)
-    results: dict[str, dict[str, float]] = {}
-    nasp_algo = None
-    for name in cfg.algorithms:
-        algo = _algorithm(name, cfg, device)
-        results[name] = _time_algorithm(algo, batches, device)
-        if name == "nasp" or nasp_algo is None:
-            nasp_algo = algo
-    assert nasp_algo is not None
-    child, opt = _child(nasp_algo, cfg, device)
-    results["child"] = {"total_s": _time_child(child, opt, batches, cfg.amp, device)}
+    algos = {name: _algorithm(name, cfg, device) for name in cfg.algorithms}
+    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in algos}
+    child_times: list[float] = []
+    child: tuple[torch.nn.Module, torch.optim.Optimizer] | None = None
+    for i in range(len(batches) // 2):
+        train, val = batches[2 * i], batches[2 * i + 1]
+        for name, algo in algos.items():
+            a, w = _timed_step(algo, train, val, device)
+            if i:  # the first step warms up
+                times[name][0].append(a)
+                times[name][1].append(w)
+        if child is None:
+            child = _child(algos.get("nasp") or next(iter(algos.values())), cfg, device)
+        t = _timed_child_step(*child, train, cfg.amp, device)
+        if i:
+            child_times.append(t)
+    results = {name: _medians(*t) for name, t in times.items()}
+    results["child"] = {"total_s": statistics.median(child_times)}
     return results
 
 

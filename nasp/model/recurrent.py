@@ -273,8 +273,8 @@ class RecurrentNetwork(nn.Module):
         levels = None if sel is None else _levels(self, sel, w)
         w_h = self.W0[self.emsize:]
         outputs = []
-        for t in range(steps):
-            hidden = self.cell_step(x_proj[t], hidden, h_mask, w_h, w, levels, node_probe, t)
+        for t, x_t in enumerate(x_proj.unbind(0)):  # (unbind: one backward for all steps, not one per step)
+            hidden = self.cell_step(x_t, hidden, h_mask, w_h, w, levels, node_probe, t)
             outputs.append(hidden)
         x.carry.store(x.index, hidden)
         raw = torch.stack(outputs)
@@ -316,7 +316,8 @@ class RecurrentNetwork(nn.Module):
             for level in levels:
                 S = torch.stack([states[i] for i in level.sources])
                 c, h = torch.split(torch.bmm(S * h_mask if h_mask is not None else S, level.weight), self.nhid, dim=-1)
-                acts = [self.ops[k](h[lo:hi]) for k, lo, hi in level.ops]
+                parts = h.split([hi - lo for _, lo, hi in level.ops]) if len(level.ops) > 1 else (h,)
+                acts = [self.ops[k](part) for (k, _, _), part in zip(level.ops, parts, strict=True)]
                 mix = torch.lerp(S, acts[0] if len(acts) == 1 else torch.cat(acts), torch.sigmoid(c))
                 if level.scale is not None:
                     mix = mix * level.scale
@@ -347,6 +348,7 @@ class RecurrentNetwork(nn.Module):
 @register_network("rnn")
 def rnn_search_network(space: SearchSpace, channels: int, layers: int, vocab_size: int = 10_000,
                        emsize: int | None = None, dropouts: RNNDropouts | None = None,
-                       batch_norm: bool = True) -> RecurrentNetwork:
-    """DARTS's recurrent search network: ``channels`` is nhid (emsize too unless given); one layer."""
-    return RecurrentNetwork(space, vocab_size, emsize or channels, channels, dropouts, batch_norm)
+                       batch_norm: bool = True, alpha: float = 0.0, beta: float = 0.0) -> RecurrentNetwork:
+    """DARTS's recurrent search network: ``channels`` is nhid (emsize too unless given); one layer; ``alpha`` and
+    ``beta`` weigh its activation regularisers in the weights' loss."""
+    return RecurrentNetwork(space, vocab_size, emsize or channels, channels, dropouts, batch_norm, alpha=alpha, beta=beta)
