@@ -1,21 +1,15 @@
-"""What every problem shares: targets are class indices (images' labels, the next words), the loss is cross-entropy."""
+"""What every problem shares: targets are class indices (images' labels, the next words), scored by cross-entropy
+(the algorithms' ``loss``, nasp.algorithms.gradients.cross_entropy)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-
-from nasp.model.search import upcast
 
 
 class ClassificationProblem:
-    """A batch is (inputs, targets): one class index per target, scored by cross-entropy."""
-
-    @staticmethod
-    def loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(upcast(logits), y)
+    """A batch is (inputs, targets): one class index per target."""
 
     @staticmethod
     def batch_size(batch: tuple[Any, torch.Tensor]) -> int:
