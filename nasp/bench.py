@@ -15,12 +15,12 @@ import time
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
 
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm
 from nasp.config import AlgorithmConfig, OptimConfig
 from nasp.model import ChildNetwork, SearchNetwork
+from nasp.model.loss import cross_entropy
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow, selection_of_genotype
 from nasp.spaces import get_space
 
@@ -124,7 +124,7 @@ def _child_step(child: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple
     ctx = torch.autocast("cuda", torch.bfloat16) if amp and y.is_cuda else torch.autocast("cpu", enabled=False)
     with ctx:
         logits = child(x)
-    loss = F.cross_entropy(logits.float(), y)
+    loss = cross_entropy(logits, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(child.parameters(), 0.25 if isinstance(child, _RecurrentChild) else 5.0)

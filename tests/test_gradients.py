@@ -11,6 +11,7 @@ from nasp.algorithms.gradients import fast_arch_grad, naive_arch_grad, unrolled_
 from nasp.algorithms.prox import discretize
 from nasp.config import AlgorithmConfig, OptimConfig
 from nasp.model import SearchNetwork, selection_of
+from nasp.model.loss import cross_entropy
 from nasp.spaces import get_space
 
 
@@ -151,3 +152,24 @@ def test_eta_adds_its_gradient_at_abar():
     for ct in grads[0.0]:
         expected = 0.5 * 2 * algo.regularizer.weights[ct] * abar[ct]
         assert torch.allclose((grads[0.5][ct] - grads[0.0][ct]).float(), expected, atol=1e-6)
+
+
+def test_the_training_loss_equals_torchs_cross_entropy_in_value_and_gradient():
+    """The fused loss (gradient prepared in the forward, scaled in the backward) against F.cross_entropy in float64,
+    at a language model's shape, with an upstream factor, and refusing a second backward through one loss."""
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(70, 500, generator=gen, dtype=torch.float64) * 4).requires_grad_()
+    y = torch.randint(500, (70,), generator=gen)
+    ours = cross_entropy(logits, y)
+    ref = F.cross_entropy(logits, y)
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=0)
+    (g_ours,) = torch.autograd.grad(ours * 0.37, logits, retain_graph=True)
+    (g_ref,) = torch.autograd.grad(ref * 0.37, logits)
+    assert torch.allclose(g_ours, g_ref, rtol=1e-10, atol=1e-15)
+    with pytest.raises(RuntimeError, match="twice"):
+        torch.autograd.grad(ours, logits)
+    with torch.no_grad():  # no gradient wanted: none prepared, same value
+        assert torch.allclose(cross_entropy(logits, y), ref, rtol=1e-12, atol=0)
+    half = logits.detach().to(torch.bfloat16)  # autocast's logits are upcast, as F.cross_entropy(logits.float()) was
+    assert cross_entropy(half, y).dtype == torch.float32
+    assert torch.allclose(cross_entropy(half, y), F.cross_entropy(half.float(), y))

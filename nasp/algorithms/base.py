@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from nasp import distributed
-from nasp.algorithms.gradients import cross_entropy
 from nasp.algorithms.graphs import GraphedSteps
 from nasp.algorithms.registry import validate_options
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Edge, Genotype
 from nasp.model import SearchableNetwork
+from nasp.model.loss import cross_entropy
 from nasp.spaces import SPACES, SearchSpace, get_space
 
 Batch = tuple[torch.Tensor, torch.Tensor]

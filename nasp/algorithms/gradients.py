@@ -6,16 +6,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 
 from nasp.model import ArchGradProbe, SearchableNetwork
-from nasp.model.search import Selection, upcast
+from nasp.model.loss import cross_entropy
+from nasp.model.search import Selection
 
 Weights = dict[str, torch.Tensor]
-
-
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(upcast(logits), y)
 
 
 def fast_arch_grad(net: SearchableNetwork, x: torch.Tensor, y: torch.Tensor, weights: Weights | None,

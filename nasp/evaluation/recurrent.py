@@ -30,6 +30,7 @@ from nasp.evaluation.config import EvalConfig
 from nasp.evaluation.data import derive_seed
 from nasp.genotype import Genotype
 from nasp.model.budget import count_params
+from nasp.model.loss import cross_entropy
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow, selection_of_genotype
 from nasp.runfolder import RunFolder
 from nasp.trainer import Callback, Task
@@ -194,7 +195,7 @@ class RNNEvalTask(Task):
             group["lr"] = lr
         net = self.net
         logits = net(TokenWindow(x, self.carry, step, derive_seed(self.cfg.seed, epoch, step, 3)), selection=self.selection)
-        raw_loss = nn.functional.cross_entropy(logits.float(), y)
+        raw_loss = cross_entropy(logits, y)
         loss = raw_loss if net.penalty is None else raw_loss + net.penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
