@@ -1,5 +1,5 @@
 """What every problem shares: targets are class indices (images' labels, the next words), scored by cross-entropy
-(the algorithms' ``loss``, nasp.algorithms.gradients.cross_entropy)."""
+(the algorithms' ``loss``, nasp.model.loss.cross_entropy)."""
 
 from __future__ import annotations
 
