@@ -23,6 +23,7 @@ from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to this
+MAX_CONFIG_FILE = 1 << 20  # a --config file (1 MiB; the presets are under 4 KiB)
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -336,13 +337,21 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
     """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
     (did-you-mean errors)."""
+    from nasp.errors import FileRefusedError
     from nasp.presets import preset_path
+    from nasp.safe_io import read_bounded
 
+    if str(path).strip() == "":
+        raise ConfigError("--config: an empty name; give a YAML file or a preset's name (`nasp presets`)")
     path = preset_path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"--config: '{path}' is a folder, not a YAML file")
+    if not path.exists():
         raise ConfigError(f"--config: file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
+    try:  # a config is a few kilobytes: a bound before parsing (YAML of megabytes parses for minutes)
+        raw = yaml.safe_load(read_bounded(path, MAX_CONFIG_FILE, follow=True).decode("utf-8")) or {}
+    except FileRefusedError as exc:
+        raise ConfigError(f"--config: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: '{path}' is not valid YAML: {_one_line(str(exc))}") from None
     except (OSError, UnicodeDecodeError) as exc:

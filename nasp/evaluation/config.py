@@ -183,10 +183,11 @@ def search_of(genotype: Any) -> dict[str, Any] | None:
     if not isinstance(genotype, str) or not genotype:
         return None
     from nasp.runfolder import RunFolder, RunFolderError
+    from nasp.safe_io import exists
 
     path = Path(genotype)
     try:
-        folder = RunFolder(path if path.is_dir() else path.parent) if path.exists() else None
+        folder = RunFolder(path if path.is_dir() else path.parent) if exists(path) else None
         if folder is None or folder.kind() != "search":
             return None
         return folder.read_config()
@@ -216,6 +217,6 @@ def eval_defaults(user: dict[str, Any], config_file: str | None) -> dict[str, An
 def eval_config(overrides: list[str], config_file: str | None = None) -> EvalConfig:
     """YAML preset (optional) with ``key=value`` overrides on top, over the defaults a search's genotype brings
     (``eval_defaults``)."""
-    tree = load_eval_yaml(config_file) if config_file else {}
+    tree = load_eval_yaml(config_file) if config_file is not None else {}
     user = merge(tree, parse_overrides(overrides, EvalConfig))
     return build_config(merge(eval_defaults(user, config_file), user), EvalConfig)
