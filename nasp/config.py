@@ -144,6 +144,25 @@ class RecurrentConfig(Section):
                         "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
+class MLflowConfig(Section):
+    """loggers=mlflow: where the run's params, metrics and artifacts go."""
+
+    tracking_uri: str | None = Field(None, max_length=2048, description="mlflow: tracking URI (a server, "
+                                     "databricks, sqlite:///f.db); default: $MLFLOW_TRACKING_URI, else the file store "
+                                     "<out>/mlruns (`mlflow ui --backend-store-uri <out>/mlruns`)")
+    experiment: str = Field("nasp", min_length=1, max_length=256, description="mlflow: experiment name")
+
+
+class WandbConfig(Section):
+    """loggers=wandb: the Weights & Biases project and mode (offline unless asked: no login prompt in a run)."""
+
+    project: str = Field("nasp", min_length=1, max_length=128, description="wandb: project")
+    entity: str | None = Field(None, max_length=128, description="wandb: team or user (default: your default)")
+    mode: Literal["offline", "online", "disabled"] = Field("offline", description="wandb: offline (files in "
+                                                           "<run>/wandb, `wandb sync` later), online (after `wandb "
+                                                           "login`) or disabled")
+
+
 def _switch_word(v: Any) -> Any:
     """YAML reads on/off (and yes/no, true/false) as booleans: they mean 'on' and 'off' here."""
     return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
@@ -185,7 +204,9 @@ class RunConfig(Section):
                                   "each holds a step's activations")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")

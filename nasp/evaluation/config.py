@@ -14,7 +14,18 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import AUTO_NOTE, SEED_MAX, Section, Switch, build_config, load_yaml, merge, parse_overrides
+from nasp.config import (
+    AUTO_NOTE,
+    SEED_MAX,
+    MLflowConfig,
+    Section,
+    Switch,
+    WandbConfig,
+    build_config,
+    load_yaml,
+    merge,
+    parse_overrides,
+)
 
 
 class EvalDataConfig(Section):
@@ -112,7 +123,9 @@ class EvalConfig(Section):
                                 "compile mode reduce-overhead; CUDA only): on, off, or auto (" + AUTO_NOTE + ")")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
     resume: str | None = Field(None, description="evaluation run folder to continue")
