@@ -15,7 +15,7 @@ from nasp.evaluation.config import eval_config
 from nasp.evaluation.run import resume_eval, start_eval
 from nasp.genotype import Genotype
 from nasp.runfolder import RunFolder
-from nasp.search import start_run
+from nasp.search_run import start_run
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd
 from nasp.trainer.trainer import Trainer

@@ -75,7 +75,6 @@ class TensorBoardLogger(Callback):
     def __init__(self, folder: RunFolder) -> None:
         self.folder = folder
         self.writer: Any = None
-        self.space: dict[str, Any] | None = None
 
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
         from torch.utils.tensorboard import SummaryWriter
@@ -84,7 +83,6 @@ class TensorBoardLogger(Callback):
         # a resume drops what was logged after its checkpoint, as it does for metrics.jsonl
         resumed = bool(event.start_epoch or event.start_step)
         self.writer = SummaryWriter(str(self.folder.tensorboard_dir), purge_step=event.start_epoch + 1 if resumed else None)
-        self.space = event.info.get("space")
         if not resumed:  # the hparams of the run, once, in the run's own event files (add_hparams would make a subrun)
             scores = {"val_acc": 0.0, "val_loss": 0.0} if event.kind == "search" else {"test_acc": 0.0}
             for summary in hparams(flat_params(event.config), scores):
@@ -99,7 +97,7 @@ class TensorBoardLogger(Callback):
             self.writer.add_scalar(key, value, event.epoch)
         if "genotype" in event.record:
             self.writer.add_text("genotype", _markdown_code(genotype_text(event.record["genotype"])), event.epoch)
-        for tag, pixels in discrete_images(event.record, self.space, event.epoch).items():
+        for tag, pixels in discrete_images(event.record, event.epoch).items():
             self.writer.add_image(tag, pixels, event.epoch, dataformats="HWC")
         self.writer.flush()
 

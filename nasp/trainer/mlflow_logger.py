@@ -48,7 +48,6 @@ class MLflowLogger(Callback):
         self.experiment = str((config.get("mlflow") or {}).get("experiment") or "nasp")
         self.client: Any = None
         self.run_id: str | None = None
-        self.space: dict[str, Any] | None = None
 
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
         with warnings.catch_warnings():  # MLflow 3 warns that its file store is in maintenance mode
@@ -61,7 +60,6 @@ class MLflowLogger(Callback):
             self.client = MlflowClient(tracking_uri=self.uri)
             found = self.client.get_experiment_by_name(self.experiment)
             experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
-        self.space = event.info.get("space")
         self.run_id = remembered_id(self.folder, "mlflow")
         if self.run_id is not None:
             self.client.update_run(self.run_id, status="RUNNING")
@@ -89,7 +87,7 @@ class MLflowLogger(Callback):
         if "genotype" in event.record:
             self.client.log_text(self.run_id, genotype_text(event.record["genotype"]),
                                  f"genotypes/epoch_{event.epoch:03d}.json")
-        for tag, pixels in discrete_images(event.record, self.space, event.epoch).items():
+        for tag, pixels in discrete_images(event.record, event.epoch).items():
             self.client.log_image(self.run_id, pixels, f"{tag}_epoch_{event.epoch:03d}.png")
 
     def on_run_end(self, trainer: Trainer, event: RunEnd) -> None:

@@ -1,7 +1,7 @@
 """What every experiment-tracking logger (TensorBoard, MLflow, W&B) sends, computed once.
 
 A run's config becomes flat ``a.b`` parameters; an epoch's plain numbers become metrics; a search's Ā
-becomes a labelled picture (rows: edges ``i->j``, columns: the space's ops); the run folder's genotype
+becomes a labelled picture (rows: its edges, columns: the space's ops); the run folder's genotype
 and cell drawings become artifacts. The loggers only translate these to their tool's calls.
 """
 
@@ -40,19 +40,13 @@ def genotype_text(genotype: dict[str, Any]) -> str:
     return json.dumps(genotype, indent=2)
 
 
-def discrete_labels(space: dict[str, Any] | None, cell_type: str, rows: int, cols: int) -> tuple[list[str], list[str]]:
-    """(edge labels ``i->j``, op names) of one cell type's Ā, from the space in the run_start event; plain
-    indices when the space is not known."""
-    cell = ((space or {}).get("cells") or {}).get(cell_type) or {}
-    ops = list(cell.get("ops") or [])
-    n_inputs, n_nodes = cell.get("n_inputs"), cell.get("n_nodes")
-    edges = ([f"{i}->{n_inputs + j}" for j in range(n_nodes) for i in range(n_inputs + j)]
-             if isinstance(n_inputs, int) and isinstance(n_nodes, int) else [])
-    if len(edges) != rows:
-        edges = [str(r) for r in range(rows)]
-    if len(ops) != cols:
-        ops = [str(c) for c in range(cols)]
-    return edges, ops
+def discrete_labels(matrix: list[list[float]]) -> tuple[list[str], list[str]]:
+    """(edge labels, op names) of one cell type's Ā: a search's events carry them (ArchMatrix); plain indices
+    for a bare list of rows."""
+    edges, ops = getattr(matrix, "edges", None), getattr(matrix, "ops", None)
+    if edges is None or ops is None:
+        return [str(r) for r in range(len(matrix))], [str(c) for c in range(len(matrix[0]) if matrix else 0)]
+    return list(edges), list(ops)
 
 
 def discrete_figure(matrix: list[list[float]], edges: list[str], ops: list[str], title: str) -> Any:
@@ -79,13 +73,13 @@ def figure_pixels(fig: Any) -> Any:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def discrete_images(record: dict[str, Any], space: dict[str, Any] | None, epoch: int) -> dict[str, Any]:
+def discrete_images(record: dict[str, Any], epoch: int) -> dict[str, Any]:
     """``{"discrete/<cell type>": pixels}`` of an epoch record's Ā (empty for an evaluation, which has none)."""
     out: dict[str, Any] = {}
     for ct, matrix in (record.get("discrete") or {}).items():
         if not matrix or not isinstance(matrix, list):
             continue
-        edges, ops = discrete_labels(space, ct, len(matrix), len(matrix[0]))
+        edges, ops = discrete_labels(matrix)
         out[f"discrete/{ct}"] = figure_pixels(discrete_figure(matrix, edges, ops, f"{ct} cell, epoch {epoch}"))
     return out
 

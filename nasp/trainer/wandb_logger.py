@@ -37,7 +37,6 @@ class WandbLogger(Callback):
         self.folder = folder
         self.options = dict(config.get("wandb") or {})
         self.run: Any = None
-        self.space: dict[str, Any] | None = None
 
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
         _inside(self.folder)
@@ -45,7 +44,6 @@ class WandbLogger(Callback):
 
         run_id = remembered_id(self.folder, "wandb") or secrets.token_hex(4)  # W&B ids: [a-z0-9]
         remember_id(self.folder, "wandb", run_id)
-        self.space = event.info.get("space")
         self.run = wandb.init(project=self.options.get("project") or "nasp", entity=self.options.get("entity"),
                               mode=self.options.get("mode") or "offline", dir=str(self.folder.path), id=run_id,
                               resume="allow", name=self.folder.path.name, config=event.config,
@@ -62,7 +60,7 @@ class WandbLogger(Callback):
         import wandb
 
         row: dict[str, Any] = {"epoch": event.epoch, **numbers(event.metrics)}
-        for tag, pixels in discrete_images(event.record, self.space, event.epoch).items():
+        for tag, pixels in discrete_images(event.record, event.epoch).items():
             row[tag] = wandb.Image(pixels, caption=f"{tag}, epoch {event.epoch}")
         self.run.log(row)
         if "genotype" in event.record:
