@@ -27,7 +27,7 @@ import torch
 
 from nasp.config import build_config, parse_overrides
 from nasp.errors import NaspError
-from nasp.search import SearchTask, build_task
+from nasp.search_run import SearchTask, build_task
 
 PARTS = ("A", "Abar", "weights")
 
