@@ -155,6 +155,7 @@ class Genotype(BaseModel):
 
     # --- conversions -------------------------------------------------------------------
     def to_json(self, indent: int | None = 2) -> str:
+        """The genotype as JSON (``from_json`` and ``load`` read it)."""
         return self.model_dump_json(indent=indent, exclude_none=True)
 
     @classmethod
@@ -205,6 +206,7 @@ class Genotype(BaseModel):
         return cls.from_json(text, registered_ops, source=where)
 
     def save(self, path: str | Path) -> Path:
+        """Write the JSON to ``path``; returns the path."""
         path = Path(path)
         path.write_text(self.to_json() + "\n")
         return path
@@ -235,6 +237,7 @@ class Genotype(BaseModel):
         return sum(p.numel() for p in net.parameters())
 
     def describe(self) -> str:
+        """One line a cell type: each node's ``op(input)`` terms."""
         lines = []
         for ct, nodes in self.cells.items():
             parts = [" + ".join(f"{e.op}({e.input})" for e in node) for node in nodes]

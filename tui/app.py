@@ -20,6 +20,7 @@ from textual.widget import AwaitMount
 from nasp.config import RunConfig
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder
+from nasp.trainer.events import next_step
 
 from .configform import command_line
 from .genoedit import GenotypeEdit
@@ -257,7 +258,8 @@ class NaspApp(App[None]):
             if kind == "run_start":
                 self.state.message = f"run folder {ev.get('run_dir')}"
             elif kind == "paused":
-                self.state.message = f"paused before step {int(ev.get('step', 0)) + 1}: p resumes, x stops (with a checkpoint)"
+                epoch, step = next_step(int(ev.get("epoch", 1)), int(ev.get("step", 0)), self.state.steps_per_epoch)
+                self.state.message = f"paused before step {step} of epoch {epoch}: p resumes, x stops (with a checkpoint)"
             elif kind == "resumed":
                 self.state.message = "resumed"
             elif kind == "run_end":

@@ -113,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
 @command("run", "run a search: nasp run algorithm=nasp space=cnn12 epochs=1", _overrides)
 def cmd_run(args: argparse.Namespace) -> int:
     from nasp.config import parse_overrides
-    from nasp.search import resume_run, start_run
+    from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
     if "resume" in tree:

@@ -18,7 +18,7 @@ from nasp.evaluation.data import build_eval_data
 from nasp.evaluation.network import EvalNetwork
 from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
-from nasp.genotypes import resolve_genotype
+from nasp.genotypes import read_genotype, resolve_genotype
 from nasp.model.budget import available_memory, check_memory, count_params, estimate_eval_memory
 from nasp.plugins import load_plugins, resolve_device
 from nasp.runfolder import GENOTYPE, RunFolder, RunFolderError, default_name, load_torch
@@ -61,6 +61,8 @@ def genotype_label(spec: str) -> str:
 
     if is_darts_string(spec):
         return "darts"
+    if spec.lstrip().startswith("{"):  # a genotype's JSON: its space's name
+        return str(read_genotype(spec).space)
     path = Path(spec)
     if exists(path):
         return path.parent.name if path.name == GENOTYPE else (path.name if path.is_dir() else path.stem)

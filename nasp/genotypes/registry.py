@@ -61,7 +61,8 @@ def get_genotype(name: str) -> Genotype:
 
 
 def read_genotype(spec: str | Path | Genotype) -> Genotype:
-    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string or a name,
+    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string, a genotype's
+    JSON text or a name,
     checked for structure only (viewing and editing need no more; see ``resolve_genotype`` for building)."""
     if isinstance(spec, Genotype):
         return spec
@@ -70,6 +71,8 @@ def read_genotype(spec: str | Path | Genotype) -> Genotype:
 
     if is_darts_string(str(spec)):
         return parse_darts(str(spec))
+    if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a genotype's JSON (an in-memory Genotype's config)
+        return Genotype.from_json(spec, source="genotype")
     path = Path(spec)
     if exists(path):
         return Genotype.load(path)

@@ -20,10 +20,12 @@ MAX_SPACE_FILE = 1 << 20  # a space file is a few hundred bytes
 
 
 def register_space(name: str, *, overwrite: bool = False) -> Callable[[SpaceFactory], SpaceFactory]:
+    """Decorator: make a factory ``() -> SearchSpace`` available as ``space=<name>``."""
     return SPACES.register(name, overwrite=overwrite)
 
 
 def list_spaces() -> list[str]:
+    """The registered space names ``space=`` takes."""
     return SPACES.names()
 
 

@@ -37,7 +37,7 @@ class SubRun:
 def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tuple[SubRun, SubRun | None]]:
     """(search, eval or None) per arm and seed, every config built and checked first."""
     from nasp.evaluation.run import resume_eval, start_eval
-    from nasp.search import resume_run, start_run, validate
+    from nasp.search_run import resume_run, start_run, validate
 
     if not cfg.arms:
         raise ConfigError("key 'arms': a study needs at least one arm (a label and its algorithm), see "
