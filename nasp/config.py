@@ -12,13 +12,14 @@ algorithm's business: each registered algorithm declares them as a pydantic mode
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
@@ -171,6 +172,21 @@ def _switch_word(v: Any) -> Any:
 
 
 Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch_word)]
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: 4 a core of this machine (at least 4). More only time-slice the
+    cores (``threads=1000`` made 1,493 threads and the machine unusable for minutes)."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
+def _threads_bound(v: int | None) -> int | None:
+    if v is not None and v > max_threads():
+        raise ValueError(f"{v} threads on a machine with {os.cpu_count()} CPU cores; at most {max_threads()} (4 a core)")
+    return v
+
+
+Threads = Annotated[int | None, Field(ge=1), AfterValidator(_threads_bound)]
 # what 'auto' turns on, per device type; CUDA entries wait for the GPU check (docs/benchmarks.md, issue 13)
 AUTO_SPEED: dict[str, dict[str, bool]] = {"cuda_graphs": {"cuda": False}, "compile": {"cuda": False}}
 AUTO_NOTE = "off on CPU and MPS; on CUDA as measured by benchmarks/gpu_check.sh"
@@ -196,7 +212,7 @@ class RunConfig(Section):
                             "(paper: 64; DARTS rnn: 256)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+    threads: Threads = Field(None, description="CPU threads of torch (default: torch's; 1 is much faster "
                                 "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")

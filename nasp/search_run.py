@@ -18,7 +18,8 @@ from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
+from nasp.model.budget import (available_memory, check_memory, count_params, estimate_rnn_search_memory,
+                               estimate_search_memory)
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -294,7 +295,8 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
                                         cfg.data.augment, cfg.seed, channels_last)
     shape = problem.network_shape
-    estimate = estimate_search_memory(space, cfg.model.channels, cfg.model.layers, cfg.batch_size, problem.data.size,
+    rows = max(train.batch_size, val.batch_size)  # what a step gets: batch_size, or all the data when it is less
+    estimate = estimate_search_memory(space, cfg.model.channels, cfg.model.layers, rows, problem.data.size,
                                       shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
     check_memory(estimate, available_memory(device), "the search network", str(device))
     torch.manual_seed(cfg.seed)
@@ -319,6 +321,10 @@ def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tu
     if len(train) == 0 or len(val) == 0:
         raise ConfigError(f"key 'data.limit': {cfg.data.limit} tokens make no window of rnn.bptt={r.bptt} steps in "
                           f"{cfg.batch_size} streams for each of the two parts; raise data.limit or lower batch_size")
+    emsize = r.emsize or r.nhid
+    estimate = estimate_rnn_search_memory(space, len(corpus.vocab), emsize, r.nhid, cfg.batch_size, r.bptt)
+    check_memory(estimate, available_memory(device), "the recurrent search network", str(device),
+                 ("batch_size", "rnn.nhid", "rnn.emsize", "rnn.bptt"))
     torch.manual_seed(cfg.seed)
     dropouts = RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute)
     net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, alpha=r.alpha, beta=r.beta,

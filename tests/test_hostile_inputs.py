@@ -243,3 +243,24 @@ def test_a_user_genotype_file_with_a_builtin_name_is_refused(tmp_path: Path, mon
     line = one_line(capsys.readouterr().err)
     assert "'DARTS_V2' is registered (built in)" in line and "darts_v2.json" in line and "rename" in line, line
     assert get_genotype("mine") == get_genotype("NASP")  # other user files still work
+
+
+# --- class 6: sizes (the one-line cases are in tests/test_bad_inputs.py) ---------------------------------------
+def test_a_huge_config_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(60 << 20)  # 60 MB (sparse): parsing it took 90 s
+    code, err = nasp("run", "--config", big, f"out={tmp_path / 'runs'}")
+    assert code == 2, err
+    line = one_line(err)
+    assert "--config" in line and "big.yaml" in line and "larger than 1 MiB" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_batch_larger_than_the_data_is_estimated_by_the_rows_a_step_gets(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    try:  # 64 images, 100,000 a batch: the steps get 32 rows each (was refused as needing 1026.9 GiB)
+        assert main(["run", *TINY, "batch_size=100000", f"out={tmp_path}", "name=big-batch"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert (tmp_path / "big-batch" / "genotype.json").is_file()

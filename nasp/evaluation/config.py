@@ -15,7 +15,19 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import AUTO_NOTE, SEED_MAX, MLflowConfig, Section, Switch, WandbConfig, build_config, config_tree, load_yaml, merge
+from nasp.config import (
+    AUTO_NOTE,
+    SEED_MAX,
+    MLflowConfig,
+    Section,
+    Switch,
+    Threads,
+    WandbConfig,
+    build_config,
+    config_tree,
+    load_yaml,
+    merge,
+)
 from nasp.genotype import Genotype
 
 
@@ -103,7 +115,7 @@ class EvalConfig(Section):
     eval_every: int = Field(1, ge=1, description="test every N epochs (and after the last)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed: weights, data order, augmentation, drop-path")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+    threads: Threads = Field(None, description="CPU threads of torch (default: torch's; 1 is much faster "
                                 "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on CUDA, where it "

@@ -114,7 +114,8 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
     m = cfg.model
-    estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
+    rows = min(cfg.batch_size, data.train_images)  # a step's rows: all the data when batch_size is more
+    estimate = estimate_eval_memory(genotype, m.channels, m.layers, rows, data.image_size, data.channels,
                                     data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
     check_memory(estimate, available_memory(device), "the evaluation network", str(device))
     torch.manual_seed(cfg.seed)

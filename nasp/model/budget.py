@@ -171,6 +171,20 @@ def _eval(genotype: Genotype, channels: int, layers: int, batch_size: int, image
     return MemoryEstimate(params, values * bytes_per_value, _state_bytes(params, bytes_per_value))
 
 
+def estimate_rnn_search_memory(space: SearchSpace, vocab_size: int, emsize: int, nhid: int, streams: int, bptt: int,
+                               bytes_per_value: int = 4) -> MemoryEstimate:
+    """The recurrent search network (``nasp.model.recurrent``) trained on one window: per token the embedding, the
+    cell's input transform, every node's transform and each candidate op's output (the dense pass), the node
+    states, and the logits with their gradient; the parameters (embedding and decoder tied when emsize == nhid)
+    with their gradients and momentum. Arithmetic only: nothing is allocated."""
+    cell = next(iter(space.cells.values()))
+    n_nodes, n_ops = cell.n_nodes, len(cell.ops)
+    decoder = vocab_size if emsize == nhid else nhid * vocab_size + vocab_size
+    params = vocab_size * emsize + (emsize + nhid) * 2 * nhid + n_nodes * nhid * 2 * nhid + decoder
+    per_token = emsize + 2 * nhid * (n_nodes + 1) + nhid * n_nodes * (n_ops + 1) + 2 * vocab_size
+    return MemoryEstimate(params, streams * bptt * per_token * bytes_per_value, _state_bytes(params, bytes_per_value))
+
+
 def available_memory(device: torch.device | str) -> int | None:
     """Bytes free for a network on ``device``: free CUDA memory, or the machine's available RAM for the CPU;
     None where nasp cannot tell (mps)."""
@@ -193,12 +207,12 @@ def available_memory(device: torch.device | str) -> int | None:
 
 
 def check_memory(estimate: MemoryEstimate, limit: int | None, what: str = "the search network",
-                 where: str = "this device") -> None:
+                 where: str = "this device", keys: tuple[str, ...] = LOWER_KEYS) -> None:
     """ConfigError when ``estimate`` exceeds ``limit`` bytes (None: no limit known), with both in GiB and the
     keys that lower it. Pure: the caller measures the limit (``available_memory``)."""
     if limit is None or estimate.total_bytes <= limit:
         return
-    keys = ", ".join(LOWER_KEYS)
+    lower = ", ".join(keys)
     raise ConfigError(f"{what} needs about {estimate.gib:.1f} GiB to train ({estimate.activation_bytes / GIB:.1f} GiB "
                       f"of activations, {estimate.state_bytes / GIB:.2f} GiB of parameters, gradients and optimiser "
-                      f"state) but {where} has {limit / GIB:.1f} GiB available; lower {keys}")
+                      f"state) but {where} has {limit / GIB:.1f} GiB available; lower {lower}")
