@@ -192,6 +192,28 @@ AUTO_SPEED: dict[str, dict[str, bool]] = {"cuda_graphs": {"cuda": False}, "compi
 AUTO_NOTE = "off on CPU and MPS; on CUDA as measured by benchmarks/gpu_check.sh"
 
 
+def keys_given(cfg: Section, patterns: tuple[str, ...]) -> list[str]:
+    """The keys matching ``patterns`` (``section.key`` or ``section.*``) that ``cfg`` was given explicitly
+    (pydantic's ``model_fields_set``): the keys a kind of run would otherwise ignore silently."""
+    out = []
+    for pattern in patterns:
+        *path, leaf = pattern.split(".")
+        section: Section = cfg
+        for part in path:
+            section = getattr(section, part)
+        given = section.model_fields_set
+        out += [f"{'.'.join(path)}.{k}" if path else k for k in sorted(given) if leaf in ("*", k)]
+    return out
+
+
+def check_cuda_only(cfg: Section, device_type: str, keys: tuple[str, ...] = ("cuda_graphs",)) -> None:
+    """A CUDA-only switch set to ``on`` for a run elsewhere is an error, not silently ignored."""
+    for key in keys:
+        if getattr(cfg, key, None) == "on" and device_type != "cuda":
+            raise ConfigError(f"key '{key}': 'on' applies to CUDA only and this run is on {device_type}; use auto "
+                              f"or off")
+
+
 def switch_on(key: str, value: Switch, device_type: str) -> bool:
     """Whether the speed switch ``key`` is on for a device: these apply on CUDA only (elsewhere the eager path
     runs, whatever the value); 'auto' is AUTO_SPEED's choice."""

@@ -12,14 +12,13 @@ import torch
 
 from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
-from nasp.config import RunConfig, build_config, switch_on
+from nasp.config import RunConfig, build_config, check_cuda_only, keys_given, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import (available_memory, check_memory, count_params, estimate_rnn_search_memory,
-                               estimate_search_memory)
+from nasp.model.budget import available_memory, check_memory, count_params, estimate_rnn_search_memory, estimate_search_memory
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -93,8 +92,37 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, SearchSpace]:
 
 
 def validate(cfg: RunConfig) -> SearchSpace:
-    """Every check that needs the registries (plugins loaded first); returns the space."""
-    return prepare(cfg)[1]
+    """Every check that needs the registries (plugins loaded first), and that no key given is one this search would
+    ignore; returns the space."""
+    return checked_new(cfg)[1]
+
+
+def checked_new(cfg: RunConfig) -> tuple[RunConfig, SearchSpace]:
+    """``prepare`` for a new run, and no key given that it would ignore (``check_given_keys``)."""
+    checked, space = prepare(cfg)
+    check_given_keys(cfg, space, resolve_device(checked.device).type)
+    return checked, space
+
+
+IMAGE_ONLY = ("model.*", "data.augment")  # keys an rnn search does not read
+RNN_ONLY = ("rnn.*",)  # keys a cnn search does not read
+
+
+def check_given_keys(cfg: RunConfig, space: SearchSpace, device_type: str) -> None:
+    """A key given (on the command line, in a config file) that this search would not read is an error, as for
+    `nasp eval`: model.* and data.augment in a recurrent search, rnn.* in an image one, cuda_graphs=on off CUDA.
+    Only for a new run: a resumed run's config.json holds every key."""
+    if space.kind == "rnn":
+        given = keys_given(cfg, IMAGE_ONLY)
+        if given:
+            raise ConfigError(f"key '{given[0]}': applies to image searches only; space '{space.name}' is recurrent "
+                              f"(its keys: rnn.*, see docs/recurrent.md)")
+    else:
+        given = keys_given(cfg, RNN_ONLY)
+        if given:
+            raise ConfigError(f"key '{given[0]}': applies to recurrent searches only (space=rnn); space "
+                              f"'{space.name}' is a {space.kind} space")
+    check_cuda_only(cfg, device_type)
 
 
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "lr", "arch_s", "weight_s", "eval_s",
@@ -341,7 +369,7 @@ def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
     """A new run folder with its resolved config, and a trainer ready to ``fit``."""
-    cfg, _ = prepare(cfg)
+    cfg, _ = checked_new(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
     return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
                         own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers)

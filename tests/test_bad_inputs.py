@@ -88,6 +88,13 @@ CASES: list[Case] = [
                                                                        "rnn.nhid"]),
     Case("config-empty-name", ["run", "--config", ""], ["--config", "empty name"]),
     Case("config-folder", ["run", "--config", "{tmp}"], ["--config", "is a folder"]),
+    # --- keys a search would ignore are refused, as nasp eval refuses image keys for a language model ---
+    Case("rnn-search-model-key", ["run", "space=rnn", "model.channels=8"], ["'model.channels'", "image searches only"]),
+    Case("rnn-search-augment", ["run", "space=rnn", "data.augment=false"], ["'data.augment'", "image searches only"]),
+    Case("cnn-search-rnn-key", ["run", "rnn.nhid=8"], ["'rnn.nhid'", "recurrent searches only"]),
+    Case("cuda-graphs-on-cpu", ["run", "cuda_graphs=on", "device=cpu"], ["'cuda_graphs'", "CUDA only", "cpu"]),
+    Case("eval-cuda-graphs-on-cpu", ["eval", "genotype=NASP", "cuda_graphs=on", "device=cpu"], ["'cuda_graphs'", "CUDA only"]),
+    Case("eval-config-empty-name", ["eval", "--config", ""], ["--config", "empty name"]),
     # --- nasp run: the algorithm's own keys ---
     Case("init-nan", ["run", "algorithm.init=.nan"], ["'algorithm.init'", "finite"]),
     Case("arch-lr-minus-inf", ["run", "algorithm.lr=-.inf"], ["'algorithm.lr'", "finite"]),

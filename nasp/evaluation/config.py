@@ -25,6 +25,7 @@ from nasp.config import (
     WandbConfig,
     build_config,
     config_tree,
+    keys_given,
     load_yaml,
     merge,
 )
@@ -180,15 +181,7 @@ def apply_rnn_defaults(cfg: EvalConfig) -> EvalConfig:
 
 def image_only_keys_given(cfg: EvalConfig) -> list[str]:
     """The keys of ``IMAGE_ONLY`` that ``cfg`` was given explicitly."""
-    out = []
-    for pattern in IMAGE_ONLY:
-        *path, leaf = pattern.split(".")
-        section: Section = cfg
-        for part in path:
-            section = getattr(section, part)
-        given = section.model_fields_set
-        out += [f"{'.'.join(path)}.{k}" if path else k for k in sorted(given) if leaf in ("*", k)]
-    return out
+    return keys_given(cfg, IMAGE_ONLY)
 
 
 def load_eval_yaml(path: str | Path) -> dict[str, Any]:

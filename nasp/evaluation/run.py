@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from nasp import distributed
-from nasp.config import build_config, merge, parse_overrides
+from nasp.config import build_config, check_cuda_only, merge, parse_overrides
 from nasp.data import CORPORA, DATASETS
 from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, ResumeError
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
@@ -45,7 +45,7 @@ def validate_eval(cfg: EvalConfig) -> Genotype:
         (CORPORA if is_recurrent(genotype) else DATASETS).get(cfg.data.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'data': {exc}") from None
-    resolve_device(cfg.device)
+    check_cuda_only(cfg, resolve_device(cfg.device).type)
     return genotype
 
 
