@@ -278,6 +278,13 @@ def _is_model(ann: Any) -> bool:
     return isinstance(ann, type) and issubclass(ann, BaseModel)
 
 
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    """The model ``ann`` is, or holds as list items or an optional value (``list[StudyArm]``, ``Model | None``)."""
+    if _is_model(ann):
+        return ann  # type: ignore[no-any-return]
+    return next((a for a in get_args(ann) if _is_model(a)), None)
+
+
 def iter_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(dotted key, default, description) of every declared leaf key (the algorithm's options are
     the algorithm's: ``nasp.algorithms.option_rows``)."""
@@ -561,7 +568,7 @@ def _key_of(loc: tuple[Any, ...], model: type[BaseModel] | None) -> tuple[str, i
             parts.append(p)
             ann = model.model_fields[p].annotation if model is not None and p in model.model_fields else None
             if model is not None:
-                model = ann if _is_model(ann) else None
+                model = _model_in(ann)
                 inside = model is not None
         # else: a union member's tag (``int``, ``list[str]``), not part of the key
     return ".".join(parts), index

@@ -101,7 +101,7 @@ def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
     if cfg.plugins:
         raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
                           "study's plugins go in search.plugins (and eval.plugins)")
-    folder = StudyFolder(check_out(cfg.out))
+    folder = StudyFolder(cfg.out)  # created once every sub-run's config is checked (run_study): a refused one makes none
     if folder.is_study():
         stored = folder.read_manifest().get("config")
         if stored != cfg.study_tree():
@@ -121,6 +121,7 @@ def run_study(cfg: StudyConfig, console: bool = True) -> str:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     pairs = plan(cfg, folder, console)
+    check_out(folder.path)
     out = Console(stderr=True, soft_wrap=True)
     write_manifest(folder, cfg, pairs, "running")
     total = sum(1 for pair in pairs for r in pair if r is not None)
@@ -145,7 +146,7 @@ def run_study(cfg: StudyConfig, console: bool = True) -> str:
             with stop_on_signals(trainer, out):
                 end = trainer.fit()
             write_manifest(folder, cfg, pairs, "running")
-            if end.status == "stopped":
+            if end.status == "stopped" or trainer.stop_requested:  # a stop after the last step stops the study too
                 write_manifest(folder, cfg, pairs, "stopped")
                 return "stopped"
     write_manifest(folder, cfg, pairs, "finished")
