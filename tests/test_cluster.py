@@ -332,3 +332,24 @@ def test_a_killed_recurrent_evaluation_resumes_to_the_uninterrupted_one(recurren
     assert without_timings(killed.metrics()) == without_timings(ref.metrics())
     saved = [torch.load(f.model_path("last"), weights_only=True)["model"] for f in (ref, killed)]
     assert [k for k in saved[0] if not torch.equal(saved[0][k], saved[1][k])] == []
+
+
+def test_resume_auto_in_one_process_starts_then_continues_the_same_folder(tmp_path, capsys):
+    """Without torchrun: resume=auto needs name=; a folder left without a checkpoint is started again in place;
+    a finished run's folder is continued (nothing left to do), never a second folder."""
+    from nasp.cli.main import main
+
+    tiny = ["data.limit=32", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=1", "threads=1",
+            f"out={tmp_path}"]
+    assert main(["run", *tiny, "resume=auto"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "key 'resume': resume=auto" in err[0] and "name=" in err[0]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "events.jsonl").write_text('{"event": "run_start"}\n')  # died before its first checkpoint
+    assert main(["run", *tiny, "name=a", "resume=auto"]) == 0
+    assert "nasp searching:" in capsys.readouterr().err
+    assert main(["run", *tiny, "name=a", "resume=auto"]) == 0
+    assert "nasp resuming:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    assert [e["event"] for e in RunFolder(tmp_path / "a").events()][0:1] == ["run_start"]
+    assert RunFolder(tmp_path / "a").status().values["world_size"] == 1
