@@ -177,7 +177,7 @@ def test_a_stop_mid_epoch_resumed_on_as_many_ranks_equals_the_uninterrupted_run(
     status = search["stopped_status"]
     assert (status.state, status.epoch, status.values["world_size"]) == ("stopped", 1, 2), stopped.stderr[-3000:]
     end = [e for e in RunFolder(tmp / "stopped-copy").events() if e["event"] == "run_end"][-1]
-    assert (end["epoch"], end["step"]) == (1, 2)  # mid-epoch 2: two of its three steps done
+    assert (end["epoch"], end["step"]) == (2, 2)  # mid-epoch 2: two of its three steps done
     hint = f"torchrun --standalone --nproc_per_node=2 -m nasp run resume={tmp / 'stopped'}"
     assert hint in stopped.stderr  # the printed resume command is a torchrun command
     assert search["resumed"].returncode == 0, search["resumed"].stderr[-3000:]
@@ -190,7 +190,7 @@ def test_a_resume_on_another_number_of_ranks_is_refused_then_allowed(search):
     (line,) = [x for x in proc.stderr.splitlines() if x.strip()]
     assert line.startswith("nasp run: error: resume:") and "ran on 2 ranks and this resume has 1 rank" in line
     assert "change_world_size=true" in line and "--nproc_per_node=2" in line
-    from nasp.search import resume_run
+    from nasp.search_run import resume_run
 
     trainer = resume_run(search["tmp"] / "stopped-copy", console=False, plugins=[str(search["plugin"])],
                          change_world_size=True)
@@ -252,7 +252,7 @@ from nasp import distributed
 from nasp.config import build_config, parse_overrides
 from nasp.distributed import _bits
 from nasp.evaluation import eval_config, start_eval
-from nasp.search import start_run
+from nasp.search_run import start_run
 from nasp.trainer import Callback
 
 out, plugin = sys.argv[1], sys.argv[2]

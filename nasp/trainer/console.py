@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from nasp import distributed
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd, next_step
 
 if TYPE_CHECKING:
     from nasp.trainer.trainer import Trainer
@@ -39,7 +39,7 @@ class ConsoleProgress(Callback):
 
     def on_step(self, trainer: Trainer, event: StepEnd) -> None:
         if self.progress is not None and self.bar is not None:
-            self.progress.update(self.bar, completed=event.step, epoch=f"{event.epoch + 1}/{trainer.epochs}",
+            self.progress.update(self.bar, completed=event.step, epoch=f"{event.epoch}/{trainer.epochs}",
                                  info=trainer.task.step_line(event))
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
@@ -49,7 +49,8 @@ class ConsoleProgress(Callback):
 
     def on_event(self, trainer: Trainer, event: Event) -> None:
         if isinstance(event, Paused):
-            self.console.print(f"[yellow]paused[/] before step {event.step + 1} of epoch {event.epoch + 1}; "
+            epoch, step = next_step(event.epoch, event.step, trainer.steps_per_epoch)
+            self.console.print(f"[yellow]paused[/] before step {step} of epoch {epoch}; "
                                f"`kill -USR2 {os.getpid()}` resumes, Ctrl-C stops")
         elif isinstance(event, Resumed):
             self.console.print("resumed")
@@ -62,6 +63,6 @@ class ConsoleProgress(Callback):
             self.console.print(f"[bold green]done[/]: {escape(trainer.task.finished_line(event))}")
         elif event.status == "stopped":
             again = distributed.relaunch(f"{trainer.task.command} resume={event.run_dir}")
-            self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch + 1}, step {event.step}; continue with:\n"
+            self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch}, step {event.step}; continue with:\n"
                                f"  {escape(again)}")
         # a failure is reported once, by the command's error line
