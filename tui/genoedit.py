@@ -44,7 +44,7 @@ class GenotypeEdit:
         ``Genotype(...)`` string (GenotypeError when missing, invalid or of a space that is neither registered nor
         stored with it)."""
         from nasp.genotypes import read_genotype
-        from nasp.genotypes.darts import is_darts_string
+        from nasp.genotypes.registry import string_form
 
         path = Path(spec)
         # structure only: a plugin's ops need not be registered, nothing is imported
@@ -52,8 +52,9 @@ class GenotypeEdit:
         geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
         if path.exists():
             return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
-        darts = is_darts_string(str(spec))
-        return cls(geno, None, "DARTS genotype string" if darts else str(spec), None if darts else str(spec))
+        form = string_form(str(spec))
+        label = {"darts": "DARTS genotype string", "nb201": "NAS-Bench-201 string"}.get(form or "", str(spec))
+        return cls(geno, None, label, None if form else str(spec))
 
     def eval_target(self) -> str | None:
         """What ``nasp eval genotype=`` takes for the genotype as shown: its file, or its name; None while edits
