@@ -39,12 +39,13 @@ def read_genotype(spec: str | Path) -> tuple[Genotype, Path | None]:
     Structure only: its ops need not be registered, and no plugin is imported; every problem is one NaspError line
     naming the file."""
     from nasp.genotypes.registry import parse_string, string_form
+    from nasp.safe_io import exists
 
     text = str(spec)
     if string_form(text):
         return parse_string(text), None
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return Genotype.load(path), path
     if text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text):
         raise VizError(f"'{spec}': no such genotype file or run folder")
