@@ -21,8 +21,13 @@ def cmd_study(args: argparse.Namespace) -> int:
         for p in write_table(cfg.table):  # RunFolderError (one line) when it is not a study folder
             console.print(str(p), highlight=False)
         return EXIT_OK
-    if cfg.resume and (args.config or len(args.overrides) > 1):
-        raise ConfigError("key 'resume': resume=DIR continues a study with its own config; drop the other keys")
+    from nasp.study.config import RUN_TIME_KEYS
+
+    keys = [o.split("=", 1)[0].strip() for o in args.overrides]
+    others = [k for k in keys if k != "resume" and k.split(".")[0] not in RUN_TIME_KEYS]
+    if cfg.resume and (args.config or others):
+        raise ConfigError("key 'resume': resume=DIR continues a study with its own config; drop the other keys "
+                          "(executor=, study.*, ray.* may be given)")
     state = run_study(cfg)
     if state == "finished":
         from nasp.runfolder import StudyFolder
