@@ -30,7 +30,7 @@ from nasp.bench import BenchConfig, _algorithm, _batches, run_bench
 from nasp.config import build_config, parse_overrides
 from nasp.evaluation.task import SPEED_MODES
 from nasp.evaluation.throughput import eval_throughput
-from nasp.search import build_task
+from nasp.search_run import build_task
 
 DEVICE = torch.device("cuda")
 SEARCH = ["algorithm=nasp", "data=embedded", "epochs=4", "batch_size=64", "device=cuda", "cuda_graphs=on",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -23,6 +24,7 @@ from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to this
+MAX_CONFIG_FILE = 1 << 20  # a --config file (1 MiB; the presets are under 4 KiB)
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -144,6 +146,25 @@ class RecurrentConfig(Section):
                         "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
+class MLflowConfig(Section):
+    """loggers=mlflow: where the run's params, metrics and artifacts go."""
+
+    tracking_uri: str | None = Field(None, max_length=2048, description="mlflow: tracking URI (a server, "
+                                     "databricks, sqlite:///f.db); default: $MLFLOW_TRACKING_URI, else the file store "
+                                     "<out>/mlruns (`mlflow ui --backend-store-uri <out>/mlruns`)")
+    experiment: str = Field("nasp", min_length=1, max_length=256, description="mlflow: experiment name")
+
+
+class WandbConfig(Section):
+    """loggers=wandb: the Weights & Biases project and mode (offline unless asked: no login prompt in a run)."""
+
+    project: str = Field("nasp", min_length=1, max_length=128, description="wandb: project")
+    entity: str | None = Field(None, max_length=128, description="wandb: team or user (default: your default)")
+    mode: Literal["offline", "online", "disabled"] = Field("offline", description="wandb: offline (files in "
+                                                           "<run>/wandb, `wandb sync` later), online (after `wandb "
+                                                           "login`) or disabled")
+
+
 def _switch_word(v: Any) -> Any:
     """YAML reads on/off (and yes/no, true/false) as booleans: they mean 'on' and 'off' here."""
     return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
@@ -185,7 +206,9 @@ class RunConfig(Section):
                                   "each holds a step's activations")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
@@ -336,13 +359,21 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
     """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
     (did-you-mean errors)."""
+    from nasp.errors import FileRefusedError
     from nasp.presets import preset_path
+    from nasp.safe_io import read_bounded
 
+    if str(path).strip() == "":
+        raise ConfigError("--config: an empty name; give a YAML file or a preset's name (`nasp presets`)")
     path = preset_path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"--config: '{path}' is a folder, not a YAML file")
+    if not path.exists():
         raise ConfigError(f"--config: file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
+    try:  # a config is a few kilobytes: a bound before parsing (YAML of megabytes parses for minutes)
+        raw = yaml.safe_load(read_bounded(path, MAX_CONFIG_FILE, follow=True).decode("utf-8")) or {}
+    except FileRefusedError as exc:
+        raise ConfigError(f"--config: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: '{path}' is not valid YAML: {_one_line(str(exc))}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -354,11 +385,7 @@ def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str,
     for section in NAMED_SECTIONS & sections:
         if isinstance(raw.get(section), str):
             raw[section] = {"name": raw[section]}
-    for key in _flatten(raw, sections):
-        try:
-            resolve_key(key, model)
-        except ConfigError as exc:
-            raise ConfigError(f"--config '{path}': {exc}") from None
+    check_keys(raw, model, f"--config '{path}': ")
     return raw
 
 
@@ -393,8 +420,78 @@ def _flatten(tree: dict[str, Any], sections: set[str], prefix: str = "") -> list
     return keys
 
 
+def expand_tree(tree: dict[str, Any], model: type[BaseModel] = RunConfig) -> dict[str, Any]:
+    """A config dict as the schema nests it: dotted keys (``{"data.limit": 128}``) nested, a named section given as
+    text (``{"algorithm": "nasp"}``) as its ``name``. Keys are not checked here (``build_config`` does)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(key, str) and key in NAMED_SECTIONS and isinstance(value, str) and f"{key}.name" in _leaf_names(model):
+            value = {"name": value}
+        elif isinstance(value, dict) and isinstance(key, str) and _is_model(
+                model.model_fields[key].annotation if key in model.model_fields else None):
+            value = expand_tree(value, model.model_fields[key].annotation)  # type: ignore[arg-type]
+        if isinstance(key, str) and "." in key:
+            head, rest = key.split(".", 1)
+            out[head] = merge(out.get(head, {}) if isinstance(out.get(head), dict) else {}, {rest: value})
+            sub = model.model_fields[head].annotation if head in model.model_fields else None
+            if _is_model(sub):
+                out[head] = expand_tree(out[head], sub)  # type: ignore[arg-type]
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def check_keys(tree: dict[str, Any], model: type[BaseModel] = RunConfig, where: str = "") -> None:
+    """Every key of a (nested) config tree against ``model``: an unknown one is a ConfigError with a did-you-mean."""
+    sections = {name for name, f in model.model_fields.items() if _is_model(f.annotation)}
+    for key in _flatten(tree, sections):
+        try:
+            resolve_key(key, model)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}{exc}") from None
+
+
+def config_tree(config: Any = None, words: Sequence[str] = (), overrides: dict[str, Any] | None = None,
+                model: type[BaseModel] = RunConfig) -> dict[str, Any]:
+    """One config tree from the ways a config is given, later ones winning: ``config`` (a dict, nested or with dotted
+    keys; a YAML file or a preset's name; a config object), ``key=value`` ``words`` as on the command line, and
+    ``overrides`` (Python values by key: ``epochs=1``, ``algorithm="nasp"``, ``data={"limit": 128}``,
+    ``**{"data.limit": 128}``). Every key is checked (did-you-mean ConfigError); values are checked by
+    ``build_config``."""
+    if isinstance(config, str) and "=" in config and not Path(config).exists():
+        config, words = None, [config, *([words] if isinstance(words, str) else words)]  # a first key=value word
+    if config is None:
+        tree: dict[str, Any] = {}
+    elif isinstance(config, BaseModel):
+        tree = config.model_dump(mode="json", exclude_unset=True)
+    elif isinstance(config, str | Path):
+        tree = load_yaml(config, model)
+    elif isinstance(config, dict):
+        tree = expand_tree(dict(config), model)
+        check_keys(tree, model)
+    else:
+        raise ConfigError(f"a config is a dict, a YAML file or preset name, or a config object, not a "
+                          f"{type(config).__name__}")
+    if isinstance(words, str):
+        words = [words]
+    tree = merge(tree, parse_overrides(list(words), model))
+    if overrides:
+        extra = expand_tree(dict(overrides), model)
+        check_keys(extra, model)
+        tree = merge(tree, extra)
+    return tree
+
+
+def _leaf_names(model: type[BaseModel]) -> set[str]:
+    return {k for k, _, _ in iter_keys(model)}
+
+
 def build_config(tree: dict[str, Any], model: type[BaseModel] = RunConfig) -> Any:
-    """``model`` from a nested dict; every invalid value is a one-line ConfigError."""
+    """``model`` from a nested dict (dotted keys and ``{"algorithm": "nasp"}`` taken too, see ``expand_tree``);
+    every invalid value is a one-line ConfigError."""
+    tree = expand_tree(tree, model)
     try:
         return model.model_validate(tree)
     except ValidationError as exc:

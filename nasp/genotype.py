@@ -155,6 +155,7 @@ class Genotype(BaseModel):
 
     # --- conversions -------------------------------------------------------------------
     def to_json(self, indent: int | None = 2) -> str:
+        """The genotype as JSON (``from_json`` and ``load`` read it)."""
         return self.model_dump_json(indent=indent, exclude_none=True)
 
     @classmethod
@@ -180,22 +181,22 @@ class Genotype(BaseModel):
     def load(cls, path: str | Path, registered_ops: bool = False) -> Genotype:
         """A genotype file, or a run folder's ``genotype.json``; every problem is one GenotypeError line naming
         the file. Structure only unless ``registered_ops`` (see the module docstring)."""
-        path = Path(path)
+        from nasp.errors import FileRefusedError
+        from nasp.safe_io import read_bounded
+
+        path, named = Path(path), True
         if path.is_dir():
-            if not (path / GENOTYPE).exists():
+            if not (path / GENOTYPE).exists() and not (path / GENOTYPE).is_symlink():
                 raise GenotypeError(f"'{path}' is a folder without genotype.json (a run folder has one after its "
                                     f"first epoch)")
-            path = path / GENOTYPE
+            path, named = path / GENOTYPE, False  # inside a run folder: never through a link
         where = f"genotype file '{path}'"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise GenotypeError(f"{where} does not exist")
-        if not path.is_file():
-            raise GenotypeError(f"{where} is not a regular file")
         try:
-            size = path.stat().st_size
-            if size > MAX_GENOTYPE_FILE:
-                raise GenotypeError(f"{where} is {size} bytes; a genotype file is at most {MAX_GENOTYPE_FILE}")
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_GENOTYPE_FILE, follow=named)
+        except FileRefusedError as exc:
+            raise GenotypeError(f"genotype file {exc}") from None
         except OSError as exc:
             raise GenotypeError(f"{where} cannot be read: {exc.strerror or exc}") from None
         try:
@@ -205,6 +206,7 @@ class Genotype(BaseModel):
         return cls.from_json(text, registered_ops, source=where)
 
     def save(self, path: str | Path) -> Path:
+        """Write the JSON to ``path``; returns the path."""
         path = Path(path)
         path.write_text(self.to_json() + "\n")
         return path
@@ -235,6 +237,7 @@ class Genotype(BaseModel):
         return sum(p.numel() for p in net.parameters())
 
     def describe(self) -> str:
+        """One line a cell type: each node's ``op(input)`` terms."""
         lines = []
         for ct, nodes in self.cells.items():
             parts = [" + ".join(f"{e.op}({e.input})" for e in node) for node in nodes]

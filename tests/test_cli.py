@@ -15,7 +15,7 @@ from conftest import StopAfter
 from nasp.cli.main import main
 from nasp.config import build_config, parse_overrides
 from nasp.genotype import Genotype
-from nasp.search import resume_run, start_run
+from nasp.search_run import resume_run, start_run
 
 
 def run_cli(*args, cwd=None):

@@ -18,7 +18,7 @@ import torch
 from nasp.config import build_config, parse_overrides
 from nasp.evaluation import test_model as score_saved_model
 from nasp.runfolder import RunFolder
-from nasp.search import start_run
+from nasp.search_run import start_run
 
 # two steps an epoch (32 training and 32 validation images, the global batch 16: 8 a rank); two epochs
 SEARCH = ["data.limit=64", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true"]
@@ -91,7 +91,7 @@ def test_a_signal_to_one_rank_stops_both_at_the_same_step(runs):
     status = runs["stopped_status"]
     assert status.state == "stopped", runs["stopped"].stderr
     (end,) = runs["stopped_end"]
-    assert (end["status"], end["epoch"], end["step"]) == ("stopped", 1, 1)  # mid-epoch 2, after its first step
+    assert (end["status"], end["epoch"], end["step"]) == ("stopped", 2, 1)  # mid-epoch 2, after its first step
     assert runs["stopped"].stderr.count("stopped at epoch 2, step 1") == 1  # rank 0 alone prints
 
 

@@ -1,5 +1,6 @@
 """NASP's fast architecture gradient against the naive one; the sparse weight step; DARTS's
-second-order hypergradient against an exact one (torch.func) on a tiny network."""
+second-order hypergradient against an exact one (torch.func) on a tiny network, and its recurrent form against
+DARTS's recurrent architect written out in float64."""
 
 import pytest
 import torch
@@ -12,7 +13,8 @@ from nasp.algorithms.prox import discretize
 from nasp.config import AlgorithmConfig, OptimConfig
 from nasp.model import SearchNetwork, selection_of
 from nasp.model.loss import cross_entropy
-from nasp.spaces import get_space
+from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow
+from nasp.spaces import CellSpace, SearchSpace, get_space
 
 
 def _setup(space_name, seed=0, channels=4, layers=3, size=12, batch=6):
@@ -173,3 +175,89 @@ def test_the_training_loss_equals_torchs_cross_entropy_in_value_and_gradient():
     half = logits.detach().to(torch.bfloat16)  # autocast's logits are upcast, as F.cross_entropy(logits.float()) was
     assert cross_entropy(half, y).dtype == torch.float32
     assert torch.allclose(cross_entropy(half, y), F.cross_entropy(half.float(), y))
+
+
+RNN_TINY = SearchSpace(name="rnn-tiny", kind="rnn", cells={"recurrent": CellSpace(
+    ops=("tanh", "relu", "sigmoid", "identity"), n_inputs=1, n_nodes=3, inputs_per_node=1)})
+
+
+def _rnn_window(gen, carry_seed, vocab=20, steps=5, batch=4, nhid=6):
+    carry = HiddenCarry()
+    carry.store(0, torch.randn(batch, nhid, generator=gen, dtype=torch.float64))
+    x = TokenWindow(torch.randint(vocab, (steps, batch), generator=gen), carry, 1, seed=carry_seed)
+    return x, torch.randint(vocab, (steps * batch,), generator=gen)
+
+
+@pytest.mark.parametrize("clip", [0.25, 1e3], ids=["clipped", "coefficient-above-1"])
+def test_recurrent_darts_second_order_is_dartss_recurrent_architect(clip):
+    """darts-2nd on an rnn space against DARTS's rnn/architect.py, written out here in float64 (tied embedding,
+    dropout masks on, a carried hidden state): the training gradient clipped to total norm ``clip`` before the
+    virtual step w' = w - lr (g + wd w), the Hessian direction clipped the same way, the finite-difference
+    Hessian-vector product around w with r = 0.01 / ||v||, and the Hessian term times clip / (||g|| + 1e-6) even
+    when that is above 1. Equal to 1e-10; the CNN formula (no clip) is measurably different."""
+    torch.manual_seed(0)
+    net = RecurrentNetwork(RNN_TINY, 20, 6, 6, RNNDropouts(0.3, 0.2, 0.3, 0.1, 0.0)).double()
+    assert net.decoder.weight is net.encoder.weight  # tied
+    lr, wd = 20.0, 5e-7
+    optim = OptimConfig(lr=lr, momentum=0.0, weight_decay=wd, grad_clip=clip, schedule="constant")
+    algo = ALGORITHMS.get("darts-2nd")(RNN_TINY, net, AlgorithmConfig(name="darts-2nd"), optim, 1,
+                                       torch.device("cpu"), False, 0)
+    gen = torch.Generator().manual_seed(1)
+    a0 = torch.randn(net.arch_shapes["recurrent"], generator=gen, dtype=torch.float64)
+    algo.A = {"recurrent": a0.clone().requires_grad_(True)}
+    algo.arch_opt = torch.optim.Adam(list(algo.A.values()))
+    train, val = _rnn_window(gen, 5), _rnn_window(gen, 6)
+    w = {n: p.detach().clone() for n, p in net.named_parameters()}  # the tied tensor once, as encoder.weight
+
+    algo.arch_step(val, train)
+    got = algo.A["recurrent"].grad
+
+    def loss(params, a, batch):
+        x, y = batch
+        logits = functional_call(net, params, (x,), {"weights": {"recurrent": torch.softmax(a, dim=-1)}})
+        return F.cross_entropy(logits, y)
+
+    def total_norm(gs):
+        return torch.sqrt(sum((g * g).sum() for g in gs))
+
+    # DARTS's _compute_unrolled_model: g clipped to total norm `clip`, w' = w - lr (g + wd w) (every weight)
+    leaves = {n: v.clone().requires_grad_(True) for n, v in w.items()}
+    g = dict(zip(leaves, torch.autograd.grad(loss(leaves, a0, train), list(leaves.values())), strict=True))
+    coef = clip / (total_norm(g.values()) + 1e-6)
+    if coef < 1:
+        g = {n: v * coef for n, v in g.items()}
+    w1 = {n: (w[n] - lr * (g[n] + wd * w[n])).requires_grad_(True) for n in w}
+    # its _backward_step_unrolled: dalpha and dtheta at w', dtheta clipped the same way
+    a = a0.clone().requires_grad_(True)
+    dalpha, *dtheta = torch.autograd.grad(loss(w1, a, val), [a, *w1.values()])
+    coef_v = clip / (total_norm(dtheta) + 1e-6)
+    v = [d * coef_v for d in dtheta] if coef_v < 1 else dtheta
+    # its _hessian_vector_product around w, R = 0.01 / ||v||
+    R = 0.01 / total_norm(v)
+
+    def alpha_grad(sign):
+        moved = {n: w[n] + sign * R * vn for n, vn in zip(w, v, strict=True)}
+        a = a0.clone().requires_grad_(True)
+        return torch.autograd.grad(loss(moved, a, train), [a])[0]
+
+    implicit = (alpha_grad(1.0) - alpha_grad(-1.0)) / (2 * R)
+    expected = dalpha - lr * coef * implicit
+
+    assert _rel(got, expected) < 1e-10, _rel(got, expected)
+    if clip < 1:
+        assert coef < 1 and coef_v < 1  # both clips act here
+    else:
+        assert coef > 1.5  # the coefficient above 1 multiplies the Hessian term
+    # the CNN form (nothing clipped) is another gradient (the step above left w as it was)
+    assert all(torch.equal(p, w[n]) for n, p in net.named_parameters())
+    _, plain = unrolled_arch_grad(net, {"recurrent": a0.clone().requires_grad_(True)}, algo.mixing, train, val, lr,
+                                  algo.w_opt)
+    assert _rel(plain["recurrent"], expected) > 1e-3
+
+
+def test_cnn_darts_second_order_clips_nothing():
+    space = get_space("cnn7")
+    net = SearchNetwork(space, channels=2, layers=3, num_classes=3, in_channels=2)
+    algo = ALGORITHMS.get("darts-2nd")(space, net, AlgorithmConfig(name="darts-2nd"), OptimConfig(), 1,
+                                       torch.device("cpu"))
+    assert algo.unrolled_clip is None

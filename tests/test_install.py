@@ -10,6 +10,7 @@ path file, after its own site-packages, so ``import nasp`` there is the wheel's 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,22 @@ def test_wheel_installs_searches_and_evaluates_offline(installed):
     assert line.startswith(f"nasp {__version__} from {bin_dir.parent}"), line
     assert "C=8, 5 cells" in finish(preset)
     assert "usage: nasp-tui" in finish(helped)
+
+
+def test_install_instructions_are_honest():
+    """nasp-search is not on PyPI: the README and docs/install.md install from the repository or a wheel, give the
+    CPU-only torch index, and pyproject names its URLs and points at a page that exists."""
+    readme = (ROOT / "README.md").read_text()
+    install = (ROOT / "docs" / "install.md").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    cpu = "--index-url https://download.pytorch.org/whl/cpu"
+    for text in (readme, install):
+        assert not re.search(r'pip install "?nasp-search(\[\w+\])?"?\s*(#|$)', text, re.M)  # as if from PyPI
+        assert "pip install ." in text and "git+" in text and cpu in text
+    assert "pip wheel" in install and "dist/nasp_search-" in install
+    assert "docs/install.md" in pyproject and (ROOT / "docs" / "install.md").is_file()
+    urls = tomllib.loads(pyproject)["project"]["urls"]
+    assert urls and all(u.startswith("https://") for u in urls.values())
+    first_two = [line for line in readme.splitlines() if line.startswith("bash scripts/setup.sh")][:2]
+    assert first_two[0].startswith("bash scripts/setup.sh && .venv/bin/nasp run ")
+    assert first_two[1].startswith("bash scripts/setup.sh && .venv/bin/python -m pytest ")

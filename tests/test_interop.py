@@ -20,7 +20,7 @@ from nasp.genotype import Genotype
 from nasp.genotypes import get_genotype, read_genotype
 from nasp.genotypes.darts import parse_darts, to_darts
 from nasp.runfolder import RunFolder
-from nasp.search import start_run
+from nasp.search_run import start_run
 
 # DARTS_V2 as DARTS's genotypes.py writes it (concat as a list)
 DARTS_V2_FROM_DARTS = (
@@ -185,7 +185,8 @@ def test_api_example_runs(tmp_path):
                           env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "epoch 1: val acc" in out and "epoch 2: val acc" in out and "finished -> run folder" in out
+    assert "epoch 1/2: val acc" in out and "epoch 2/2: val acc" in out and "finished -> run folder" in out
+    assert re.search(r"edge c_\{k-2\}→0 keeps (skip_connect|conv_3x3|conv_5x5)", out), out  # Ā labelled
     assert re.search(r"Genotype\(normal=\[\('(skip_connect|conv_3x3|conv_5x5)', \d\)", out), out
     assert re.search(r"test accuracy 0\.\d{3}", out), out
 

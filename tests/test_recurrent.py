@@ -16,7 +16,7 @@ from nasp.errors import ConfigError
 from nasp.genotype import Genotype
 from nasp.model import selection_of
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow
-from nasp.search import RNN_DEFAULTS, prepare, resume_run, start_run
+from nasp.search_run import RNN_DEFAULTS, prepare, resume_run, start_run
 from nasp.spaces import CellSpace, SearchSpace, get_space
 
 VOCAB = 30

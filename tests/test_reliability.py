@@ -18,7 +18,7 @@ from conftest import StopAfter
 from nasp.cli.main import main
 from nasp.config import build_config, parse_overrides
 from nasp.runfolder import RunFolder, create_run_folder, iter_run_folders
-from nasp.search import start_run
+from nasp.search_run import start_run
 from nasp.trainer import Event
 
 TINY = ["data.limit=96", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2"]  # 3 steps an epoch
@@ -117,12 +117,12 @@ def test_divergence_fails_the_run_with_exit_3(tmp_path):
     assert status.state == "failed" and "diverged" in (status.error or "")
     events = folder.events()
     assert [e["event"] for e in events][-2:] == ["failed", "run_end"]
-    failed_epoch = events[-1]["epoch"]
+    failed_epoch = events[-1]["epoch"]  # the epoch it failed in (events count from 1)
     if folder.genotype_path.is_file():  # only a genotype of an epoch that ended before the divergence
-        assert len(folder.metrics()) == failed_epoch
+        assert len(folder.metrics()) == failed_epoch - 1
         assert all(v == v for m in folder.metrics() for v in m.values() if isinstance(v, float))
     else:
-        assert failed_epoch == 0 and not folder.metrics()
+        assert failed_epoch == 1 and not folder.metrics()
 
 
 # --- resume exactness after SIGKILL; a damaged latest checkpoint --------------------------------------------
@@ -141,7 +141,7 @@ def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tmp_path):
     deadline, killed = time.time() + 240, False
     while time.time() < deadline and proc.poll() is None:
         folders = list(iter_run_folders(tmp_path / "killed"))
-        if folders and any(e["event"] == "step" and e["epoch"] == 1 for e in folders[0].events()):
+        if folders and any(e["event"] == "step" and e["epoch"] == 2 for e in folders[0].events()):
             proc.send_signal(signal.SIGKILL)
             killed = True
             break
@@ -169,7 +169,7 @@ def test_truncated_latest_checkpoint_resumes_from_the_previous_one(tmp_path):
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from conftest import StopAfter
 from nasp.config import build_config, parse_overrides
-from nasp.search import start_run
+from nasp.search_run import start_run
 trainer = start_run(build_config(parse_overrides({[*TINY, f"out={tmp_path}", "name=stopped"]!r})), [StopAfter(5)],
                     console=False)
 assert trainer.fit().status == "stopped"

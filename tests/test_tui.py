@@ -136,7 +136,7 @@ async def test_form_rejects_bad_value_with_cli_message(tmp_path):
         assert text_of(screen.query_one("#cmdline", Static)) == "$ nasp run epochs=0"
         await pilot.press("ctrl+r")
         assert app.process is None  # nothing started
-        # a key that needs the registries: the CLI's own check (nasp.search.validate)
+        # a key that needs the registries: the CLI's own check (nasp.search_run.validate)
         await fill(pilot, app, {"epochs": "2", "algorithm.eta": "0.1"})
         screen.query_one("#f-algorithm-name", Select).value = "darts-1st"
         await pilot.pause()
@@ -268,10 +268,10 @@ async def test_follow_a_run_of_another_process(tmp_path):
         with open(run / "history.jsonl") as f:
             recs = [json.loads(x) for x in f]
         with open(run / "events.jsonl", "a") as f:  # what `nasp run` appends
-            f.write(json.dumps({"event": "step", "epoch": 0, "step": 1, "steps_per_epoch": 2, "arch_loss": 2.3,
+            f.write(json.dumps({"event": "step", "epoch": 1, "step": 1, "steps_per_epoch": 2, "arch_loss": 2.3,
                                 "train_loss": 2.2, "train_acc": 0.1, "arch_s": 1.0, "weight_s": 0.5,
                                 "discrete": recs[0]["discrete"]}) + "\n")
-            f.write('{"event": "step", "epoch": 0, "st')  # a line still being written
+            f.write('{"event": "step", "epoch": 1, "st')  # a line still being written
         await wait_for(pilot, lambda: app.state.updates == 1, timeout=10, what="the followed step")
         assert app.state.discrete["normal"] == recs[0]["discrete"]["normal"]
 
@@ -399,12 +399,12 @@ def live_state() -> LiveState:
     for e in range(2):
         for s in (1, 2):
             t += 1.5
-            state.apply({"event": "step", "epoch": e, "step": s, "steps_per_epoch": 2, "arch_loss": 2.3 - 0.1 * s,
+            state.apply({"event": "step", "epoch": e + 1, "step": s, "steps_per_epoch": 2, "arch_loss": 2.3 - 0.1 * s,
                          "train_loss": 2.2 - 0.05 * (2 * e + s), "train_acc": 0.05 * (2 * e + s), "arch_s": 1.0,
                          "weight_s": 0.5, "discrete": hist[e]["discrete"] if s == 1 else hist[e + 1]["discrete"]}, t)
         state.apply({"event": "epoch_end", **metrics[e], "A": hist[e]["A"], "discrete": hist[e]["discrete"],
                      "genotype": hist[e]["genotype"]}, t)
-    state.apply({"event": "step", "epoch": 2, "step": 1, "steps_per_epoch": 2, "arch_loss": 2.0, "train_loss": 1.9,
+    state.apply({"event": "step", "epoch": 3, "step": 1, "steps_per_epoch": 2, "arch_loss": 2.0, "train_loss": 1.9,
                  "train_acc": 0.4, "arch_s": 1.0, "weight_s": 0.5, "discrete": hist[3]["discrete"]}, t + 1.5)
     return state
 

@@ -20,6 +20,7 @@ from textual.widget import AwaitMount
 from nasp.config import RunConfig
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder
+from nasp.trainer.events import next_step
 
 from .configform import command_line
 from .genoedit import GenotypeEdit
@@ -217,7 +218,12 @@ class NaspApp(App[None]):
         if proc is not None and self.tail is None and proc.find_run_dir() is not None:
             self.tail = EventTail(proc.run_dir)  # type: ignore[arg-type]
         if self.tail is not None:
-            events = self.tail.poll()
+            try:
+                events = self.tail.poll()
+            except NaspError as exc:  # events.jsonl became a link, a FIFO, a device: stop following, say why
+                self.tail, events = None, []
+                self.state.message = f"stopped following: {exc}"
+                self.state.version += 1
             if events:
                 self._on_events(events)
         if proc is not None and exited:
@@ -252,7 +258,8 @@ class NaspApp(App[None]):
             if kind == "run_start":
                 self.state.message = f"run folder {ev.get('run_dir')}"
             elif kind == "paused":
-                self.state.message = f"paused before step {int(ev.get('step', 0)) + 1}: p resumes, x stops (with a checkpoint)"
+                epoch, step = next_step(int(ev.get("epoch", 1)), int(ev.get("step", 0)), self.state.steps_per_epoch)
+                self.state.message = f"paused before step {step} of epoch {epoch}: p resumes, x stops (with a checkpoint)"
             elif kind == "resumed":
                 self.state.message = "resumed"
             elif kind == "run_end":

@@ -2,7 +2,7 @@
 
 The form never validates on its own: it turns its values into the same ``key=value`` strings a user
 would type after ``nasp run`` and runs them through ``parse_overrides``, ``build_config`` and
-``nasp.search.validate``, so the app shows exactly the CLI's messages.
+``nasp.search_run.validate``, so the app shows exactly the CLI's messages.
 """
 
 from __future__ import annotations
@@ -250,10 +250,10 @@ def field_message(error: str | None, key: str | None) -> str:
 
 
 def check(overrides: list[str]) -> Checked:
-    """Run the CLI's checks on the overrides (``nasp run``'s: build_config, nasp.search.validate and the
+    """Run the CLI's checks on the overrides (``nasp run``'s: build_config, nasp.search_run.validate and the
     algorithm's own options); never raises for a user error. The form calls this on every change."""
     from nasp.algorithms import algorithm_options
-    from nasp.search import validate
+    from nasp.search_run import validate
 
     given: dict[str, str | bool] = {}
     try:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nasp.spaces import SearchSpace
+from nasp.trainer.events import run_position
 
 Matrix = list[list[float]]
 
@@ -115,7 +116,8 @@ class LiveState:
             self._rate_t0 = self._rate_t1 = None  # the ETA's rate counts running time only
         elif kind == "run_end":
             self.status = str(event.get("status", "finished"))
-            self.epoch, self.step = int(event.get("epoch", self.epoch)), int(event.get("step", self.step))
+            if "epoch" in event:  # events count from 1 (nasp.trainer.events); the state holds epochs done
+                self.epoch, self.step = run_position(int(event["epoch"]), int(event.get("step", 0)), self.steps_per_epoch)
             if self.status == "finished":
                 self.step = 0
         self.version += 1
@@ -136,7 +138,7 @@ class LiveState:
         self._rate_t0 = self._rate_t1 = None
 
     def _step(self, ev: dict[str, Any], now: float) -> None:
-        self.epoch, self.step = int(ev["epoch"]), int(ev["step"])
+        self.epoch, self.step = int(ev["epoch"]) - 1, int(ev["step"])  # the event's epoch counts from 1
         self.steps_per_epoch = int(ev.get("steps_per_epoch", self.steps_per_epoch))
         new = ev.get("discrete") or {}
         self.changed = {}

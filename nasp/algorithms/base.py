@@ -80,6 +80,7 @@ class SearchAlgorithm(ABC):
 
     # --- what each algorithm defines ------------------------------------------------------
     def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
+        """A's starting value for one cell type (rows: edges, columns: ops): ``init`` everywhere."""
         return torch.full(shape, self.cfg.init)
 
     @abstractmethod
@@ -119,11 +120,13 @@ class SearchAlgorithm(ABC):
         return loss, correct
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast on CUDA when ``amp`` is on, else a no-op context."""
         if self.amp:  # a graph's capture needs the cast cache off (torch.cuda.graphs docs)
             return torch.autocast(device_type="cuda", dtype=torch.bfloat16, cache_enabled=not self.graphs.enabled)
         return contextlib.nullcontext()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of both steps: cross-entropy."""
         return cross_entropy(logits, y)
 
     def sgd_step(self, loss: torch.Tensor, fill_unused: bool = False) -> None:
@@ -155,6 +158,7 @@ class SearchAlgorithm(ABC):
 
     @property
     def weight_lr(self) -> float:
+        """The weights' current learning rate."""
         return float(self.w_opt.param_groups[0]["lr"])
 
     def validated(self, acc: float) -> None:
@@ -163,15 +167,19 @@ class SearchAlgorithm(ABC):
         return None
 
     def end_epoch(self) -> None:
+        """Called after each epoch: steps the weights' learning-rate schedule."""
         self.sched.step()
 
     def arch_values(self) -> dict[str, list[list[float]]]:
+        """A of each cell type as nested lists (rows: edges, columns: ops)."""
         return {ct: a.detach().cpu().tolist() for ct, a in self.A.items()}
 
     def discrete_values(self) -> dict[str, list[list[float]]]:
+        """Ā of each cell type as nested lists (rows: edges, columns: ops)."""
         return {ct: a.detach().cpu().tolist() for ct, a in self.discrete().items()}
 
     def genotype_from_mask(self, masks: dict[str, torch.Tensor]) -> Genotype:
+        """The genotype that keeps, for each cell type, the (edge, op) entries where ``masks`` is nonzero."""
         cells: dict[str, list[list[Edge]]] = {}
         for ct, mask in masks.items():
             cell = self.space.cells[ct]
@@ -192,6 +200,7 @@ class SearchAlgorithm(ABC):
         return self.space
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint needs: the network, A, both optimisers, the schedule."""
         return {
             "net": self.net.state_dict(),
             "A": {ct: a.detach().cpu() for ct, a in self.A.items()},
@@ -202,6 +211,7 @@ class SearchAlgorithm(ABC):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` gave."""
         self.net.load_state_dict(state["net"])
         with torch.no_grad():
             for ct, a in state["A"].items():
@@ -213,4 +223,5 @@ class SearchAlgorithm(ABC):
         self.generator.set_state(state["generator"])
 
     def parameters_of_ops(self) -> Iterator[nn.Parameter]:
+        """The weights the weight optimiser trains."""
         return self.net.parameters()

@@ -68,7 +68,8 @@ class DARTS(SearchAlgorithm):
     def arch_step(self, val: Batch, train: Batch) -> torch.Tensor:
         if self.second_order:
             with self.autocast():
-                loss, grads = unrolled_arch_grad(self.net, self.A, self.mixing, train, val, self.weight_lr, self.w_opt)
+                loss, grads = unrolled_arch_grad(self.net, self.A, self.mixing, train, val, self.weight_lr, self.w_opt,
+                                                 clip=self.unrolled_clip)
         else:
             x, y = val
             with self.autocast():
@@ -78,6 +79,13 @@ class DARTS(SearchAlgorithm):
             grads = {ct: torch.zeros_like(a) if g is None else g for (ct, a), g in zip(self.A.items(), got, strict=True)}
         self.arch_update(grads)
         return loss.detach()
+
+    @property
+    def unrolled_clip(self) -> float | None:
+        """The clip of DARTS's recurrent second order (``rnn/architect.py``: its training gradient, the Hessian
+        direction and the Hessian term's coefficient) for a recurrent space: the weights' ``optim.grad_clip``;
+        None for CNN spaces (DARTS's CNN architect clips nothing)."""
+        return self.optim_cfg.grad_clip if self.space.kind == "rnn" else None
 
     def weight_step(self, train: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         return self.graph_step("dense", self._weight_step, *train)  # one graph: A is read inside it
@@ -99,6 +107,7 @@ class DARTSFirst(DARTS):
 
 @register_algorithm("darts-2nd")
 class DARTSSecond(DARTS):
-    """DARTS, second order: unrolled virtual step and finite-difference Hessian term (eq. 6)."""
+    """DARTS, second order: unrolled virtual step and finite-difference Hessian term (eq. 6); on recurrent spaces
+    DARTS's recurrent form, with the weights' gradient clip in the virtual step and the Hessian term."""
 
     second_order = True

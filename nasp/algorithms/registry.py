@@ -35,6 +35,7 @@ def register_algorithm(name: str, *, overwrite: bool = False) -> Callable[[type[
 
 
 def list_algorithms() -> list[str]:
+    """The registered algorithm names ``algorithm=`` takes."""
     return ALGORITHMS.names()
 
 

@@ -67,9 +67,9 @@ def exit_code(end: Any) -> int:
 def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
     """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
     others = sorted(set(tree) - {"resume", "plugins"})
-    if others or config_file or any(flags):
+    if others or config_file is not None or any(flags):
         raise NaspError(f"resume= continues a run with its own config; drop the other keys "
-                        f"({', '.join(others) or ('--config' if config_file else next(f for f in flags if f))})")
+                        f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")
     return list(tree.get("plugins") or [])
 
 
@@ -106,14 +106,14 @@ def _overrides(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from nasp.config import build_config, load_yaml, merge, parse_overrides
 
-    tree = load_yaml(args.config) if getattr(args, "config", None) else {}
+    tree = load_yaml(args.config) if getattr(args, "config", None) is not None else {}
     return build_config(merge(tree, parse_overrides(args.overrides)))
 
 
 @command("run", "run a search: nasp run algorithm=nasp space=cnn12 epochs=1", _overrides)
 def cmd_run(args: argparse.Namespace) -> int:
     from nasp.config import parse_overrides
-    from nasp.search import resume_run, start_run
+    from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
     if "resume" in tree:
@@ -141,7 +141,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
     from nasp.config import RunConfig, dump_yaml, iter_keys
 
-    cfg = config_from_args(args) if args.overrides or args.config else None
+    cfg = config_from_args(args) if args.overrides or args.config is not None else None
     if args.format == "yaml":
         full = with_algorithm_options(cfg if cfg is not None else RunConfig())
         meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}

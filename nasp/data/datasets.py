@@ -55,10 +55,12 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def register_dataset(name: str) -> Callable[[Loader], Loader]:
+    """Decorator: make a loader ``(root) -> ImageSet`` available as ``data=<name>``."""
     return DATASETS.register(name)
 
 
 def list_datasets() -> list[str]:
+    """The image dataset names ``data=`` takes (text corpora: ``nasp.data.list_corpora``)."""
     return DATASETS.names()
 
 

@@ -9,12 +9,14 @@ genotype (an ``rnn`` space) takes DARTS's PTB recipe instead for every shared ke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import AUTO_NOTE, SEED_MAX, Section, Switch, build_config, load_yaml, merge, parse_overrides
+from nasp.config import AUTO_NOTE, SEED_MAX, MLflowConfig, Section, Switch, WandbConfig, build_config, config_tree, load_yaml, merge
+from nasp.genotype import Genotype
 
 
 class EvalDataConfig(Section):
@@ -89,8 +91,8 @@ class EvalRNNConfig(Section):
 
 
 class EvalConfig(Section):
-    genotype: str | None = Field(None, description="what to evaluate: a run folder, a genotype .json file or a "
-                                 "name (`nasp genotypes`)")
+    genotype: str | None = Field(None, description="what to evaluate: a run folder, a genotype .json file, a "
+                                 "name (`nasp genotypes`), a DARTS string or a genotype's JSON")
     data: EvalDataConfig = Field(default_factory=EvalDataConfig)
     model: EvalModelConfig = Field(default_factory=EvalModelConfig)
     optim: EvalOptimConfig = Field(default_factory=EvalOptimConfig)
@@ -112,7 +114,9 @@ class EvalConfig(Section):
                                 "compile mode reduce-overhead; CUDA only): on, off, or auto (" + AUTO_NOTE + ")")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
     resume: str | None = Field(None, description="evaluation run folder to continue")
@@ -121,6 +125,9 @@ class EvalConfig(Section):
     @field_validator("genotype", mode="before")
     @classmethod
     def _as_text(cls, v: Any) -> Any:
+        """A path or name as text; a Genotype object as its JSON (``read_genotype`` reads it back)."""
+        if isinstance(v, Genotype):
+            return v.to_json(indent=None)
         return None if v is None else str(v)
 
     def use_channels_last(self, device_type: str) -> bool:
@@ -183,10 +190,11 @@ def search_of(genotype: Any) -> dict[str, Any] | None:
     if not isinstance(genotype, str) or not genotype:
         return None
     from nasp.runfolder import RunFolder, RunFolderError
+    from nasp.safe_io import exists
 
     path = Path(genotype)
     try:
-        folder = RunFolder(path if path.is_dir() else path.parent) if path.exists() else None
+        folder = RunFolder(path if path.is_dir() else path.parent) if exists(path) else None
         if folder is None or folder.kind() != "search":
             return None
         return folder.read_config()
@@ -213,9 +221,12 @@ def eval_defaults(user: dict[str, Any], config_file: str | None) -> dict[str, An
     return tree
 
 
-def eval_config(overrides: list[str], config_file: str | None = None) -> EvalConfig:
-    """YAML preset (optional) with ``key=value`` overrides on top, over the defaults a search's genotype brings
-    (``eval_defaults``)."""
-    tree = load_eval_yaml(config_file) if config_file else {}
-    user = merge(tree, parse_overrides(overrides, EvalConfig))
-    return build_config(merge(eval_defaults(user, config_file), user), EvalConfig)
+def eval_config(overrides: Sequence[str] | dict[str, Any] | None = None, config_file: str | Path | None = None,
+                **keys: Any) -> EvalConfig:
+    """A YAML file or preset (optional) with overrides on top, over the defaults a search's genotype brings
+    (``eval_defaults``). ``overrides``: ``key=value`` words as on the command line, or a dict (nested or dotted
+    keys); ``keys``: Python values by key (``epochs=1``, ``genotype=Genotype(...)``, ``data={"limit": 128}``)."""
+    words: Sequence[str] = () if overrides is None or isinstance(overrides, dict) else overrides
+    tree = load_eval_yaml(config_file) if config_file is not None else {}
+    user = merge(tree, config_tree(overrides if isinstance(overrides, dict) else None, words, keys, EvalConfig))
+    return build_config(merge(eval_defaults(user, None if config_file is None else str(config_file)), user), EvalConfig)

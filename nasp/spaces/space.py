@@ -140,10 +140,12 @@ class CellSpace(BaseModel):
 
     @property
     def n_edges(self) -> int:
+        """Rows of A: one an edge."""
         return len(self.edges)
 
     @property
     def n_ops(self) -> int:
+        """Columns of A: one a candidate op."""
         return len(self.ops)
 
 
@@ -188,6 +190,7 @@ class SearchSpace(BaseModel):
 
     @property
     def cell_types(self) -> list[str]:
+        """The cell type names, in order."""
         return list(self.cells)
 
     def registered_ops_problem(self) -> str | None:

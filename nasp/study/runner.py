@@ -26,7 +26,7 @@ DONE = ("finished", "failed")  # states a resumed study does not run again
 
 def plan(cfg: StudyConfig, folder: StudyFolder) -> list[tuple[SubRun, SubRun | None]]:
     """(search, eval or None) per arm and seed, every config built and checked first."""
-    from nasp.search import validate
+    from nasp.search_run import validate
 
     if not cfg.arms:
         raise ConfigError("key 'arms': a study needs at least one arm (a label and its algorithm), see "
@@ -64,13 +64,24 @@ def write_manifest(folder: StudyFolder, cfg: StudyConfig, pairs: list[tuple[SubR
 
 def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
     """The study folder for ``cfg`` (created), or the one ``resume=`` names with its own config (and this run's
-    executor keys). A folder holding a different study is refused: its sub-runs would be mixed with this one's."""
+    executor keys). A folder holding a different study is refused: its sub-runs would be mixed with this one's. A
+    resumed study imports only the plugins named again in ``plugins=`` (as a run's resume), never those its
+    study.json names."""
     from nasp.config import build_config, merge
+    from nasp.trainer.launch import check_plugins_named
 
     if cfg.resume:
         folder = StudyFolder(cfg.resume)
         manifest = folder.read_manifest()
-        return build_config(merge(manifest.get("config", {}), cfg.run_time_tree()), StudyConfig), folder
+        try:
+            stored = build_config(merge(manifest.get("config", {}), cfg.run_time_tree()), StudyConfig)
+        except ConfigError as exc:
+            raise ConfigError(f"resume: '{folder.manifest_path}' does not hold a study config: {exc}") from None
+        check_plugins_named({"plugins": stored.used_plugins()}, cfg.plugins, cfg.resume, "study")
+        return stored.with_plugins(cfg.plugins), folder
+    if cfg.plugins:
+        raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
+                          "study's plugins go in search.plugins (and eval.plugins)")
     folder = StudyFolder(check_out(cfg.out))
     if folder.is_study():
         stored = folder.read_manifest().get("config")

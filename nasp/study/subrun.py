@@ -55,15 +55,15 @@ def trainer_for(sub: SubRun, console: bool = True) -> Any:
     from nasp.config import RunConfig, build_config
     from nasp.evaluation.config import EvalConfig
     from nasp.evaluation.run import resume_eval, start_eval
-    from nasp.search import resume_run, start_run
+    from nasp.search_run import resume_run, start_run
 
-    if sub.path.is_dir() and RunFolder(sub.path).has_checkpoint():
-        return resume_run(sub.path, console=console) if sub.kind == "search" else resume_eval(sub.path, console=console)
+    cfg = build_config(sub.tree, RunConfig if sub.kind == "search" else EvalConfig)
+    if sub.path.is_dir() and RunFolder(sub.path).has_checkpoint():  # the plugins its config names (the user's own)
+        resume = resume_run if sub.kind == "search" else resume_eval
+        return resume(sub.path, console=console, plugins=cfg.plugins)
     if sub.path.is_dir():
         shutil.rmtree(sub.path)
-    if sub.kind == "search":
-        return start_run(build_config(sub.tree, RunConfig), console=console)
-    return start_eval(build_config(sub.tree, EvalConfig), console=console)
+    return start_run(cfg, console=console) if sub.kind == "search" else start_eval(cfg, console=console)
 
 
 def run_subrun(sub: SubRun, console: bool = True, out: Any = None, stop: threading.Event | None = None) -> str:

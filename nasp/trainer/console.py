@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd, next_step
 
 if TYPE_CHECKING:
     from nasp.trainer.trainer import Trainer
@@ -37,7 +37,7 @@ class ConsoleProgress(Callback):
 
     def on_step(self, trainer: Trainer, event: StepEnd) -> None:
         if self.progress is not None and self.bar is not None:
-            self.progress.update(self.bar, completed=event.step, epoch=f"{event.epoch + 1}/{trainer.epochs}",
+            self.progress.update(self.bar, completed=event.step, epoch=f"{event.epoch}/{trainer.epochs}",
                                  info=trainer.task.step_line(event))
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
@@ -47,7 +47,8 @@ class ConsoleProgress(Callback):
 
     def on_event(self, trainer: Trainer, event: Event) -> None:
         if isinstance(event, Paused):
-            self.console.print(f"[yellow]paused[/] before step {event.step + 1} of epoch {event.epoch + 1}; "
+            epoch, step = next_step(event.epoch, event.step, trainer.steps_per_epoch)
+            self.console.print(f"[yellow]paused[/] before step {step} of epoch {epoch}; "
                                f"`kill -USR2 {os.getpid()}` resumes, Ctrl-C stops")
         elif isinstance(event, Resumed):
             self.console.print("resumed")
@@ -59,6 +60,6 @@ class ConsoleProgress(Callback):
         if event.status == "finished":
             self.console.print(f"[bold green]done[/]: {escape(trainer.task.finished_line(event))}")
         elif event.status == "stopped":
-            self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch + 1}, step {event.step}; continue with:\n"
+            self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch}, step {event.step}; continue with:\n"
                                f"  nasp {trainer.task.command} resume={escape(event.run_dir)}")
         # a failure is reported once, by the command's error line

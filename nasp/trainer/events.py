@@ -5,6 +5,16 @@ The events are the same for every task (a search, an evaluation): the task's own
 dict field (``values``, ``metrics``/``record``, ``info``, ``result``) that the JSON form flattens, so a
 search's step event reads ``{"event": "step", "epoch": 0, "step": 3, ..., "train_loss": 2.1}``.
 ``Event.from_dict`` turns such a record back into the typed event.
+
+Epochs and steps are counted one way in every event, from 1: ``epoch`` is the epoch the event belongs to (the one
+a step is part of, the one that ended, the one a pause, a failure or the run's end happened in) and ``step`` the
+steps of it done (``StepEnd(epoch=1, step=1)`` is the first step of the first epoch; ``EpochEnd(epoch=1)`` ends
+it; a run's end after its last epoch is ``RunEnd(epoch=epochs, step=steps_per_epoch)``). Only ``RunStart`` says
+where a run starts from as a checkpoint's position: ``start_epoch`` epochs done, ``start_step`` steps of the next.
+
+Ā and A arrive labelled: in a search's ``StepEnd.values["discrete"]`` and ``EpochEnd.record["A"]`` /
+``["discrete"]`` each cell type's matrix is an :class:`ArchMatrix`, a list of rows (one an edge) that also knows
+its ``edges`` and ``ops`` names; in JSON (events.jsonl, history.jsonl) it is the plain nested list.
 """
 
 from __future__ import annotations
@@ -16,12 +26,69 @@ from typing import Any, ClassVar
 Matrix = dict[str, list[list[float]]]
 
 
+class ArchMatrix(list[list[float]]):
+    """One cell type's A or Ā: rows are edges, columns ops, labelled (``edges``: ``c_{k-2}→0``, ..., ``ops``);
+    a plain ``list`` of rows for everything else (JSON, indexing, comparison)."""
+
+    def __init__(self, rows: list[list[float]], edges: list[str], ops: list[str]) -> None:
+        super().__init__(list(r) for r in rows)
+        if len(self) != len(edges) or any(len(r) != len(ops) for r in self):
+            raise ValueError(f"a matrix of {len(self)} rows for {len(edges)} edges and {len(ops)} ops")
+        self.edges, self.ops = list(edges), list(ops)
+
+    def value(self, edge: str, op: str) -> float:
+        """The entry of ``edge`` (its label) and ``op``."""
+        return self[self.edges.index(edge)][self.ops.index(op)]
+
+    def row(self, edge: str) -> dict[str, float]:
+        """One edge's entries by op."""
+        return dict(zip(self.ops, self[self.edges.index(edge)], strict=True))
+
+    def selected(self) -> dict[str, str]:
+        """Each edge's largest entry's op (for Ā: the op it keeps), by edge; edges whose row is all zero are left out."""
+        return {e: self.ops[max(range(len(r)), key=r.__getitem__)] for e, r in zip(self.edges, self, strict=True)
+                if any(r)}
+
+    def __repr__(self) -> str:
+        return f"ArchMatrix(edges={self.edges}, ops={self.ops}, rows={list(self)})"
+
+
+def label_matrices(matrices: Matrix, labels: dict[str, tuple[list[str], list[str]]]) -> dict[str, list[list[float]]]:
+    """Each cell type's matrix as an ArchMatrix, given ``labels``: cell type -> (edge names, op names)."""
+    return {ct: ArchMatrix(m, *labels[ct]) if ct in labels else m for ct, m in matrices.items()}
+
+
+def event_position(epoch: int, step: int, steps_per_epoch: int) -> tuple[int, int]:
+    """The (epoch, step) events say, from a run's position (epochs done, steps of the next done): (1, 0) before the
+    first step, (e, steps_per_epoch) right after epoch e ended, (e + 1, s) inside epoch e + 1."""
+    if step == 0 and epoch > 0:
+        return epoch, steps_per_epoch
+    return epoch + 1, step
+
+
+def next_step(epoch: int, step: int, steps_per_epoch: int) -> tuple[int, int]:
+    """(epoch, step) of the step that comes after an event's (epoch, step): what a paused run takes next."""
+    if steps_per_epoch and step >= steps_per_epoch:
+        return epoch + 1, 1
+    return epoch, step + 1
+
+
+def run_position(epoch: int, step: int, steps_per_epoch: int) -> tuple[int, int]:
+    """The inverse of ``event_position``: (epochs done, steps of the next one done) of an event's (epoch, step)."""
+    if steps_per_epoch and step >= steps_per_epoch:
+        return epoch, 0
+    return max(epoch - 1, 0), step
+
+
 @dataclass
 class Event:
+    """What the trainer emits; ``to_dict`` / ``from_dict`` are its flat JSON form."""
+
     name: ClassVar[str] = "event"
     extra_field: ClassVar[str | None] = None  # the dict field the JSON form flattens
 
     def to_dict(self) -> dict[str, Any]:
+        """The flat JSON record (the ``extra_field`` dict merged into the top level)."""
         out: dict[str, Any] = {"event": self.name}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -90,6 +157,7 @@ class EpochEnd(Event):
     record: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The flat JSON record: epoch, epochs, the metrics and the record side by side."""
         return {"event": self.name, "epoch": self.epoch, "epochs": self.epochs, **self.metrics, **self.record}
 
 
@@ -129,6 +197,8 @@ class Paused(Event):
 
 @dataclass
 class Resumed(Event):
+    """The paused run goes on (``Trainer.unpause``; SIGUSR2)."""
+
     name: ClassVar[str] = "resumed"
     epoch: int
     step: int

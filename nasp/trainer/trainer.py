@@ -20,7 +20,7 @@ from nasp import distributed
 from nasp.errors import NaspError
 from nasp.runfolder import RunFolder, RunFolderError
 from nasp.trainer.callback import Callback
-from nasp.trainer.events import EpochEnd, Event, Failed, Paused, Resumed, RunEnd, RunStart, StepEnd
+from nasp.trainer.events import EpochEnd, Event, Failed, Paused, Resumed, RunEnd, RunStart, StepEnd, event_position
 from nasp.trainer.task import Task
 
 CHECKPOINT_FORMAT = "nasp-checkpoint/2"
@@ -127,7 +127,7 @@ class Trainer:
                 prog.step += 1
                 if values is not None:
                     self._check(values | task.watched(), f"epoch {prog.epoch + 1}, step {prog.step}")
-                    self.emit(StepEnd(prog.epoch, prog.step, task.steps_per_epoch, values))
+                    self.emit(StepEnd(prog.epoch + 1, prog.step, task.steps_per_epoch, values))
             metrics, record = task.end_epoch(prog.epoch + 1)
             self._check(metrics, f"the end of epoch {prog.epoch + 1}")
             if distributed.size() > 1:
@@ -148,37 +148,37 @@ class Trainer:
         if distributed.current() is not None:
             return self._should_stop_together()
         if not self._running.is_set():
-            prog = self.progress
-            self.emit(Paused(prog.epoch, prog.step))
+            self.emit(Paused(*self._position()))
             self._running.wait()
             if not self._stop.is_set():
-                self.emit(Resumed(prog.epoch, prog.step))
+                self.emit(Resumed(*self._position()))
         return self._stop.is_set()
 
     def _should_stop_together(self) -> bool:
         """Under torchrun: a stop or pause asked of any rank holds every rank at the same step (each waits in
         a small all-reduce, every half second, until none is paused)."""
-        prog = self.progress
         stop, pause = distributed.agree(self._stop.is_set(), not self._running.is_set())
         if pause and not stop:
-            self.emit(Paused(prog.epoch, prog.step))
+            self.emit(Paused(*self._position()))
             while pause and not stop:
                 self._running.wait(0.5)
                 stop, pause = distributed.agree(self._stop.is_set(), not self._running.is_set())
             if not stop:
-                self.emit(Resumed(prog.epoch, prog.step))
+                self.emit(Resumed(*self._position()))
         return stop
 
+    def _position(self) -> tuple[int, int]:
+        """(epoch, step) as events count them (``nasp.trainer.events``: from 1, the epoch the run is in)."""
+        return event_position(self.progress.epoch, self.progress.step, self.task.steps_per_epoch)
+
     def _end(self, status: str) -> RunEnd:
-        prog = self.progress
-        event = RunEnd(str(self.run_dir), status, prog.epoch, prog.step, None, self.task.result())
+        event = RunEnd(str(self.run_dir), status, *self._position(), None, self.task.result())
         self.emit(event)
         return event
 
     def _fail(self, message: str, reason: str) -> RunEnd:
-        prog = self.progress
-        self._emit_quietly(Failed(prog.epoch, prog.step, message, reason))
-        event = RunEnd(str(self.run_dir), "failed", prog.epoch, prog.step, message, {"reason": reason})
+        self._emit_quietly(Failed(*self._position(), message, reason))
+        event = RunEnd(str(self.run_dir), "failed", *self._position(), message, {"reason": reason})
         self._emit_quietly(event)
         return event
 

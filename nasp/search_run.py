@@ -26,6 +26,8 @@ from nasp.problems.language import LanguageModeling, TokenStream
 from nasp.runfolder import RunFolder, default_name
 from nasp.spaces import SearchSpace, get_space
 from nasp.trainer import Callback, Task, Trainer, launch
+from nasp.trainer.events import label_matrices
+from nasp.viz.graph import CellShape, edge_names
 
 
 def resolve_space(cfg: RunConfig) -> SearchSpace:
@@ -101,6 +103,12 @@ METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "l
 SHARED_SUMS = ("arch_loss", "train_loss", "correct", "seen")  # an epoch's sums that every rank adds to
 
 
+def arch_labels(space: SearchSpace) -> dict[str, tuple[list[str], list[str]]]:
+    """Each cell type's (edge names, op names): the rows and columns of its A and Ā."""
+    return {ct: (edge_names(CellShape(space.kind, cell.n_inputs, cell.reduction), cell.edges), list(cell.ops))
+            for ct, cell in space.cells.items()}
+
+
 class SearchTask(Task):
     """One step = an architecture step on a validation batch, then a weight step on a training batch; an
     epoch ends with the searched network's validation loss and accuracy and the genotype."""
@@ -126,6 +134,7 @@ class SearchTask(Task):
         self.elapsed_s = 0.0
         self.last: dict[str, Any] = {}
         self._watched: dict[str, float] = {}  # read with the last step's numbers
+        self.labels = arch_labels(algorithm.space)
         self._reset_sums()
 
     def _reset_sums(self) -> None:
@@ -165,7 +174,7 @@ class SearchTask(Task):
         sums["weight_s"] += t2 - t1
         self.elapsed_s += t2 - t0
         return {"arch_loss": arch_loss, "train_loss": loss, "train_acc": correct / n, "arch_s": t1 - t0,
-                "weight_s": t2 - t1, "discrete": read["discrete"]}
+                "weight_s": t2 - t1, "discrete": label_matrices(read["discrete"], self.labels)}
 
     def _read_step(self, *numbers: torch.Tensor | float) -> dict[str, Any]:
         """The step's numbers, what ``watched`` reports and Ā, read in one transfer (one host sync a step on a
@@ -217,7 +226,8 @@ class SearchTask(Task):
             "param_count": self.param_count(genotype), **algo.graphs.stats()}  # graph_hit_rate etc. when on
         if "ppl" in scored:
             metrics["val_ppl"] = scored["ppl"]
-        record = {"A": algo.arch_values(), "discrete": algo.discrete_values(),
+        record = {"A": label_matrices(algo.arch_values(), self.labels),
+                  "discrete": label_matrices(algo.discrete_values(), self.labels),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
         self.last = {"val_acc": scored["acc"], "val_loss": scored["loss"]}
         if "ppl" in scored:
