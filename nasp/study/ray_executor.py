@@ -123,8 +123,13 @@ class RayExecutor(StudyExecutor):
         gpus = res.gpus_per_run
         if gpus is None:  # one GPU each where there are GPUs, unless the sub-run runs on the CPU
             gpus = 1.0 if self._gpus > 0 and str(sub.tree.get("device", "auto")) != "cpu" else 0.0
-        return {"num_cpus": res.cpus_per_run, "num_gpus": gpus, "max_retries": res.max_retries,
-                "retry_exceptions": [SubRunDied], "name": f"nasp-{sub.kind}-{sub.arm}-s{sub.seed}"}
+        options = {"num_cpus": res.cpus_per_run, "num_gpus": gpus, "max_retries": res.max_retries,
+                   "retry_exceptions": [SubRunDied], "name": f"nasp-{sub.kind}-{sub.arm}-s{sub.seed}"}
+        # nasp's environment variables (NASP_DATA, NASP_BENCH201...) reach the sub-runs on every node
+        nasp_env = {k: v for k, v in os.environ.items() if k.startswith("NASP_") and k != PARENT_ENV}
+        if nasp_env:
+            options["runtime_env"] = {"env_vars": nasp_env}
+        return options
 
     def log_path(self, sub: SubRun) -> Path:
         return self.logs / f"{sub.kind}-{sub.path.name}.log"
