@@ -24,7 +24,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from nasp.errors import DataError
+from nasp.errors import DataError, FileRefusedError
+from nasp.safe_io import read_bounded
 
 ENV = "NASP_BENCH201"
 SUFFIX = ".pickle.pbz2"
@@ -81,21 +82,26 @@ class _TableUnpickler(pickle.Unpickler):
 
 
 def read_table_file(path: Path) -> Any:
-    """The contents of one bz2-compressed pickle of the benchmark, read with the restricted unpickler."""
+    """The contents of one bz2-compressed pickle of the benchmark, read with the restricted unpickler (the file
+    through ``nasp.safe_io``: a regular file, bounded; decompressed to a bound)."""
     where = f"NAS-Bench-201 file '{path}'"
+    if not path.exists():
+        raise DataError(f"{where} does not exist")
     try:
-        if not path.is_file():
-            raise DataError(f"{where} does not exist" if not path.exists() else f"{where} is not a regular file")
-        if path.stat().st_size > MAX_FILE:
-            raise DataError(f"{where} is {path.stat().st_size} bytes; a table file is at most {MAX_FILE}")
-        with bz2.open(path, "rb") as f:
-            data = f.read(MAX_PICKLE + 1)
-    except OSError as exc:  # unreadable, or not bz2 data
-        raise DataError(f"{where} cannot be read as bz2 data: {exc.strerror or exc}") from None
-    except EOFError:
-        raise DataError(f"{where} is cut short (bz2 data ends early)") from None
+        packed = read_bounded(path, MAX_FILE, follow=True)  # the user names the folder: a link to it is theirs
+    except FileRefusedError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"{where} cannot be read: {exc.strerror or exc}") from None
+    try:
+        unpacker = bz2.BZ2Decompressor()
+        data = unpacker.decompress(packed, MAX_PICKLE + 1)
+    except (OSError, ValueError) as exc:  # not bz2 data
+        raise DataError(f"{where} cannot be read as bz2 data: {exc}") from None
     if len(data) > MAX_PICKLE:
         raise DataError(f"{where} holds more than {MAX_PICKLE} bytes once decompressed; a table file holds less")
+    if not unpacker.eof:
+        raise DataError(f"{where} is cut short (bz2 data ends early)")
     try:
         return _TableUnpickler(io.BytesIO(data)).load()
     except pickle.UnpicklingError as exc:
@@ -109,7 +115,7 @@ def find_folder(root: str | Path) -> Path:
     """The benchmark's folder: ``root`` itself when it holds ``meta.pickle.pbz2``, else its one
     ``NATS-tss-v1_0-*-simple`` subfolder (``root`` may be $TORCH_HOME)."""
     root = Path(root).expanduser()
-    if (root / f"meta{SUFFIX}").is_file():
+    if (root / f"meta{SUFFIX}").exists():  # the reader says why when it is not a regular file
         return root
     if not root.is_dir():
         raise DataError(f"bench201.root '{root}' is not a folder; give the NATS-Bench topology folder "

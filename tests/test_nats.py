@@ -128,6 +128,10 @@ def test_missing_and_malformed_files_are_one_line(tmp_path, capsys):
         with pytest.raises(DataError) as err:
             Bench201.open(bad)
         assert words in str(err.value) and "\n" not in str(err.value)
+    (bad / "meta.pickle.pbz2").unlink()
+    os.mkfifo(bad / "meta.pickle.pbz2")  # a FIFO nobody writes: refused at once, no hang
+    with pytest.raises(DataError, match="FIFO"):
+        Bench201.open(bad)
     for root, words in cases.items():
         with pytest.raises(DataError, match=words):
             Bench201.open(root)
