@@ -66,7 +66,7 @@ def exit_code(end: Any) -> int:
 
 def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
     """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
-    others = sorted(set(tree) - {"resume", "plugins"})
+    others = sorted(set(tree) - {"resume", "plugins", "change_world_size"})
     if others or config_file is not None or any(flags):
         raise NaspError(f"resume= continues a run with its own config; drop the other keys "
                         f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")
@@ -116,8 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
-    if "resume" in tree:
-        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config),
+                             change_world_size=bool(tree.get("change_world_size")))
     else:
         trainer = start_run(config_from_args(args))
     end = fit(trainer)
