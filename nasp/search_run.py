@@ -18,7 +18,14 @@ from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, DataError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
+from nasp.model.budget import (
+    DENSE_LOWER_KEYS,
+    available_memory,
+    check_memory,
+    count_params,
+    estimate_dense_search_memory,
+    estimate_search_memory,
+)
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -345,7 +352,11 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     # a dense space (nb201) has NAS-Bench-201's skeleton: dense.channels C, dense.cells N per stage
     channels, layers = (cfg.dense.channels, cfg.dense.cells) if space.kind == "dense" else (cfg.model.channels,
                                                                                               cfg.model.layers)
-    if space.kind != "dense":
+    if space.kind == "dense":
+        estimate = estimate_dense_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+                                                shape["in_channels"], shape["num_classes"])
+        check_memory(estimate, available_memory(device), "the search network", str(device), DENSE_LOWER_KEYS)
+    else:
         estimate = estimate_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
                                           shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
         check_memory(estimate, available_memory(device), "the search network", str(device))
