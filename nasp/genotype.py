@@ -226,16 +226,6 @@ class Genotype(BaseModel):
         space_def = None if isinstance(space, str) or space.name in SPACES else sp
         return cls(space=sp.name, cells=out, space_def=space_def)
 
-    def param_count(self, channels: int = 16, layers: int = 8, num_classes: int = 10, in_channels: int = 3) -> int:
-        """Parameters of the network this genotype defines (built on the meta device: no memory)."""
-        import torch
-
-        from nasp.model.child import ChildNetwork
-
-        with torch.device("meta"):
-            net = ChildNetwork(self, channels, layers, num_classes, in_channels)
-        return sum(p.numel() for p in net.parameters())
-
     def describe(self) -> str:
         """One line a cell type: each node's ``op(input)`` terms."""
         lines = []

@@ -18,7 +18,7 @@ from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
+from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory, genotype_params
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -35,12 +35,13 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
-    if ops:
-        try:
-            space = space.with_ops(**ops)
-        except ValueError as exc:
-            raise ConfigError(f"key 'space': {exc}") from None
+    for ct in ("normal", "reduce", "recurrent"):  # one at a time: the error names the key at fault
+        ops = getattr(cfg.space, ct)
+        if ops is not None:
+            try:
+                space = space.with_ops(**{ct: ops})
+            except ValueError as exc:
+                raise ConfigError(f"key 'space.{ct}': {str(exc).removeprefix(f'{ct} ops: ')}") from None
     return space
 
 
@@ -305,7 +306,7 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
     size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
-    return problem, train, val, net, lambda genotype: genotype.param_count(*size)
+    return problem, train, val, net, lambda genotype: genotype_params(genotype, *size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
