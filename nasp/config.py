@@ -24,6 +24,7 @@ from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to this
+MAX_CONFIG_FILE = 1 << 20  # a --config file (1 MiB; the presets are under 4 KiB)
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -145,6 +146,25 @@ class RecurrentConfig(Section):
                         "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
+class MLflowConfig(Section):
+    """loggers=mlflow: where the run's params, metrics and artifacts go."""
+
+    tracking_uri: str | None = Field(None, max_length=2048, description="mlflow: tracking URI (a server, "
+                                     "databricks, sqlite:///f.db); default: $MLFLOW_TRACKING_URI, else the file store "
+                                     "<out>/mlruns (`mlflow ui --backend-store-uri <out>/mlruns`)")
+    experiment: str = Field("nasp", min_length=1, max_length=256, description="mlflow: experiment name")
+
+
+class WandbConfig(Section):
+    """loggers=wandb: the Weights & Biases project and mode (offline unless asked: no login prompt in a run)."""
+
+    project: str = Field("nasp", min_length=1, max_length=128, description="wandb: project")
+    entity: str | None = Field(None, max_length=128, description="wandb: team or user (default: your default)")
+    mode: Literal["offline", "online", "disabled"] = Field("offline", description="wandb: offline (files in "
+                                                           "<run>/wandb, `wandb sync` later), online (after `wandb "
+                                                           "login`) or disabled")
+
+
 def _switch_word(v: Any) -> Any:
     """YAML reads on/off (and yes/no, true/false) as booleans: they mean 'on' and 'off' here."""
     return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
@@ -209,7 +229,9 @@ class RunConfig(Section):
                                   "each holds a step's activations")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
     resume: str | None = Field(None, description="run folder to continue")
@@ -357,13 +379,21 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
     """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
     (did-you-mean errors)."""
+    from nasp.errors import FileRefusedError
     from nasp.presets import preset_path
+    from nasp.safe_io import read_bounded
 
+    if str(path).strip() == "":
+        raise ConfigError("--config: an empty name; give a YAML file or a preset's name (`nasp presets`)")
     path = preset_path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"--config: '{path}' is a folder, not a YAML file")
+    if not path.exists():
         raise ConfigError(f"--config: file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
+    try:  # a config is a few kilobytes: a bound before parsing (YAML of megabytes parses for minutes)
+        raw = yaml.safe_load(read_bounded(path, MAX_CONFIG_FILE, follow=True).decode("utf-8")) or {}
+    except FileRefusedError as exc:
+        raise ConfigError(f"--config: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: '{path}' is not valid YAML: {_one_line(str(exc))}") from None
     except (OSError, UnicodeDecodeError) as exc:

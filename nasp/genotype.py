@@ -181,22 +181,22 @@ class Genotype(BaseModel):
     def load(cls, path: str | Path, registered_ops: bool = False) -> Genotype:
         """A genotype file, or a run folder's ``genotype.json``; every problem is one GenotypeError line naming
         the file. Structure only unless ``registered_ops`` (see the module docstring)."""
-        path = Path(path)
+        from nasp.errors import FileRefusedError
+        from nasp.safe_io import read_bounded
+
+        path, named = Path(path), True
         if path.is_dir():
-            if not (path / GENOTYPE).exists():
+            if not (path / GENOTYPE).exists() and not (path / GENOTYPE).is_symlink():
                 raise GenotypeError(f"'{path}' is a folder without genotype.json (a run folder has one after its "
                                     f"first epoch)")
-            path = path / GENOTYPE
+            path, named = path / GENOTYPE, False  # inside a run folder: never through a link
         where = f"genotype file '{path}'"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise GenotypeError(f"{where} does not exist")
-        if not path.is_file():
-            raise GenotypeError(f"{where} is not a regular file")
         try:
-            size = path.stat().st_size
-            if size > MAX_GENOTYPE_FILE:
-                raise GenotypeError(f"{where} is {size} bytes; a genotype file is at most {MAX_GENOTYPE_FILE}")
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_GENOTYPE_FILE, follow=named)
+        except FileRefusedError as exc:
+            raise GenotypeError(f"genotype file {exc}") from None
         except OSError as exc:
             raise GenotypeError(f"{where} cannot be read: {exc.strerror or exc}") from None
         try:

@@ -59,7 +59,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
     from nasp.config import RunConfig, dump_yaml, iter_keys
 
-    cfg = config_from_args(args) if args.overrides or args.config else None
+    cfg = config_from_args(args) if args.overrides or args.config is not None else None
     if args.format == "yaml":
         full = with_algorithm_options(cfg if cfg is not None else RunConfig())
         meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}

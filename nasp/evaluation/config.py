@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import AUTO_NOTE, SEED_MAX, Section, Switch, build_config, config_tree, load_yaml, merge
+from nasp.config import AUTO_NOTE, SEED_MAX, MLflowConfig, Section, Switch, WandbConfig, build_config, config_tree, load_yaml, merge
 from nasp.genotype import Genotype
 
 
@@ -114,7 +114,9 @@ class EvalConfig(Section):
                                 "compile mode reduce-overhead; CUDA only): on, off, or auto (" + AUTO_NOTE + ")")
     out: str = Field("runs", description="folder for run folders")
     loggers: list[str] = Field(default_factory=list, description="more loggers of the metrics, comma-separated "
-                               "(`nasp loggers`): csv (metrics.csv), tensorboard (the tensorboard extra)")
+                               "(`nasp loggers`): csv (metrics.csv), tensorboard, mlflow, wandb (each its extra)")
+    mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
+    wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
     resume: str | None = Field(None, description="evaluation run folder to continue")
@@ -188,10 +190,11 @@ def search_of(genotype: Any) -> dict[str, Any] | None:
     if not isinstance(genotype, str) or not genotype:
         return None
     from nasp.runfolder import RunFolder, RunFolderError
+    from nasp.safe_io import exists
 
     path = Path(genotype)
     try:
-        folder = RunFolder(path if path.is_dir() else path.parent) if path.exists() else None
+        folder = RunFolder(path if path.is_dir() else path.parent) if exists(path) else None
         if folder is None or folder.kind() != "search":
             return None
         return folder.read_config()
@@ -224,6 +227,6 @@ def eval_config(overrides: Sequence[str] | dict[str, Any] | None = None, config_
     (``eval_defaults``). ``overrides``: ``key=value`` words as on the command line, or a dict (nested or dotted
     keys); ``keys``: Python values by key (``epochs=1``, ``genotype=Genotype(...)``, ``data={"limit": 128}``)."""
     words: Sequence[str] = () if overrides is None or isinstance(overrides, dict) else overrides
-    tree = load_eval_yaml(config_file) if config_file else {}
+    tree = load_eval_yaml(config_file) if config_file is not None else {}
     user = merge(tree, config_tree(overrides if isinstance(overrides, dict) else None, words, keys, EvalConfig))
     return build_config(merge(eval_defaults(user, None if config_file is None else str(config_file)), user), EvalConfig)

@@ -57,13 +57,14 @@ def is_recurrent(genotype: Genotype) -> bool:
 def genotype_label(spec: str) -> str:
     """A short name for run folders: the genotype's name, or its run folder / file name ("darts" for a string)."""
     from nasp.genotypes.darts import is_darts_string
+    from nasp.safe_io import exists
 
     if is_darts_string(spec):
         return "darts"
     if spec.lstrip().startswith("{"):  # a genotype's JSON: its space's name
         return str(read_genotype(spec).space)
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return path.parent.name if path.name == GENOTYPE else (path.name if path.is_dir() else path.stem)
     return spec
 
@@ -166,13 +167,13 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
 
 def load_model_record(path: str | Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
     """A model saved by `nasp eval` (best.pt / last.pt), or the ``which`` one of a run folder."""
-    path = Path(path)
+    path, named = Path(path), True
     if path.is_dir():
-        path = RunFolder(path).model_path(which)
-    if not path.is_file():
+        path, named = RunFolder(path).model_path(which), False
+    if not path.exists():
         raise ConfigError(f"test: '{path}' does not exist (give best.pt or last.pt of an eval run, or its folder)")
     try:
-        record = load_torch(path)
+        record = load_torch(path, follow=named)  # a file the user names may be a link; one in a run folder not
     except RunFolderError as exc:
         raise ConfigError(f"test: {exc}") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:

@@ -36,10 +36,18 @@ def list_genotypes() -> list[str]:
 
 
 def get_genotype(name: str) -> Genotype:
-    """A named genotype (registry first, then the user folder); case-insensitive; GenotypeError with a did-you-mean."""
+    """A named genotype (registered, or a file of the user folder); case-insensitive; GenotypeError with a
+    did-you-mean. A user file with a registered genotype's name is refused (as a plugin's op with a registered op's
+    name is): it never silently replaces DARTS_V2 or NASP."""
     user = _user_files()
-    known = {n.lower(): n for n in [*GENOTYPES.names(), *user]}
-    key = known.get(name.lower())
+    registered = {n.lower(): n for n in GENOTYPES.names()}
+    files = {n.lower(): n for n in user}
+    if name.lower() in registered and name.lower() in files:
+        key = registered[name.lower()]
+        raise GenotypeError(f"genotype '{key}' is registered{GENOTYPES.origin(key)} and the file "
+                            f"'{user[files[name.lower()]]}' has its name; a file does not replace a registered "
+                            f"genotype: rename the file (or give its path)")
+    key = registered.get(name.lower(), files.get(name.lower()))
     if key is None:
         names = list_genotypes()
         raise GenotypeError(f"unknown genotype '{name}'.{did_you_mean(name, names)} Known: {', '.join(names)}; "
@@ -59,13 +67,14 @@ def read_genotype(spec: str | Path | Genotype) -> Genotype:
     if isinstance(spec, Genotype):
         return spec
     from nasp.genotypes.darts import is_darts_string, parse_darts
+    from nasp.safe_io import exists
 
     if is_darts_string(str(spec)):
         return parse_darts(str(spec))
     if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a genotype's JSON (an in-memory Genotype's config)
         return Genotype.from_json(spec, source="genotype")
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return Genotype.load(path)
     if str(spec).endswith(".json") or os.sep in str(spec):
         raise GenotypeError(f"genotype '{spec}': no such file or run folder")

@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from nasp.errors import ConfigError
+from nasp.errors import ConfigError, FileRefusedError
 from nasp.registry import Registry
+from nasp.safe_io import read_bounded
 from nasp.spaces.space import REGISTERED_OPS, CellSpace, SearchSpace
 
 SpaceFactory = Callable[[], SearchSpace]
@@ -50,12 +51,10 @@ def load_space_file(path: Path, registered_ops: bool = True) -> SearchSpace:
     where = f"space file '{path}'"
     if not path.exists():
         raise ConfigError(f"space: file '{path}' does not exist")
-    if not path.is_file():
-        raise ConfigError(f"{where} is not a regular file")
     try:
-        if path.stat().st_size > MAX_SPACE_FILE:
-            raise ConfigError(f"{where} is {path.stat().st_size} bytes; a space file is at most {MAX_SPACE_FILE}")
-        text = path.read_bytes().decode("utf-8")
+        text = read_bounded(path, MAX_SPACE_FILE, follow=True).decode("utf-8")  # the user names it: a link is theirs
+    except FileRefusedError as exc:
+        raise ConfigError(f"space file {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text (a binary file?); a space file is YAML") from None
     except OSError as exc:

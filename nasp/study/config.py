@@ -49,6 +49,8 @@ class StudyConfig(Section):
     arms: list[StudyArm] = Field(default_factory=list, description="the algorithms compared, each a label and keys")
     figures: StudyFigures = Field(default_factory=StudyFigures)
     resume: str | None = Field(None, description="study folder to continue (its own study.json config)")
+    plugins: list[str] = Field(default_factory=list, description="with resume=: the plugins the study used, named "
+                               "again (code is imported only when the user names it, never because study.json does)")
     table: str | None = Field(None, description="study folder whose table to write again from its sub-runs' files")
 
     @field_validator("arms")
@@ -65,7 +67,22 @@ class StudyConfig(Section):
 
     def study_tree(self) -> dict[str, Any]:
         """What study.json keeps: the config without the one-off keys (resume, table)."""
-        return self.model_dump(mode="json", exclude={"resume", "table"})
+        return self.model_dump(mode="json", exclude={"resume", "table", "plugins"})
+
+    def used_plugins(self) -> list[str]:
+        """Every plugin a sub-run of this study imports: search.plugins, eval.plugins and the arms' own."""
+        trees = [self.search, self.eval, *(a.search for a in self.arms)]
+        return list(dict.fromkeys(str(p) for t in trees for p in (t.get("plugins") or [])))
+
+    def with_plugins(self, plugins: list[str]) -> StudyConfig:
+        """This study with ``plugins`` as every sub-run's plugins (a resume: the ones the user named again)."""
+        def put(tree: dict[str, Any]) -> dict[str, Any]:
+            return {**tree, "plugins": list(plugins)} if "plugins" in tree or plugins else tree
+
+        arms = [a.model_copy(update={"search": {k: v for k, v in a.search.items() if k != "plugins"}})
+                for a in self.arms]
+        return self.model_copy(update={"search": put(self.search), "eval": put(self.eval), "arms": arms,
+                                       "plugins": list(plugins)})
 
 
 SHARED_FIXED = ("out", "name", "seed", "resume")  # set by the study for each sub-run
@@ -105,5 +122,5 @@ def eval_config(cfg: StudyConfig, arm: StudyArm, seed: int, genotype: Path, out:
 
 def study_config(overrides: list[str], config_file: str | None = None) -> StudyConfig:
     """A YAML study preset (optional) with top-level ``key=value`` overrides (out=, seeds=, threads=...)."""
-    tree = load_yaml(config_file, StudyConfig) if config_file else {}
+    tree = load_yaml(config_file, StudyConfig) if config_file is not None else {}
     return build_config(merge(tree, parse_overrides(overrides, StudyConfig)), StudyConfig)

@@ -56,13 +56,13 @@ def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tu
             raise ConfigError(f"arm '{arm.label}' (search): {exc}") from None
         spath = folder.search_dir() / f"{arm.label}-s{seed}"
         search = SubRun(arm.label, seed, "search", spath, lambda c=scfg: start_run(c, console=console),
-                        lambda p=spath: resume_run(p, console=console))
+                        lambda p=spath, c=scfg: resume_run(p, console=console, plugins=c.plugins))
         evaluation = None
         if arm.evaluate:
             ecfg = eval_config(cfg, arm, seed, spath, folder.eval_dir())
             epath = folder.eval_dir() / f"{arm.label}-s{seed}"
             evaluation = SubRun(arm.label, seed, "eval", epath, lambda c=ecfg: start_eval(c, console=console),
-                                lambda p=epath: resume_eval(p, console=console))
+                                lambda p=epath, c=ecfg: resume_eval(p, console=console, plugins=c.plugins))
         pairs.append((search, evaluation))
     return pairs
 
@@ -84,13 +84,23 @@ def write_manifest(folder: StudyFolder, cfg: StudyConfig, pairs: list[tuple[SubR
 
 def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
     """The study folder for ``cfg`` (created), or the one ``resume=`` names with its own config. A folder holding
-    a different study is refused: its sub-runs would be mixed with this one's."""
+    a different study is refused: its sub-runs would be mixed with this one's. A resumed study imports only the
+    plugins named again in ``plugins=`` (as a run's resume), never those its study.json names."""
     from nasp.config import build_config
+    from nasp.trainer.launch import check_plugins_named
 
     if cfg.resume:
         folder = StudyFolder(cfg.resume)
         manifest = folder.read_manifest()
-        return build_config(manifest.get("config", {}), StudyConfig), folder
+        try:
+            stored = build_config(manifest.get("config", {}), StudyConfig)
+        except ConfigError as exc:
+            raise ConfigError(f"resume: '{folder.manifest_path}' does not hold a study config: {exc}") from None
+        check_plugins_named({"plugins": stored.used_plugins()}, cfg.plugins, cfg.resume, "study")
+        return stored.with_plugins(cfg.plugins), folder
+    if cfg.plugins:
+        raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
+                          "study's plugins go in search.plugins (and eval.plugins)")
     folder = StudyFolder(check_out(cfg.out))
     if folder.is_study():
         stored = folder.read_manifest().get("config")
