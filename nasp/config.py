@@ -146,6 +146,23 @@ class RecurrentConfig(Section):
                         "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
+class DenseConfig(Section):
+    """dense spaces only (nb201): NAS-Bench-201's network skeleton, three stages of N cells at C, 2C, 4C."""
+
+    channels: int = Field(16, ge=1, description="dense spaces: channels C of the first stage (NAS-Bench-201: 16)")
+    cells: int = Field(5, ge=1, description="dense spaces: cells N in each of the three stages (NAS-Bench-201: 5)")
+
+
+class Bench201Config(Section):
+    """dense spaces only (nb201): each epoch's cell looked up in NAS-Bench-201's table (docs/nb201.md)."""
+
+    root: str | None = Field(None, description="NATS-Bench topology files (the NATS-tss-v1_0-3ffb9-simple folder, or "
+                             "a folder holding it); default $NASP_BENCH201; none: no lookup")
+    dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = Field(
+        "cifar10", description="whose tabulated accuracies each epoch's cell gets (the benchmark's 200-epoch "
+        "training): cifar10, cifar100 or ImageNet16-120")
+
+
 class MLflowConfig(Section):
     """loggers=mlflow: where the run's params, metrics and artifacts go."""
 
@@ -214,6 +231,8 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     rnn: RecurrentConfig = Field(default_factory=RecurrentConfig)
+    dense: DenseConfig = Field(default_factory=DenseConfig)
+    bench201: Bench201Config = Field(default_factory=Bench201Config)
     epochs: int = Field(3, ge=1, description="search epochs (paper: 50)")
     batch_size: int = Field(32, ge=2, description="images (rnn: token streams) per step, for each of the two steps "
                             "(paper: 64; DARTS rnn: 256)")

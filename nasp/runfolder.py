@@ -66,6 +66,7 @@ STUDY_SEARCHES = "search"
 STUDY_EVALS = "eval"
 STUDY_TABLE_MD = "results.md"
 STUDY_TABLE_JSON = "results.json"
+STUDY_LOGS = "logs"
 PLOTS = "plots"
 
 ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
@@ -494,6 +495,10 @@ class StudyFolder:
 
     def eval_dir(self) -> Path:
         return self.path / STUDY_EVALS
+
+    def logs_dir(self) -> Path:
+        """The output of sub-runs run in processes of their own (executor=ray), one file per sub-run."""
+        return self.path / STUDY_LOGS
 
     @property
     def table_md(self) -> Path:

@@ -15,7 +15,7 @@ from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with
 from nasp.config import RunConfig, build_config, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
-from nasp.errors import ConfigError, RegistryError
+from nasp.errors import ConfigError, DataError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
 from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory, genotype_params
@@ -120,8 +120,11 @@ class SearchTask(Task):
 
     def __init__(self, algorithm: SearchAlgorithm, problem: ImageClassification | LanguageModeling,
                  train: Batches | TokenStream, val: Batches | TokenStream, epochs: int, config: dict[str, Any],
-                 param_count: Callable[[Genotype], int]) -> None:
+                 param_count: Callable[[Genotype], int],
+                 lookup: Callable[[Genotype], dict[str, float]] | None = None) -> None:
+        """``lookup``: more metrics of each epoch's genotype (a tabular benchmark's numbers for it)."""
         self.algorithm = algorithm
+        self.lookup = lookup
         self.problem = problem
         self.train = train
         self.val = val
@@ -130,6 +133,8 @@ class SearchTask(Task):
         self.param_count = param_count
         if isinstance(problem, LanguageModeling):
             self.epoch_format = self.epoch_format.replace("acc {val_acc:.3f}", "ppl {val_ppl:.1f}")
+        if lookup is not None:
+            self.epoch_format += "  NB201 test {bench201_test:.2f}%"
         self.device = algorithm.device
         self.sums: dict[str, Any] = {}
         self.elapsed_s = 0.0
@@ -227,6 +232,8 @@ class SearchTask(Task):
             "param_count": self.param_count(genotype), **algo.graphs.stats()}  # graph_hit_rate etc. when on
         if "ppl" in scored:
             metrics["val_ppl"] = scored["ppl"]
+        if self.lookup is not None:
+            metrics.update(self.lookup(genotype))
         record = {"A": label_matrices(algo.arch_values(), self.labels),
                   "discrete": label_matrices(algo.discrete_values(), self.labels),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
@@ -269,6 +276,8 @@ class SearchTask(Task):
             extra["params_m"] = values["param_count"] / 1e6
         if "run_dir" in values:
             extra["genotype_path"] = RunFolder(values["run_dir"]).genotype_path
+        if self.lookup is not None and "bench201_test" not in values:
+            extra["bench201_test"] = float("nan")  # a cell the table lacks
         return {**values, **extra}
 
 
@@ -286,7 +295,34 @@ def build_task(cfg: RunConfig) -> SearchTask:
     algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
     if switch_on("cuda_graphs", cfg.cuda_graphs, device.type):
         algo.use_cuda_graphs(cfg.graph_cache_size)
-    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count)
+    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count,
+                      bench201_lookup(cfg, space))
+
+
+def bench201_lookup(cfg: RunConfig, space: SearchSpace) -> Callable[[Genotype], dict[str, float]] | None:
+    """For a dense space when NAS-Bench-201's files are given (``bench201.root`` or $NASP_BENCH201): the tabulated
+    test and validation accuracy (%) of each epoch's cell, ``bench201_test`` and ``bench201_valid`` (none for a
+    cell the table lacks). The table is opened here, so a missing or malformed file stops the run before it starts."""
+    from nasp.genotypes.nb201 import to_nb201
+    from nasp.nats import Bench201, bench201_root
+
+    root = bench201_root(cfg.bench201.root)
+    if space.kind != "dense" or root is None:
+        return None
+    try:
+        table = Bench201.open(root)
+    except DataError as exc:
+        raise ConfigError(f"key 'bench201.root': {exc}") from None
+    dataset = cfg.bench201.dataset
+
+    def lookup(genotype: Genotype) -> dict[str, float]:
+        arch = to_nb201(genotype)
+        test = table.accuracy(arch, dataset, "test")
+        if test is None:
+            return {}
+        return {"bench201_test": test, "bench201_valid": table.accuracy(arch, dataset, "valid") or float("nan")}
+
+    return lookup
 
 
 def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
@@ -295,17 +331,21 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
                                         cfg.data.augment, cfg.seed, channels_last)
     shape = problem.network_shape
-    estimate = estimate_search_memory(space, cfg.model.channels, cfg.model.layers, cfg.batch_size, problem.data.size,
-                                      shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
-    check_memory(estimate, available_memory(device), "the search network", str(device))
+    # a dense space (nb201) has NAS-Bench-201's skeleton: dense.channels C, dense.cells N per stage
+    channels, layers = (cfg.dense.channels, cfg.dense.cells) if space.kind == "dense" else (cfg.model.channels,
+                                                                                              cfg.model.layers)
+    if space.kind != "dense":
+        estimate = estimate_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+                                          shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
+        check_memory(estimate, available_memory(device), "the search network", str(device))
     torch.manual_seed(cfg.seed)
-    net = create_search_network(space, cfg.model.channels, cfg.model.layers, stem_multiplier=cfg.model.stem_multiplier,
+    net = create_search_network(space, channels, layers, stem_multiplier=cfg.model.stem_multiplier,
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
-    size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
+    size = (channels, layers, shape["num_classes"], shape["in_channels"])
     return problem, train, val, net, lambda genotype: genotype_params(genotype, *size)
 
 

@@ -117,7 +117,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     for name in list_spaces():
         space = get_space(name)
         for ct, cell in space.cells.items():
-            table.add_row(name, ct, f"{cell.n_nodes} x {cell.inputs_per_node} in", ", ".join(cell.ops))
+            shape = "every earlier node" if cell.all_inputs else f"{cell.inputs_per_node} in"
+            table.add_row(name, ct, f"{cell.n_nodes} x {shape}", ", ".join(cell.ops))
     console.print(table)
     return 0
 

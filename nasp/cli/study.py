@@ -21,12 +21,14 @@ def cmd_study(args: argparse.Namespace) -> int:
         for p in write_table(cfg.table):  # RunFolderError (one line) when it is not a study folder
             console.print(str(p), highlight=False)
         return EXIT_OK
-    if cfg.resume:  # its own config; plugins= only (named again: study.json never makes nasp import code)
-        from nasp.cli.common import resume_args
+    if cfg.resume:  # its own config; plugins= only (named again: study.json never makes nasp import code), and how
+        from nasp.cli.common import resume_args  # it runs (executor=, study.*, ray.*)
         from nasp.config import parse_overrides
         from nasp.study import StudyConfig
+        from nasp.study.config import RUN_TIME_KEYS
 
-        resume_args(parse_overrides(args.overrides, StudyConfig), args.config)
+        tree = parse_overrides(args.overrides, StudyConfig)
+        resume_args({k: v for k, v in tree.items() if k not in RUN_TIME_KEYS}, args.config)
     state = run_study(cfg)
     if state == "finished":
         from nasp.runfolder import StudyFolder

@@ -15,7 +15,7 @@ from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, Re
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
 from nasp.evaluation.config import EvalConfig, apply_rnn_defaults
 from nasp.evaluation.data import build_eval_data
-from nasp.evaluation.network import EvalNetwork
+from nasp.evaluation.network import DenseEvalNetwork, EvalNetwork
 from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
 from nasp.genotypes import read_genotype, resolve_genotype
@@ -35,7 +35,7 @@ def validate_eval(cfg: EvalConfig) -> Genotype:
     if not cfg.genotype:
         raise ConfigError("key 'genotype': say what to evaluate: genotype=<run folder | genotype .json file | name> "
                           "(`nasp genotypes` lists the names)")
-    genotype = resolve_genotype(cfg.genotype, ("cnn", "rnn"))
+    genotype = resolve_genotype(cfg.genotype, ("cnn", "rnn", "dense"))
     if is_recurrent(genotype):
         from nasp.evaluation.recurrent import check_rnn_config
 
@@ -55,12 +55,14 @@ def is_recurrent(genotype: Genotype) -> bool:
 
 
 def genotype_label(spec: str) -> str:
-    """A short name for run folders: the genotype's name, or its run folder / file name ("darts" for a string)."""
-    from nasp.genotypes.darts import is_darts_string
+    """A short name for run folders: the genotype's name, or its run folder / file name ("darts" or "nb201" for a
+    string)."""
+    from nasp.genotypes.registry import string_form
     from nasp.safe_io import exists
 
-    if is_darts_string(spec):
-        return "darts"
+    form = string_form(spec)
+    if form:
+        return form
     if spec.lstrip().startswith("{"):  # a genotype's JSON: its space's name
         return str(read_genotype(spec).space)
     path = Path(spec)
@@ -69,8 +71,17 @@ def genotype_label(spec: str) -> str:
     return spec
 
 
-def build_network(genotype: Genotype, cfg: EvalConfig, num_classes: int, in_channels: int) -> EvalNetwork:
+def is_dense(genotype: Genotype) -> bool:
+    space = genotype.resolve_space()
+    return space is not None and space.kind == "dense"
+
+
+def build_network(genotype: Genotype, cfg: EvalConfig, num_classes: int, in_channels: int
+                  ) -> EvalNetwork | DenseEvalNetwork:
+    """DARTS's evaluation network of a cnn genotype; NAS-Bench-201's of a dense one (model.layers cells per stage)."""
     m = cfg.model
+    if is_dense(genotype):
+        return DenseEvalNetwork(genotype, m.channels, m.layers, num_classes, in_channels)
     return EvalNetwork(genotype, m.channels, m.layers, num_classes, in_channels, m.network, m.auxiliary, m.stem_multiplier)
 
 
@@ -114,9 +125,10 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
     m = cfg.model
-    estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
-                                    data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
-    check_memory(estimate, available_memory(device), "the evaluation network", str(device))
+    if not is_dense(genotype):  # the estimate follows DARTS's layout
+        estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
+                                        data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
+        check_memory(estimate, available_memory(device), "the evaluation network", str(device))
     torch.manual_seed(cfg.seed)
     net = build_network(genotype, cfg, data.num_classes, data.channels).to(device)
     if channels_last:
@@ -157,7 +169,8 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
         except ConfigError as exc:
             raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
         load_plugins(cfg.plugins)
-        genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)), ("cnn", "rnn"))
+        genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)),
+                                    ("cnn", "rnn", "dense"))
         return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console,
                              loggers=cfg.loggers)
     except BaseException:

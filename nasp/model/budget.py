@@ -37,11 +37,17 @@ def count_params(net: nn.Module, auxiliary: bool = False) -> int:
 
 def genotype_params(genotype: Genotype, channels: int = 16, layers: int = 8, num_classes: int = 10,
                     in_channels: int = 3) -> int:
-    """Parameters of the CNN child network ``genotype`` defines (built on the meta device: no memory)."""
+    """Parameters of the network ``genotype`` defines (built on the meta device: no memory). A dense genotype
+    (nb201): ``layers`` is N, the cells of each stage of NAS-Bench-201's skeleton."""
     from nasp.model.child import ChildNetwork
+    from nasp.model.dense import DenseChildNetwork
 
+    space = genotype.resolve_space(strict=False)
     with torch.device("meta"):
-        net = ChildNetwork(genotype, channels, layers, num_classes, in_channels)
+        if space is not None and space.kind == "dense":
+            net: nn.Module = DenseChildNetwork(genotype, channels, layers, num_classes, in_channels)
+        else:
+            net = ChildNetwork(genotype, channels, layers, num_classes, in_channels)
     return sum(p.numel() for p in net.parameters())
 
 
