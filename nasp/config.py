@@ -253,7 +253,10 @@ class RunConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
-    resume: str | None = Field(None, description="run folder to continue")
+    resume: str | None = Field(None, description="run folder to continue, or auto: continue out/name when it has a "
+                               "checkpoint, else start it (needs name=; for torchrun --max-restarts and requeued jobs)")
+    change_world_size: bool = Field(False, description="with resume: continue a run on another number of torchrun "
+                                    "ranks than wrote its checkpoint (merges the ranks' own state; not exact)")
     name: str | None = Field(None, description="run folder name (default: <time>-<algorithm>-<space>)")
 
     @model_validator(mode="after")

@@ -188,3 +188,21 @@ def test_eval_preset_trains_a_nb201_string_with_the_benchmarks_recipe(tmp_path, 
                  "threads=1", f"out={tmp_path / 'ev'}"]) == 0
     (run,) = list((tmp_path / "ev").iterdir())
     assert run.name.endswith("nb201") and (run / "result.json").exists()
+
+
+def test_dense_search_estimate_matches_a_real_network():
+    from test_config import _kept_bytes
+
+    from nasp.model.budget import estimate_dense_search_memory
+
+    space = get_space("nb201")
+    est = estimate_dense_search_memory(space, 4, 2, 4, 16, in_channels=1)
+    net = create_search_network(space, 4, 2, num_classes=10, in_channels=1)
+    assert est.params == sum(p.numel() for p in net.parameters())
+    real = _kept_bytes(net, torch.randn(4, 1, 16, 16), {"cell": torch.full((6, 5), 0.1)})
+    assert real / 2 <= est.activation_bytes <= real * 2, (est.activation_bytes, real)
+    assert est.state_bytes == 3 * 4 * est.params
+    from nasp.model.budget import DENSE_LOWER_KEYS, check_memory
+
+    with pytest.raises(ConfigError, match=r"lower batch_size, dense\.channels, dense\.cells"):
+        check_memory(est, 1000, keys=DENSE_LOWER_KEYS)

@@ -67,7 +67,7 @@ def exit_code(end: Any) -> int:
 
 def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
     """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
-    others = sorted(set(tree) - {"resume", "plugins"})
+    others = sorted(set(tree) - {"resume", "plugins", "change_world_size"})
     if others or config_file is not None or any(flags):
         raise NaspError(f"resume= continues a run with its own config; drop the other keys "
                         f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")

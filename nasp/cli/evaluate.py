@@ -26,8 +26,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nasp.evaluation import EvalConfig, dry_run, eval_config, resume_eval, start_eval
 
     tree = parse_overrides(args.overrides, EvalConfig)
-    if "resume" in tree:
-        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""),
+                              change_world_size=bool(tree.get("change_world_size")))
     else:
         cfg = eval_config(args.overrides, args.config)
         if args.dry_run:

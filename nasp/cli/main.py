@@ -34,8 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
-    if "resume" in tree:
-        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config),
+                             change_world_size=bool(tree.get("change_world_size")))
     else:
         trainer = start_run(config_from_args(args))
     end = fit(trainer)
