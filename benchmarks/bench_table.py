@@ -14,6 +14,9 @@ from nasp.bench import BenchConfig, run_bench
 from nasp.config import build_config, parse_overrides
 from nasp.plugins import resolve_device
 
+# how much faster than DARTS nasp's recurrent step must be (issue 20; the decoder bound in docs/benchmarks.md)
+RNN_TARGET = {"darts-1st": 2.2, "darts-2nd": 6.0}
+
 
 def table(report: dict[str, Any]) -> str:
     res = report["results"]
@@ -39,6 +42,10 @@ def table(report: dict[str, Any]) -> str:
         if "peak_mb" in n and "darts-1st" in res and "peak_mb" in res["darts-1st"]:
             ratios.append(f"nasp peak memory / darts-1st = {n['peak_mb'] / max(res['darts-1st']['peak_mb'], 1e-9):.2f}")
         lines.append("Ratios from this run: " + "; ".join(ratios) + ".")
+        if report["settings"].get("recurrent") and all(k in res for k in RNN_TARGET):
+            met = {k: res[k]["total_s"] / n["total_s"] >= x for k, x in RNN_TARGET.items()}
+            lines.append("Recurrent target (docs/benchmarks.md: " + ", ".join(f">= {x:g}x {k}" for k, x in RNN_TARGET.items())
+                         + "): " + ", ".join(f"{k} {'met' if ok else 'NOT met'}" for k, ok in met.items()) + ".")
     if report.get("variants"):
         lines += ["", "Speed variants of NASP's step and the child's training step (side by side, this run):", "",
                   "| mode | amp | channels-last | arch s | weight s | total s | child s | total / child | graph hit rate |",

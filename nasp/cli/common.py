@@ -67,10 +67,10 @@ def exit_code(end: Any) -> int:
 
 def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
     """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
-    others = sorted(set(tree) - {"resume", "plugins"})
-    if others or config_file or any(flags):
+    others = sorted(set(tree) - {"resume", "plugins", "change_world_size"})
+    if others or config_file is not None or any(flags):
         raise NaspError(f"resume= continues a run with its own config; drop the other keys "
-                        f"({', '.join(others) or ('--config' if config_file else next(f for f in flags if f))})")
+                        f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")
     return list(tree.get("plugins") or [])
 
 
@@ -109,5 +109,5 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """The search config of ``--config`` and the ``key=value`` words."""
     from nasp.config import build_config, load_yaml, merge, parse_overrides
 
-    tree = load_yaml(args.config) if getattr(args, "config", None) else {}
+    tree = load_yaml(args.config) if getattr(args, "config", None) is not None else {}
     return build_config(merge(tree, parse_overrides(args.overrides)))

@@ -34,8 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
-    if "resume" in tree:
-        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config),
+                             change_world_size=bool(tree.get("change_world_size")))
     else:
         trainer = start_run(config_from_args(args))
     end = fit(trainer)
@@ -59,7 +60,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
     from nasp.config import RunConfig, dump_yaml, iter_keys
 
-    cfg = config_from_args(args) if args.overrides or args.config else None
+    cfg = config_from_args(args) if args.overrides or args.config is not None else None
     if args.format == "yaml":
         full = with_algorithm_options(cfg if cfg is not None else RunConfig())
         meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}
@@ -117,7 +118,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     for name in list_spaces():
         space = get_space(name)
         for ct, cell in space.cells.items():
-            table.add_row(name, ct, f"{cell.n_nodes} x {cell.inputs_per_node} in", ", ".join(cell.ops))
+            shape = "every earlier node" if cell.all_inputs else f"{cell.inputs_per_node} in"
+            table.add_row(name, ct, f"{cell.n_nodes} x {shape}", ", ".join(cell.ops))
     console.print(table)
     return 0
 
