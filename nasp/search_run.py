@@ -42,7 +42,8 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
+    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent", "cell")
+           if getattr(cfg.space, ct) is not None}
     if ops:
         try:
             space = space.with_ops(**ops)
