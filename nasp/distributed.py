@@ -52,6 +52,7 @@ class World:
 _world: World | None = None
 _store: Any = None
 _peers: list[tuple[str, int]] = []  # (host, pid) of every rank, gathered at init
+_first_failure: bool | None = None  # whether this rank's failure was the run's first (settle_failure)
 
 
 def launched() -> bool:
@@ -497,10 +498,13 @@ def settle_failure(message: str, reason: str) -> tuple[str, str]:
     message = explain_broken(message)
     if _store is None:
         return f"rank {_world.rank}: {message}", reason
+    global _first_failure
     try:
         if _store.add("failures", 1) == 1:
+            _first_failure = True
             _store.set("failure", f"{reason}\n" + f"rank {_world.rank}: {message}")
         else:
+            _first_failure = bool(_first_failure)
             _store.wait(["failure"], timedelta(seconds=5))
         first_reason, first = _store.get("failure").decode().split("\n", 1)
         return first, first_reason
@@ -509,12 +513,15 @@ def settle_failure(message: str, reason: str) -> tuple[str, str]:
 
 
 def claim_report() -> bool:
-    """Whether this rank prints the run's failure message: the first rank to ask does (an atomic counter in the
-    store), so the message appears once, also when rank 0 waits in a collective or torchrun has ended it."""
+    """Whether this rank prints the run's failure message: the rank that failed first (the one that noticed, for
+    a rank killed without a word), else the first rank to ask (an atomic counter in the store); so the message
+    appears once, also when rank 0 waits in a collective or torchrun has ended it."""
     if _world is None or _world.size == 1:
         return True
     if _store is None:
         return _world.main
+    if _first_failure is not None:
+        return _first_failure
     try:
         return bool(_store.add("printed", 1) == 1)
     except Exception:  # the store went with the launcher

@@ -207,8 +207,9 @@ def create_run_folder(out: str | Path, name: str) -> Path:
 def reuse_run_folder(out: str | Path, name: str) -> Path:
     """The folder ``out/name``, created when missing (resume=auto found no checkpoint in it: the run starts there)."""
     path = check_out(out) / check_name(name)
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"key 'name': '{path}' is a file, not a run folder")
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ConfigError(f"key 'name': '{path}' is {'a link' if path.is_symlink() else 'a file'}, not a run folder "
+                          f"(resume=auto starts or continues a folder of its own)")
     try:
         path.mkdir(exist_ok=True)
     except OSError as exc:

@@ -353,3 +353,8 @@ def test_resume_auto_in_one_process_starts_then_continues_the_same_folder(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
     assert [e["event"] for e in RunFolder(tmp_path / "a").events()][0:1] == ["run_start"]
     assert RunFolder(tmp_path / "a").status().values["world_size"] == 1
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "b").symlink_to(tmp_path / "elsewhere")  # a planted link is not a run folder to start in
+    assert main(["run", *tiny, "name=b", "resume=auto"]) == 2
+    assert "is a link, not a run folder" in capsys.readouterr().err
+    assert list((tmp_path / "elsewhere").iterdir()) == []

@@ -10,6 +10,7 @@ from nasp.genotype import Genotype
 from nasp.genotypes import read_genotype
 from nasp.genotypes.nb201 import parse_nb201, to_nb201
 from nasp.model import create_search_network
+from nasp.model.budget import genotype_params
 from nasp.model.dense import DenseChildNetwork, DenseSearchCell, ResidualReduction
 from nasp.spaces import get_space, load_space_file
 
@@ -40,7 +41,7 @@ def test_nb201_space_and_skeleton():
     with torch.device("meta"):
         child = DenseChildNetwork(geno, 16, 5, 10, 3)
     assert sum(p.numel() for p in child.parameters()) == 802_426
-    assert geno.param_count(16, 5) == 802_426
+    assert genotype_params(geno, 16, 5) == 802_426
     assert isinstance(child.blocks[5], ResidualReduction)
 
 

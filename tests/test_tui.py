@@ -17,6 +17,7 @@ from textual.widgets import Input, Select, Static, TabbedContent
 from nasp.config import build_config, load_yaml, parse_overrides
 from nasp.errors import ConfigError, GenotypeError
 from nasp.genotype import Genotype
+from nasp.model.budget import genotype_params
 from nasp.spaces import get_space
 from tui.app import NaspApp
 from tui.livestate import LiveState
@@ -332,7 +333,7 @@ async def test_genotype_edit_saved_as_new_file(tmp_path, monkeypatch):
         assert drawing != drawing_before and drawing.count("skip_connect") == drawing_before.count("skip_connect") + 1
         await wait_for(pilot, lambda: text_of(screen.query_one("#params", Static)) != params_before, timeout=60,
                        what="the new count")
-        expected = app.genotype_edit.genotype.param_count(36, 20, 10, 3)
+        expected = genotype_params(app.genotype_edit.genotype, 36, 20, 10, 3)
         assert f"({expected:,})" in await params_counted(pilot, screen)
         await pilot.press("ctrl+s")
         assert app.screen.query_one("#path", Input).value == "cell-edit.json"

@@ -413,7 +413,7 @@ class NaspApp(App[None]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``nasp-tui`` console script."""
-    from nasp import __version__
+    from nasp.version import __version__
 
     parser = argparse.ArgumentParser(prog="nasp-tui", description="Configure a NASP search, watch Ā evolve live, "
                                      "browse runs and edit genotypes in the terminal.")

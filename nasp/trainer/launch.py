@@ -30,7 +30,7 @@ def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: li
     """Rank 0 (or a plain run) gets every callback; the other ranks of a torchrun run only the user's callbacks
     that ask for it (``all_ranks = True``)."""
     if not distributed.is_main():
-        return [cb for cb in extra or [] if getattr(cb, "all_ranks", False)]
+        return [cb for cb in extra or [] if getattr(cb, "all_ranks", False)]  # (any object with the hooks may be one)
     cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else []),
                            *create_loggers(list(loggers or []), folder, task)]
     if console:

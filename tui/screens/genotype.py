@@ -220,7 +220,9 @@ class GenotypeScreen(Screen[None]):
                 n = rnn_param_count(genotype, EvalConfig(rnn={"emsize": nhid, "nhid": nhid}), words)
                 text = f"parameters: {n / 1e6:.3f}M ({n:,}) at emsize = nhid = {nhid}, {words:,} words"
             else:
-                n = genotype.param_count(*sizes)
+                from nasp.model.budget import genotype_params
+
+                n = genotype_params(genotype, *sizes)
                 text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
                        f"{sizes[3]} in-channels"
         except Exception as exc:
