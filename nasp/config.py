@@ -95,6 +95,8 @@ class SpaceConfig(Section):
     normal: list[str] | None = Field(None, description="replace the normal cell's ops (comma-separated op names)")
     reduce: list[str] | None = Field(None, description="replace the reduce cell's ops (comma-separated op names)")
     recurrent: list[str] | None = Field(None, description="replace the recurrent cell's ops (rnn spaces; comma-separated)")
+    cell: list[str] | None = Field(None, description="replace the dense cell's ops (dense spaces such as nb201; "
+                                   "comma-separated)")
 
 
 class DataConfig(Section):

@@ -43,7 +43,7 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    for ct in ("normal", "reduce", "recurrent"):  # one at a time: the error names the key at fault
+    for ct in ("normal", "reduce", "recurrent", "cell"):  # one at a time: the error names the key at fault
         ops = getattr(cfg.space, ct)
         if ops is not None:
             try:

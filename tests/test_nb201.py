@@ -206,3 +206,14 @@ def test_dense_search_estimate_matches_a_real_network():
 
     with pytest.raises(ConfigError, match=r"lower batch_size, dense\.channels, dense\.cells"):
         check_memory(est, 1000, keys=DENSE_LOWER_KEYS)
+
+
+def test_dense_cell_ops_replaced_on_the_command_line(tmp_path, capsys):
+    assert main(["run", "algorithm=random", "space.cell=skip_connect,nor_conv_3x3", *tiny(tmp_path)]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    geno = Genotype.load(run / "genotype.json")
+    assert {e.op for node in geno.cells["cell"] for e in node} <= {"skip_connect", "nor_conv_3x3"}
+    capsys.readouterr()
+    assert main(["run", "space.cell=nor_conv_3x4", *tiny(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean 'nor_conv_3x3'" in err[0]
