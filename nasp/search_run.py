@@ -25,6 +25,7 @@ from nasp.model.budget import (
     count_params,
     estimate_dense_search_memory,
     estimate_search_memory,
+    genotype_params,
 )
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
@@ -42,12 +43,13 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
-    if ops:
-        try:
-            space = space.with_ops(**ops)
-        except ValueError as exc:
-            raise ConfigError(f"key 'space': {exc}") from None
+    for ct in ("normal", "reduce", "recurrent", "cell"):  # one at a time: the error names the key at fault
+        ops = getattr(cfg.space, ct)
+        if ops is not None:
+            try:
+                space = space.with_ops(**{ct: ops})
+            except ValueError as exc:
+                raise ConfigError(f"key 'space.{ct}': {str(exc).removeprefix(f'{ct} ops: ')}") from None
     return space
 
 
@@ -368,7 +370,7 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
     size = (channels, layers, shape["num_classes"], shape["in_channels"])
-    return problem, train, val, net, lambda genotype: genotype.param_count(*size)
+    return problem, train, val, net, lambda genotype: genotype_params(genotype, *size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:

@@ -35,6 +35,22 @@ def count_params(net: nn.Module, auxiliary: bool = False) -> int:
     auxiliary head unless asked (DARTS's convention)."""
     return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary."))
 
+def genotype_params(genotype: Genotype, channels: int = 16, layers: int = 8, num_classes: int = 10,
+                    in_channels: int = 3) -> int:
+    """Parameters of the network ``genotype`` defines (built on the meta device: no memory). A dense genotype
+    (nb201): ``layers`` is N, the cells of each stage of NAS-Bench-201's skeleton."""
+    from nasp.model.child import ChildNetwork
+    from nasp.model.dense import DenseChildNetwork
+
+    space = genotype.resolve_space(strict=False)
+    with torch.device("meta"):
+        if space is not None and space.kind == "dense":
+            net: nn.Module = DenseChildNetwork(genotype, channels, layers, num_classes, in_channels)
+        else:
+            net = ChildNetwork(genotype, channels, layers, num_classes, in_channels)
+    return sum(p.numel() for p in net.parameters())
+
+
 GIB = 1024**3
 LOWER_KEYS = ("batch_size", "model.channels", "model.layers")
 DENSE_LOWER_KEYS = ("batch_size", "dense.channels", "dense.cells")
