@@ -133,8 +133,9 @@ class Genotype(BaseModel):
                 return f"{cell_type} cell: {len(nodes)} nodes, space '{space.name}' has {cell.n_nodes}"
             for j, edges in enumerate(nodes):
                 where = f"{cell_type} cell, node {j}"
-                if len(edges) != cell.inputs_per_node:
-                    return f"{where}: {len(edges)} inputs, each node takes exactly {cell.inputs_per_node}"
+                if len(edges) != cell.kept_inputs(j):
+                    which = "this node reads every earlier node" if cell.all_inputs else "each node takes exactly"
+                    return f"{where}: {len(edges)} inputs, {which} {cell.kept_inputs(j)}"
                 inputs = [e.input for e in edges]
                 if len(set(inputs)) != len(inputs):
                     return f"{where}: input {inputs} repeated; each input node may feed a node once"
@@ -217,24 +218,20 @@ class Genotype(BaseModel):
 
     @classmethod
     def from_pairs(cls, space: str | SearchSpace, **cells: list[tuple[str, int]]) -> Genotype:
-        """Build from DARTS-style (op, input) lists, ``inputs_per_node`` consecutive pairs a node."""
+        """Build from DARTS-style (op, input) lists, ``inputs_per_node`` consecutive pairs a node (a dense cell:
+        node j's j + 1 pairs)."""
         sp = get_space(space) if isinstance(space, str) else space
         out: dict[str, list[list[Edge]]] = {}
         for ct, pairs in cells.items():
-            k = sp.cells[ct].inputs_per_node if ct in sp.cells else 2
-            out[ct] = [[Edge(op=o, input=i) for o, i in pairs[n:n + k]] for n in range(0, len(pairs), k)]
+            cell = sp.cells.get(ct)
+            nodes, n, j = [], 0, 0
+            while n < len(pairs):
+                k = cell.kept_inputs(j) if cell is not None else 2
+                nodes.append([Edge(op=o, input=i) for o, i in pairs[n:n + k]])
+                n, j = n + k, j + 1
+            out[ct] = nodes
         space_def = None if isinstance(space, str) or space.name in SPACES else sp
         return cls(space=sp.name, cells=out, space_def=space_def)
-
-    def param_count(self, channels: int = 16, layers: int = 8, num_classes: int = 10, in_channels: int = 3) -> int:
-        """Parameters of the network this genotype defines (built on the meta device: no memory)."""
-        import torch
-
-        from nasp.model.child import ChildNetwork
-
-        with torch.device("meta"):
-            net = ChildNetwork(self, channels, layers, num_classes, in_channels)
-        return sum(p.numel() for p in net.parameters())
 
     def describe(self) -> str:
         """One line a cell type: each node's ``op(input)`` terms."""

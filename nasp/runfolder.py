@@ -66,6 +66,7 @@ STUDY_SEARCHES = "search"
 STUDY_EVALS = "eval"
 STUDY_TABLE_MD = "results.md"
 STUDY_TABLE_JSON = "results.json"
+STUDY_LOGS = "logs"
 PLOTS = "plots"
 
 ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
@@ -209,6 +210,19 @@ def create_run_folder(out: str | Path, name: str) -> Path:
             raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
         return path
     raise RunFolderError(f"'{base}' and 9,999 numbered variants exist already; choose another name=")
+
+
+def reuse_run_folder(out: str | Path, name: str) -> Path:
+    """The folder ``out/name``, created when missing (resume=auto found no checkpoint in it: the run starts there)."""
+    path = check_out(out) / check_name(name)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ConfigError(f"key 'name': '{path}' is {'a link' if path.is_symlink() else 'a file'}, not a run folder "
+                          f"(resume=auto starts or continues a folder of its own)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
+    return path
 
 
 def default_name(*parts: str) -> str:
@@ -421,6 +435,12 @@ class RunFolder:
             return {}
         return record if isinstance(record, dict) else {}
 
+    def clear_records(self) -> None:
+        """Remove what a run that ended before its first checkpoint wrote (resume=auto starts it again here)."""
+        for name in (EVENTS, METRICS, HISTORY, STATUS, GENOTYPE, RESULT, BEST_MODEL, LAST_MODEL, METRICS_CSV):
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
+
     def truncate_records(self, keep_epochs: int) -> None:
         """Drop records of epochs past ``keep_epochs``: written after the checkpoint a resume starts from."""
         for name in (METRICS, HISTORY):
@@ -502,6 +522,10 @@ class StudyFolder:
 
     def eval_dir(self) -> Path:
         return self.path / STUDY_EVALS
+
+    def logs_dir(self) -> Path:
+        """The output of sub-runs run in processes of their own (executor=ray), one file per sub-run."""
+        return self.path / STUDY_LOGS
 
     @property
     def table_md(self) -> Path:

@@ -37,6 +37,37 @@ class GenotypeEdit:
         self.undo_stack: list[Genotype] = []
         self.saved_to: Path | None = None
         self.saved: Genotype = genotype  # what is on disk: the source, or the last save
+        self._stamp = self._source_stamp()
+        self.source_moved_on = False  # the source changed on disk under unsaved edits
+
+    def _source_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.source.stat() if self.source is not None else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st is not None else None
+
+    def refresh_from_source(self) -> bool:
+        """Follow the source file when something rewrote it (a search writes genotype.json every epoch): without
+        unsaved edits the new genotype replaces the shown one (True); with edits they stay and ``source_moved_on``
+        says so. A source that cannot be read now is left alone."""
+        stamp = self._source_stamp()
+        if stamp is None or stamp == self._stamp or self.source is None:
+            return False
+        try:
+            new = Genotype.load(self.source)
+        except GenotypeError:
+            return False
+        self._stamp = stamp
+        if new == self.original:
+            return False
+        if self.unsaved:
+            self.source_moved_on = True
+            return False
+        self.original = self.saved = self.genotype = new
+        self.undo_stack.clear()
+        self.source_moved_on = False
+        return True
 
     @classmethod
     def load(cls, spec: str | Path) -> GenotypeEdit:
@@ -44,18 +75,19 @@ class GenotypeEdit:
         ``Genotype(...)`` string (GenotypeError when missing, invalid or of a space that is neither registered nor
         stored with it)."""
         from nasp.genotypes import read_genotype
-        from nasp.genotypes.darts import is_darts_string
+        from nasp.genotypes.registry import string_form
         from nasp.safe_io import exists
 
-        darts = is_darts_string(str(spec))  # a string first: a real one is longer than a file name may be
-        path = None if darts else Path(spec)
+        form = string_form(str(spec))  # a string first: a real one is longer than a file name may be
+        path = None if form else Path(spec)
         on_disk = path is not None and exists(path)
         # structure only: a plugin's ops need not be registered, nothing is imported
         geno = Genotype.load(path) if on_disk and path is not None else read_genotype(str(spec))
         geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
         if on_disk and path is not None:
             return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
-        return cls(geno, None, "DARTS genotype string" if darts else str(spec), None if darts else str(spec))
+        label = {"darts": "DARTS genotype string", "nb201": "NAS-Bench-201 string"}.get(form or "", str(spec))
+        return cls(geno, None, label, None if form else str(spec))
 
     def eval_target(self) -> str | None:
         """What ``nasp eval genotype=`` takes for the genotype as shown: its file, or its name; None while edits

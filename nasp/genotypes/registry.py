@@ -60,17 +60,34 @@ def get_genotype(name: str) -> Genotype:
         raise GenotypeError(f"genotype '{key}' ({user[key]}): {exc}") from None
 
 
+def string_form(text: str) -> str | None:
+    """Which genotype string ``text`` is meant as: "darts" (``Genotype(...)``), "nb201" (``|op~0|+...|``) or None
+    (a name, file or run folder)."""
+    from nasp.genotypes.darts import is_darts_string
+    from nasp.genotypes.nb201 import is_nb201_string
+
+    return "darts" if is_darts_string(text) else "nb201" if is_nb201_string(text) else None
+
+
+def parse_string(text: str) -> Genotype:
+    """The genotype of a DARTS or NAS-Bench-201 string (``string_form``); never executes it, one GenotypeError line
+    when it is not one."""
+    from nasp.genotypes.darts import parse_darts
+    from nasp.genotypes.nb201 import parse_nb201
+
+    return parse_nb201(text) if string_form(text) == "nb201" else parse_darts(text)
+
+
 def read_genotype(spec: str | Path | Genotype) -> Genotype:
-    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string, a genotype's
-    JSON text or a name,
-    checked for structure only (viewing and editing need no more; see ``resolve_genotype`` for building)."""
+    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string, a
+    NAS-Bench-201 string (``|op~0|+|op~0|op~1|+...|``), a genotype's JSON text or a name, checked for structure only
+    (viewing and editing need no more; see ``resolve_genotype`` for building)."""
     if isinstance(spec, Genotype):
         return spec
-    from nasp.genotypes.darts import is_darts_string, parse_darts
     from nasp.safe_io import exists
 
-    if is_darts_string(str(spec)):
-        return parse_darts(str(spec))
+    if string_form(str(spec)):
+        return parse_string(str(spec))
     if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a genotype's JSON (an in-memory Genotype's config)
         return Genotype.from_json(spec, source="genotype")
     path = Path(spec)

@@ -46,7 +46,8 @@ def load_space_file(path: Path, registered_ops: bool = True) -> SearchSpace:
     """A space declared from op names: ``name``, ``kind`` and ``cells: {type: {ops: [...]}}``.
 
     Every problem is one ConfigError line naming the file; ops must be registered unless ``registered_ops``
-    is False. In a cnn space the reduce cell's ``reduction`` defaults to true."""
+    is False. In a cnn space the reduce cell's ``reduction`` defaults to true; in a dense space the cell has
+    ``n_inputs`` 1, ``n_nodes`` 3 and ``all_inputs`` true by default (NAS-Bench-201's)."""
     path = Path(path)
     where = f"space file '{path}'"
     if not path.exists():
@@ -77,6 +78,11 @@ def load_space_file(path: Path, registered_ops: bool = True) -> SearchSpace:
             raise ConfigError(f"{where}: cells.{ct} must be a mapping like {{ops: [a, b]}}, not a {type(cell).__name__}")
         if ct == "reduce" and raw.get("kind", "cnn") == "cnn":
             cell.setdefault("reduction", True)
+        if raw.get("kind") == "dense":  # NAS-Bench-201's cell: 1 input, every edge kept
+            cell.setdefault("n_inputs", 1)
+            cell.setdefault("inputs_per_node", 1)
+            cell.setdefault("n_nodes", 3)
+            cell.setdefault("all_inputs", True)
     try:
         return SearchSpace.model_validate(raw, context=REGISTERED_OPS if registered_ops else None)
     except ValidationError as exc:
