@@ -19,7 +19,7 @@ import nasp
 from nasp.genotype import Genotype
 from nasp.runfolder import RunFolder
 from tui.app import NaspApp
-from tui.screens.runs import RunsScreen
+from tui.screens.runs import RunsScreen, changed_entries
 from tui.widgets import ChoiceDialog
 
 TINY = {"data": {"limit": 64}, "batch_size": 16, "model": {"channels": 4, "layers": 2}, "threads": 1}
@@ -253,3 +253,22 @@ async def test_editor_focus_is_visible_and_recurrent_inputs_are_whole(tmp_path):
         focused, plain = first.query_one(SelectCurrent), other.query_one(SelectCurrent)
         assert focused.styles.background != plain.styles.background and focused.styles.text_style.bold
         assert first.size.width >= len("x_{t}/h_{t-1}") + 3  # the name, a space and the ▼ (the snapshot shows it)
+
+
+@sync
+async def test_replay_marks_what_changed_since_the_previous_epoch(tmp_path):
+    """Replay says how many Ā entries changed since the previous recorded epoch and highlights them in the grid."""
+    run = fixed_run(tmp_path / "runs")
+    hist = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
+    app = NaspApp(runs_dir=tmp_path / "runs", mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.index == 3
+        want = sum(len(changed_entries(hist[2]["discrete"][ct], hist[3]["discrete"][ct])) for ct in ("normal", "reduce"))
+        assert want > 0
+        assert f"{want} Ā entries changed since epoch 3" in text_of(screen.query_one("#where", Static))
+        await pilot.press("home")
+        assert "changed since" not in text_of(screen.query_one("#where", Static))  # the first epoch: nothing before it

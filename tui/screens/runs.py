@@ -41,6 +41,14 @@ def sort_runs(infos: list[RunInfo], by: str) -> list[RunInfo]:
     return list(infos)
 
 
+def changed_entries(before: list[list[float]] | None, after: list[list[float]] | None) -> set[tuple[int, int]]:
+    """The (edge, op) entries of Ā that differ between two epochs (none without an earlier one)."""
+    if before is None or after is None:
+        return set()
+    return {(r, c) for r, (rb, ra) in enumerate(zip(before, after, strict=False))
+            for c, (b, a) in enumerate(zip(rb, ra, strict=False)) if b != a}
+
+
 def matches(info: RunInfo, text: str) -> bool:
     """Whether every word of ``text`` is part of the run's name, algorithm, space, status or kind."""
     hay = " ".join((info.name, info.algorithm, info.space, info.status, info.kind)).lower()
@@ -369,6 +377,14 @@ class ReplayScreen(Screen[None]):
             where.append(f"val {score_text(m)}  ")
         if "param_count" in m:
             where.append(f"params {int(m['param_count']) / 1e6:.3f}M  ")
+        prev = hist[self.index - 1] if self.index > 0 else None
+        changed = {ct: changed_entries(prev.discrete.get(ct) if prev else None, rec.discrete.get(ct))
+                   for ct in state.space.cells}
+        n_changed = sum(len(c) for c in changed.values())
+        if prev is not None and n_changed:
+            where.append(f"{n_changed} Ā entries changed since epoch {prev.epoch} (highlighted)  ", style="bold")
+        elif prev is not None:
+            where.append(f"Ā unchanged since epoch {prev.epoch}  ")
         where.append("playing" if self.playing else "←/→ epoch · space play", style="dim")
         self.query_one("#where", Static).update(where)
         width = self.size.width - 2
@@ -380,7 +396,8 @@ class ReplayScreen(Screen[None]):
         for ct, cell in space.cells.items():
             kept = kept_rows(space, ct, rec.genotype)
             if active == "r-abar":
-                texts.append(render.discrete_grid(cell, rec.discrete.get(ct), f"{ct} cell Ā, epoch {rec.epoch}", kept))
+                texts.append(render.discrete_grid(cell, rec.discrete.get(ct), f"{ct} cell Ā, epoch {rec.epoch}", kept,
+                                                  changed[ct]))
             elif active == "r-a":
                 texts.append(render.heatmap(cell, rec.A.get(ct), f"{ct} cell A, epoch {rec.epoch}", state.softmax_A, kept))
             elif active == "r-fig4":
