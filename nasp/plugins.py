@@ -19,6 +19,8 @@ import torch
 from nasp.errors import ConfigError, NaspError
 from nasp.registry import Registry
 
+_FILES: dict[str, str] = {}  # source file of each loaded plugin -> the name the user gave it (for ``blame``)
+
 
 def load_plugins(plugins: list[str]) -> None:
     """Import user modules (a module name or a .py path) so their ops, spaces and algorithms register.
@@ -27,6 +29,15 @@ def load_plugins(plugins: list[str]) -> None:
     ConfigError naming it; what it registered before failing is taken back, so it can be loaded again."""
     for plugin in plugins:
         _load(plugin)
+
+
+def blame(exc: BaseException) -> str | None:
+    """``plugin 'my_ops.py' (line 12)`` when the innermost frame of ``exc``'s traceback that is a loaded plugin's
+    code raised it (a plugin op, logger or algorithm failing at run time), else None."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in _FILES]
+    if not frames:
+        return None
+    return f"plugin '{_FILES[frames[-1].filename]}' (line {frames[-1].lineno})"
 
 
 def plugins_loaded(plugins: list[str]) -> bool:
@@ -74,6 +85,10 @@ def _load(plugin: str) -> None:
     snapshot = Registry.snapshot()
     try:
         run()
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if file:
+            _FILES[str(Path(file).resolve())] = plugin
+            _FILES[file] = plugin
     except BaseException as exc:
         sys.modules.pop(name, None)
         Registry.restore(snapshot)

@@ -262,6 +262,10 @@ class SearchTask(Task):
         lr = algo.weight_lr
         algo.end_epoch()
         genotype = algo.genotype()
+        if not isinstance(genotype, Genotype):  # a plugin algorithm's: one line naming it, not a failure deep inside
+            name = str(self.config.get("algorithm", {}).get("name", "?"))
+            raise ConfigError(f"algorithm '{name}'{ALGORITHMS.origin(name)}: genotype() returned "
+                              f"{type(genotype).__name__}, not a nasp.Genotype")
         steps = max(self.steps_per_epoch, 1)
         metrics = {
             "train_loss": sums["train_loss"] / max(sums["seen"], 1), "train_acc": sums["correct"] / max(sums["seen"], 1),

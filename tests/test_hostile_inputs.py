@@ -31,9 +31,12 @@ def nasp(*args: object, env: dict[str, str] | None = None, cwd: Path | None = No
     return proc.returncode, proc.stderr
 
 
+STARTED = "nasp searching: "  # the line a run prints when it has started (its folder), before any failure
+
+
 def one_line(err: str) -> str:
     assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(STARTED)]
     assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
     return lines[0]
 
@@ -325,3 +328,62 @@ def test_a_folder_given_as_a_file_is_called_a_folder(tmp_path: Path, capsys: pyt
     (tmp_path / "ops.py").mkdir()
     assert main(["run", f"plugins={tmp_path / 'ops.py'}", f"out={tmp_path / 'runs'}"]) == 2
     assert "is a folder" in one_line(capsys.readouterr().err)
+
+
+# --- class 9: failures deep inside a plugin's code -------------------------------------------------------------
+PLUGINS = {
+    "bad_logger.py": """from nasp.trainer.loggers import register_logger
+
+
+@register_logger("broken")
+def make(folder, task):
+    raise RuntimeError("no server to log to")
+""",
+    "bad_algo.py": """from nasp.algorithms import register_algorithm
+from nasp.algorithms.nasp import NASP
+
+
+@register_algorithm("wrong-genotype")
+class WrongGenotype(NASP):
+    def genotype(self):
+        return {"normal": "not a genotype"}
+""",
+    "bad_op.py": """from torch import nn
+from nasp import register_op
+
+
+class FailsLater(nn.Module):
+    def __init__(self, stride):
+        super().__init__()
+        self.stride, self.calls = stride, 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 1:  # passes nasp's check (a new op, called once), fails in the run
+            raise ValueError("this op broke at run time")
+        return x[:, :, ::self.stride, ::self.stride]
+
+
+@register_op("fails_later")
+def fails_later(C, stride, affine):
+    return FailsLater(stride)
+""",
+}
+
+
+@pytest.mark.parametrize("plugin, keys, needles", [
+    ("bad_logger.py", ["loggers=broken"], ["'loggers'", "bad_logger.py", "line 6", "failed to start", "no server"]),
+    ("bad_algo.py", ["algorithm=wrong-genotype"], ["'wrong-genotype'", "bad_algo.py", "genotype() returned dict"]),
+    ("bad_op.py", ["algorithm=darts-1st", "space.normal=skip_connect,fails_later",
+                   "space.reduce=skip_connect,fails_later"],
+     ["bad_op.py", "line 13", "failed during the run", "ValueError: this op broke at run time"]),
+])
+def test_a_plugin_failing_in_a_run_is_one_line_naming_it_and_the_run_failed(tmp_path: Path, plugin: str,
+                                                                           keys: list[str], needles: list[str]) -> None:
+    (tmp_path / plugin).write_text(PLUGINS[plugin])
+    code, err = nasp("run", *TINY, f"plugins={tmp_path / plugin}", *keys, f"out={tmp_path / 'runs'}", "name=r")
+    assert code == 2, err
+    line = one_line(err)
+    assert all(n in line for n in needles), line
+    status = json.loads((tmp_path / "runs" / "r" / "status.json").read_text())  # was: only config.json (logger)
+    assert status["status"] == "failed" and status["error"] in line

@@ -67,8 +67,27 @@ def start(build: Callable[[], Task], out: str | Path, name: str, config_json: st
     path = distributed.on_main(create)
     folder = made[0] if made else RunFolder(path)  # rank 0 keeps the locked one
     announce(folder)
-    trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
-    return trainer
+    try:
+        cbs = _callbacks(folder, task, own_callbacks, callbacks, console, loggers)
+    except Exception as exc:  # a logger (a plugin's, say) that fails to start: the folder says so, not just config.json
+        message = _callback_failure(exc, loggers)
+        if distributed.is_main():
+            folder.write_status("failed", task.kind, 0, task.epochs, error=message, reason="error")
+        folder.unlock()
+        raise ConfigError(message) from None
+    return Trainer(task, folder, cbs)
+
+
+def _callback_failure(exc: Exception, loggers: list[str] | None) -> str:
+    """One line for a callback that failed to start: the plugin (file and line) or nasp's own message."""
+    from nasp.errors import NaspError
+    from nasp.plugins import blame
+
+    if isinstance(exc, NaspError):
+        return str(exc)
+    culprit = blame(exc) or "a callback"
+    return (f"key 'loggers' ({', '.join(loggers or []) or 'none'}): {culprit} failed to start: {type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]}")
 
 
 def announce(folder: RunFolder) -> None:

@@ -29,6 +29,10 @@ from nasp.trainer.task import Task
 CHECKPOINT_FORMAT = "nasp-checkpoint/2"
 
 
+class PluginRunError(NaspError):
+    """A plugin's code (an op, a logger, an algorithm) raised during a run."""
+
+
 class Diverged(Exception):
     """A number the run depends on is no longer finite."""
 
@@ -109,14 +113,21 @@ class Trainer:
         except Diverged as exc:
             return self._fail(*distributed.settle_failure(str(exc), "diverged"))
         except BaseException as exc:
+            from nasp.plugins import blame
+
             reason = "io" if isinstance(exc, RunFolderError) else "error"
+            culprit = None if isinstance(exc, NaspError | KeyboardInterrupt) else blame(exc)
             if isinstance(exc, KeyboardInterrupt):
                 message = "aborted (a second Ctrl-C); the last checkpoint is kept"
             elif isinstance(exc, NaspError):
                 message = str(exc)
+            elif culprit is not None:  # a plugin's code failed during the run: its fault, one line naming it
+                message = f"{culprit} failed during the run: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
             else:
                 message = f"{type(exc).__name__}: {exc}"
             self._fail(*distributed.settle_failure(message, reason))
+            if culprit is not None:
+                raise PluginRunError(message) from None
             raise
         finally:
             self.folder.unlock()
