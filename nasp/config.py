@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -95,6 +95,8 @@ class SpaceConfig(Section):
     normal: list[str] | None = Field(None, description="replace the normal cell's ops (comma-separated op names)")
     reduce: list[str] | None = Field(None, description="replace the reduce cell's ops (comma-separated op names)")
     recurrent: list[str] | None = Field(None, description="replace the recurrent cell's ops (rnn spaces; comma-separated)")
+    cell: list[str] | None = Field(None, description="replace the dense cell's ops (dense spaces such as nb201; "
+                                   "comma-separated)")
 
 
 class DataConfig(Section):
@@ -201,6 +203,29 @@ def switch_on(key: str, value: Switch, device_type: str) -> bool:
     return value == "on" or AUTO_SPEED[key].get(device_type, False)
 
 
+class AlgorithmCatalogue(Protocol):
+    """What the config asks of the registered algorithms: the algorithm layer (``nasp.algorithms.registry``) sits
+    above the config and installs itself with ``use_algorithm_catalogue`` when imported; the config imports no
+    algorithm."""
+
+    def check(self, name: str, given: dict[str, Any], complete: bool) -> dict[str, Any] | None:
+        """The options ``given`` for algorithm ``name`` typed and checked (ConfigError), None if it is unknown."""
+        ...
+
+    def option_keys(self) -> list[str]:
+        """``algorithm.<option>`` of every registered algorithm."""
+        ...
+
+
+_catalogue: AlgorithmCatalogue | None = None
+
+
+def use_algorithm_catalogue(catalogue: AlgorithmCatalogue) -> None:
+    """Let RunConfig check ``algorithm.*`` keys as soon as it is built (before, the run's start checks them)."""
+    global _catalogue
+    _catalogue = catalogue
+
+
 class RunConfig(Section):
     algorithm: AlgorithmConfig = Field(default_factory=AlgorithmConfig)
     space: SpaceConfig = Field(default_factory=SpaceConfig)
@@ -230,7 +255,10 @@ class RunConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
-    resume: str | None = Field(None, description="run folder to continue")
+    resume: str | None = Field(None, description="run folder to continue, or auto: continue out/name when it has a "
+                               "checkpoint, else start it (needs name=; for torchrun --max-restarts and requeued jobs)")
+    change_world_size: bool = Field(False, description="with resume: continue a run on another number of torchrun "
+                                    "ranks than wrote its checkpoint (merges the ranks' own state; not exact)")
     name: str | None = Field(None, description="run folder name (default: <time>-<algorithm>-<space>)")
 
     @model_validator(mode="after")
@@ -238,11 +266,10 @@ class RunConfig(Section):
         """The ``algorithm.*`` keys against the chosen algorithm's model, as far as the registry knows it now:
         all of them once every plugin is loaded, else only the keys the algorithm declares (a plugin may
         still add an algorithm; ``nasp.algorithms.algorithm_options`` checks the rest after loading)."""
-        if self.algorithm.model_extra:
-            from nasp.algorithms.registry import check_given_options
+        if self.algorithm.model_extra and _catalogue is not None:
             from nasp.plugins import plugins_loaded
 
-            checked = check_given_options(self.algorithm.name, self.algorithm.given, plugins_loaded(self.plugins))
+            checked = _catalogue.check(self.algorithm.name, self.algorithm.given, plugins_loaded(self.plugins))
             if checked is not None:
                 self.algorithm.__pydantic_extra__ = checked
         return self
@@ -334,9 +361,7 @@ def resolve_key(key: str, model: type[BaseModel] = RunConfig) -> str:
 
 def _algorithm_keys() -> list[str]:
     """``algorithm.<option>`` of every registered algorithm (for did-you-mean only)."""
-    from nasp.algorithms.registry import ALGORITHMS
-
-    return sorted({f"algorithm.{k}" for n in ALGORITHMS.names() for k in ALGORITHMS.get(n).Options.model_fields})
+    return [] if _catalogue is None else _catalogue.option_keys()
 
 
 def _first_leaf(section: str, leaves: list[str]) -> str:

@@ -204,6 +204,19 @@ def create_run_folder(out: str | Path, name: str) -> Path:
     raise RunFolderError(f"'{base}' and 9,999 numbered variants exist already; choose another name=")
 
 
+def reuse_run_folder(out: str | Path, name: str) -> Path:
+    """The folder ``out/name``, created when missing (resume=auto found no checkpoint in it: the run starts there)."""
+    path = check_out(out) / check_name(name)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ConfigError(f"key 'name': '{path}' is {'a link' if path.is_symlink() else 'a file'}, not a run folder "
+                          f"(resume=auto starts or continues a folder of its own)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
+    return path
+
+
 def default_name(*parts: str) -> str:
     """``<time>-part-part``, parts reduced to safe characters (a space file path becomes its stem)."""
     safe = [re.sub(r"[^A-Za-z0-9._+-]+", "_", Path(p).stem if "/" in p or p.endswith((".yaml", ".yml", ".json")) else p)
@@ -413,6 +426,12 @@ class RunFolder:
         except (OSError, ValueError):
             return {}
         return record if isinstance(record, dict) else {}
+
+    def clear_records(self) -> None:
+        """Remove what a run that ended before its first checkpoint wrote (resume=auto starts it again here)."""
+        for name in (EVENTS, METRICS, HISTORY, STATUS, GENOTYPE, RESULT, BEST_MODEL, LAST_MODEL, METRICS_CSV):
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
 
     def truncate_records(self, keep_epochs: int) -> None:
         """Drop records of epochs past ``keep_epochs``: written after the checkpoint a resume starts from."""

@@ -18,7 +18,15 @@ from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, DataError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
+from nasp.model.budget import (
+    DENSE_LOWER_KEYS,
+    available_memory,
+    check_memory,
+    count_params,
+    estimate_dense_search_memory,
+    estimate_search_memory,
+    genotype_params,
+)
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -35,12 +43,13 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
-    if ops:
-        try:
-            space = space.with_ops(**ops)
-        except ValueError as exc:
-            raise ConfigError(f"key 'space': {exc}") from None
+    for ct in ("normal", "reduce", "recurrent", "cell"):  # one at a time: the error names the key at fault
+        ops = getattr(cfg.space, ct)
+        if ops is not None:
+            try:
+                space = space.with_ops(**{ct: ops})
+            except ValueError as exc:
+                raise ConfigError(f"key 'space.{ct}': {str(exc).removeprefix(f'{ct} ops: ')}") from None
     return space
 
 
@@ -257,10 +266,22 @@ class SearchTask(Task):
         if isinstance(self.problem, LanguageModeling):
             self.problem.load_state_dict(state["streams"])
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
-        self.sums.update(distributed.resumed_share({k: self.sums[k] for k in SHARED_SUMS}))
 
-    def pause_epoch(self) -> None:
-        self.sums.update(distributed.held_by_rank_0({k: self.sums[k] for k in SHARED_SUMS}))
+    def rank_state(self) -> dict[str, Any]:
+        state = {"sums": {k: self.sums[k] for k in SHARED_SUMS}, "buffers": distributed.own_buffers(self.algorithm.net)}
+        if isinstance(self.problem, LanguageModeling):
+            state["streams"] = self.problem.state_dict()  # this rank's streams' carries
+        return state
+
+    def load_rank_states(self, states: list[dict[str, Any]] | None) -> None:
+        if states is None:  # a checkpoint of an older nasp: rank 0 holds the sums
+            states = [{"sums": {k: self.sums[k] for k in SHARED_SUMS}}] * distributed.size()
+            states[1:] = [{"sums": {k: type(self.sums[k])(0) for k in SHARED_SUMS}}] * (len(states) - 1)
+        self.sums.update(distributed.own_share([s["sums"] for s in states], means=("arch_loss",)))
+        if "buffers" in states[0]:
+            distributed.load_own_buffers(self.algorithm.net, [s["buffers"] for s in states])
+        if isinstance(self.problem, LanguageModeling) and "streams" in states[0]:
+            self.problem.load_rank_states([s["streams"] for s in states])
 
     # --- console -------------------------------------------------------------------------------------
     describe_format = "{algorithm[name]} on {space[name]}, data {data[name]}, device {device}"
@@ -325,7 +346,7 @@ def bench201_lookup(cfg: RunConfig, space: SearchSpace) -> Callable[[Genotype], 
 
 
 def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
-    problem = ImageClassification(load_dataset(cfg.data.name, cfg.data.root))
+    problem = ImageClassification(distributed.prepare_first(lambda: load_dataset(cfg.data.name, cfg.data.root)))
     channels_last = cfg.channels_last and device.type != "mps"
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
                                         cfg.data.augment, cfg.seed, channels_last)
@@ -333,7 +354,11 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     # a dense space (nb201) has NAS-Bench-201's skeleton: dense.channels C, dense.cells N per stage
     channels, layers = (cfg.dense.channels, cfg.dense.cells) if space.kind == "dense" else (cfg.model.channels,
                                                                                               cfg.model.layers)
-    if space.kind != "dense":
+    if space.kind == "dense":
+        estimate = estimate_dense_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+                                                shape["in_channels"], shape["num_classes"])
+        check_memory(estimate, available_memory(device), "the search network", str(device), DENSE_LOWER_KEYS)
+    else:
         estimate = estimate_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
                                           shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
         check_memory(estimate, available_memory(device), "the search network", str(device))
@@ -345,14 +370,12 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
     size = (channels, layers, shape["num_classes"], shape["in_channels"])
-    return problem, train, val, net, lambda genotype: genotype.param_count(*size)
+    return problem, train, val, net, lambda genotype: genotype_params(genotype, *size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
-    if distributed.size() > 1:
-        raise ConfigError(f"space '{space.name}': a recurrent search runs in one process; torchrun with "
-                          f"{distributed.size()} ranks is for cnn spaces (start it without torchrun)")
-    corpus = load_corpus(cfg.data.name, cfg.data.root)
+    distributed.check_batch(cfg.batch_size)  # under torchrun each rank takes its share of the token streams
+    corpus = distributed.prepare_first(lambda: load_corpus(cfg.data.name, cfg.data.root))
     problem = LanguageModeling(len(corpus.vocab), corpus.train)
     r = cfg.rnn
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, r.bptt, device, cfg.seed)
@@ -374,24 +397,34 @@ def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A new run folder with its resolved config, and a trainer ready to ``fit``."""
+    """A new run folder with its resolved config, and a trainer ready to ``fit``. With ``resume=auto`` (and a
+    ``name=``): the run folder out/name continues from its checkpoint when it has one, else starts there."""
+    if cfg.resume == "auto":
+        found = launch.auto_folder(cfg.out, cfg.name, "run")
+        if found is not None:
+            return resume_run(found, callbacks, console, cfg.plugins, cfg.change_world_size)
+    elif cfg.resume is not None:
+        return resume_run(cfg.resume, callbacks, console, cfg.plugins, cfg.change_world_size)
     cfg, _ = prepare(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
-    return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
-                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers)
+    written = with_algorithm_options(cfg).model_copy(update={"resume": None})
+    return launch.start(lambda: build_task(cfg), cfg.out, name, written.model_dump_json(indent=2),
+                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers,
+                        reuse=cfg.resume == "auto")
 
 
 def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
-               plugins: list[str] | None = None) -> Trainer:
+               plugins: list[str] | None = None, change_world_size: bool = False) -> Trainer:
     """A trainer that continues ``run_dir`` from its last good checkpoint. Plugins the run used are imported
-    only when named again in ``plugins``."""
+    only when named again in ``plugins``; a checkpoint of another number of ranks only with ``change_world_size``."""
     folder, raw = launch.open_for_resume(run_dir, "search", "run")
     try:
         launch.check_plugins_named(raw, list(plugins or []), run_dir, "run")
         raw = {**raw, "plugins": list(plugins or [])}
         cfg = build_config(raw)
         task = build_task(cfg)
-        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers)
+        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers,
+                             change_world_size=change_world_size)
     except BaseException:
         folder.unlock()
         raise

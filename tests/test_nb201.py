@@ -10,6 +10,7 @@ from nasp.genotype import Genotype
 from nasp.genotypes import read_genotype
 from nasp.genotypes.nb201 import parse_nb201, to_nb201
 from nasp.model import create_search_network
+from nasp.model.budget import genotype_params
 from nasp.model.dense import DenseChildNetwork, DenseSearchCell, ResidualReduction
 from nasp.spaces import get_space, load_space_file
 
@@ -40,7 +41,7 @@ def test_nb201_space_and_skeleton():
     with torch.device("meta"):
         child = DenseChildNetwork(geno, 16, 5, 10, 3)
     assert sum(p.numel() for p in child.parameters()) == 802_426
-    assert geno.param_count(16, 5) == 802_426
+    assert genotype_params(geno, 16, 5) == 802_426
     assert isinstance(child.blocks[5], ResidualReduction)
 
 
@@ -187,3 +188,32 @@ def test_eval_preset_trains_a_nb201_string_with_the_benchmarks_recipe(tmp_path, 
                  "threads=1", f"out={tmp_path / 'ev'}"]) == 0
     (run,) = list((tmp_path / "ev").iterdir())
     assert run.name.endswith("nb201") and (run / "result.json").exists()
+
+
+def test_dense_search_estimate_matches_a_real_network():
+    from test_config import _kept_bytes
+
+    from nasp.model.budget import estimate_dense_search_memory
+
+    space = get_space("nb201")
+    est = estimate_dense_search_memory(space, 4, 2, 4, 16, in_channels=1)
+    net = create_search_network(space, 4, 2, num_classes=10, in_channels=1)
+    assert est.params == sum(p.numel() for p in net.parameters())
+    real = _kept_bytes(net, torch.randn(4, 1, 16, 16), {"cell": torch.full((6, 5), 0.1)})
+    assert real / 2 <= est.activation_bytes <= real * 2, (est.activation_bytes, real)
+    assert est.state_bytes == 3 * 4 * est.params
+    from nasp.model.budget import DENSE_LOWER_KEYS, check_memory
+
+    with pytest.raises(ConfigError, match=r"lower batch_size, dense\.channels, dense\.cells"):
+        check_memory(est, 1000, keys=DENSE_LOWER_KEYS)
+
+
+def test_dense_cell_ops_replaced_on_the_command_line(tmp_path, capsys):
+    assert main(["run", "algorithm=random", "space.cell=skip_connect,nor_conv_3x3", *tiny(tmp_path)]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    geno = Genotype.load(run / "genotype.json")
+    assert {e.op for node in geno.cells["cell"] for e in node} <= {"skip_connect", "nor_conv_3x3"}
+    capsys.readouterr()
+    assert main(["run", "space.cell=nor_conv_3x4", *tiny(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean 'nor_conv_3x3'" in err[0]

@@ -8,7 +8,7 @@ import json
 
 from rich.table import Table
 
-from nasp.cli.main import command, console, exit_code, fit, resume_args
+from nasp.cli.common import command, console, exit_code, fit, resume_args
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -26,8 +26,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nasp.evaluation import EvalConfig, dry_run, eval_config, resume_eval, start_eval
 
     tree = parse_overrides(args.overrides, EvalConfig)
-    if "resume" in tree:
-        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""),
+                              change_world_size=bool(tree.get("change_world_size")))
     else:
         cfg = eval_config(args.overrides, args.config)
         if args.dry_run:
@@ -137,7 +138,9 @@ def cmd_genotypes(args: argparse.Namespace) -> int:
 
             params = f"{rnn_param_count(geno) / 1e6:.2f}M (PTB, 850 wide)"
         else:
-            params = f"{geno.param_count(36, 20) / 1e6:.2f}M"
+            from nasp.model.budget import genotype_params
+
+            params = f"{genotype_params(geno, 36, 20) / 1e6:.2f}M"
         table.add_row(name, geno.space, params, doc)
     console.print(table)
     return 0

@@ -120,7 +120,10 @@ class EvalConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
-    resume: str | None = Field(None, description="evaluation run folder to continue")
+    resume: str | None = Field(None, description="evaluation run folder to continue, or auto: continue out/name when "
+                               "it has a checkpoint, else start it (needs name=; for torchrun --max-restarts)")
+    change_world_size: bool = Field(False, description="with resume: continue a run on another number of torchrun "
+                                    "ranks than wrote its checkpoint (merges the ranks' own state; not exact)")
     name: str | None = Field(None, description="run folder name (default: <time>-eval-<genotype>)")
 
     @field_validator("genotype", mode="before")

@@ -118,9 +118,6 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     if is_recurrent(genotype):
         from nasp.evaluation.recurrent import build_rnn_task
 
-        if distributed.size() > 1:
-            raise ConfigError(f"key 'genotype': a recurrent language model trains in one process; torchrun with "
-                              f"{distributed.size()} ranks is for cnn genotypes (start it without torchrun)")
         return build_rnn_task(cfg, genotype, device)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
@@ -149,17 +146,23 @@ def eval_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 
 def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A new run folder (config.json, genotype.json) and a trainer ready to ``fit``."""
+    """A new run folder (config.json, genotype.json) and a trainer ready to ``fit``. With ``resume=auto`` (and
+    a ``name=``): the run folder out/name continues from its checkpoint when it has one, else starts there."""
+    if cfg.resume == "auto":
+        found = launch.auto_folder(cfg.out, cfg.name, "eval")
+        if found is not None:
+            return resume_eval(found, callbacks, console, cfg.plugins, cfg.change_world_size)
     genotype = validate_eval(cfg)
     assert cfg.genotype is not None
     name = cfg.name or default_name("eval", genotype_label(cfg.genotype))
-    return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, cfg.model_dump_json(indent=2),
+    written = cfg.model_copy(update={"resume": None})
+    return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, written.model_dump_json(indent=2),
                         lambda folder: folder.write_genotype(genotype.to_json()), eval_callbacks, callbacks, console,
-                        loggers=cfg.loggers)
+                        loggers=cfg.loggers, reuse=cfg.resume == "auto")
 
 
 def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
-                plugins: list[str] | None = None) -> Trainer:
+                plugins: list[str] | None = None, change_world_size: bool = False) -> Trainer:
     """A trainer that continues the evaluation in ``run_dir`` from its last good checkpoint."""
     folder, raw = launch.open_for_resume(run_dir, "eval", "eval")
     try:
@@ -172,7 +175,7 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
         genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)),
                                     ("cnn", "rnn", "dense"))
         return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console,
-                             loggers=cfg.loggers)
+                             loggers=cfg.loggers, change_world_size=change_world_size)
     except BaseException:
         folder.unlock()
         raise

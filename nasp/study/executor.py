@@ -20,8 +20,7 @@ from rich.console import Console
 from nasp.study.subrun import SubRun, run_subrun
 
 if TYPE_CHECKING:
-    from nasp.runfolder import StudyFolder
-    from nasp.study.config import StudyConfig
+    pass
 
 
 @dataclass
@@ -124,12 +123,3 @@ class LocalExecutor(StudyExecutor):
     @property
     def stopping(self) -> bool:
         return self._stopping
-
-
-def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> StudyExecutor:
-    """The executor ``cfg.executor`` names (Ray's: a MissingExtraError when Ray is not installed)."""
-    if cfg.executor == "ray":
-        from nasp.study.ray_executor import RayExecutor
-
-        return RayExecutor(cfg, folder.logs_dir(), console=console)
-    return LocalExecutor(console=console)

@@ -17,12 +17,21 @@ from rich.console import Console
 from nasp.errors import ConfigError
 from nasp.runfolder import ACTIVE, StudyFolder, check_out
 from nasp.study.config import StudyConfig, eval_config, eval_tree, search_config, search_tree
-from nasp.study.executor import Ended, StudyExecutor, make_executor
+from nasp.study.executor import Ended, LocalExecutor, StudyExecutor
 from nasp.study.subrun import SubRun, sub_state
 
 FORMAT = "nasp-study/1"
 DONE = ("finished", "failed")  # states a resumed study does not run again
 
+
+
+def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> StudyExecutor:
+    """The executor ``cfg.executor`` names (Ray's: a MissingExtraError when Ray is not installed)."""
+    if cfg.executor == "ray":
+        from nasp.study.ray_executor import RayExecutor
+
+        return RayExecutor(cfg, folder.logs_dir(), console=console)
+    return LocalExecutor(console=console)
 
 def plan(cfg: StudyConfig, folder: StudyFolder) -> list[tuple[SubRun, SubRun | None]]:
     """(search, eval or None) per arm and seed, every config built and checked first."""
