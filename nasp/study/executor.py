@@ -13,14 +13,10 @@ import signal
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from nasp.study.subrun import SubRun, run_subrun
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
