@@ -218,6 +218,20 @@ def _eval(genotype: Genotype, channels: int, layers: int, batch_size: int, image
     return MemoryEstimate(params, values * bytes_per_value, _state_bytes(params, bytes_per_value))
 
 
+def estimate_rnn_search_memory(space: SearchSpace, vocab_size: int, emsize: int, nhid: int, streams: int, bptt: int,
+                               bytes_per_value: int = 4) -> MemoryEstimate:
+    """The recurrent search network (``nasp.model.recurrent``) trained on one window: per token the embedding, the
+    cell's input transform, every node's transform and each candidate op's output (the dense pass), the node
+    states, and the logits with their gradient; the parameters (embedding and decoder tied when emsize == nhid)
+    with their gradients and momentum. Arithmetic only: nothing is allocated."""
+    cell = next(iter(space.cells.values()))
+    n_nodes, n_ops = cell.n_nodes, len(cell.ops)
+    decoder = vocab_size if emsize == nhid else nhid * vocab_size + vocab_size
+    params = vocab_size * emsize + (emsize + nhid) * 2 * nhid + n_nodes * nhid * 2 * nhid + decoder
+    per_token = emsize + 2 * nhid * (n_nodes + 1) + nhid * n_nodes * (n_ops + 1) + 2 * vocab_size
+    return MemoryEstimate(params, streams * bptt * per_token * bytes_per_value, _state_bytes(params, bytes_per_value))
+
+
 def available_memory(device: torch.device | str) -> int | None:
     """Bytes free for a network on ``device``: free CUDA memory, or the machine's available RAM for the CPU;
     None where nasp cannot tell (mps)."""

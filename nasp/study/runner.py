@@ -91,7 +91,7 @@ def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
     if cfg.plugins:
         raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
                           "study's plugins go in search.plugins (and eval.plugins)")
-    folder = StudyFolder(check_out(cfg.out))
+    folder = StudyFolder(cfg.out)  # created once every sub-run's config is checked (run_study): a refused one makes none
     if folder.is_study():
         stored = folder.read_manifest().get("config")
         if stored != cfg.study_tree():
@@ -119,6 +119,7 @@ def run_study(cfg: StudyConfig, console: bool = True) -> str:
     if cfg.executor == "ray" and cfg.threads is None:  # each sub-run's threads match the CPUs it asks for
         cfg = cfg.model_copy(update={"threads": max(1, int(cfg.study.cpus_per_run))})
     pairs = plan(cfg, folder)
+    check_out(folder.path)
     out = Console(stderr=True, soft_wrap=True)
     write_manifest(folder, cfg, pairs, "running")
     with make_executor(cfg, folder, console) as executor:
