@@ -24,7 +24,6 @@ FORMAT = "nasp-study/1"
 DONE = ("finished", "failed")  # states a resumed study does not run again
 
 
-
 def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> StudyExecutor:
     """The executor ``cfg.executor`` names (Ray's: a MissingExtraError when Ray is not installed)."""
     if cfg.executor == "ray":
@@ -32,6 +31,7 @@ def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -
 
         return RayExecutor(cfg, folder.logs_dir(), console=console)
     return LocalExecutor(console=console)
+
 
 def plan(cfg: StudyConfig, folder: StudyFolder) -> list[tuple[SubRun, SubRun | None]]:
     """(search, eval or None) per arm and seed, every config built and checked first."""
