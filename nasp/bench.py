@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm
 from nasp.config import AlgorithmConfig, OptimConfig
-from nasp.model import ChildNetwork, SearchNetwork
+from nasp.model import ChildNetwork, create_search_network
+from nasp.model.dense import DenseChildNetwork
 from nasp.model.loss import cross_entropy
 from nasp.model.recurrent import HiddenCarry, RecurrentNetwork, RNNDropouts, TokenWindow, selection_of_genotype
 from nasp.spaces import get_space
@@ -88,7 +89,9 @@ def _algorithm(name: str, cfg: BenchConfig, device: torch.device) -> SearchAlgor
         net: torch.nn.Module = RecurrentNetwork(space, cfg.vocab_size, cfg.nhid, cfg.nhid, RNNDropouts(), True).to(device)
         optim = OptimConfig(lr=20.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25, schedule="constant")
     else:
-        net = SearchNetwork(space, cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
+        # a dense space (nb201): NAS-Bench-201's skeleton, layers cells per stage
+        net = create_search_network(space, cfg.channels, cfg.layers, num_classes=cfg.num_classes,
+                                    in_channels=cfg.in_channels).to(device)
         if cfg.channels_last:
             net = net.to(memory_format=torch.channels_last)
     return ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name), optim, 50, device, cfg.amp, cfg.seed)
@@ -111,7 +114,8 @@ def _child(algo: SearchAlgorithm, cfg: BenchConfig, device: torch.device) -> tup
     if algo.space.kind == "rnn":
         child: torch.nn.Module = _RecurrentChild(algo, cfg).to(device)
         return child, torch.optim.SGD(child.parameters(), lr=20.0, weight_decay=5e-7)
-    child = ChildNetwork(algo.genotype(), cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
+    net_cls = DenseChildNetwork if algo.space.kind == "dense" else ChildNetwork
+    child = net_cls(algo.genotype(), cfg.channels, cfg.layers, cfg.num_classes, cfg.in_channels).to(device)
     if cfg.channels_last:
         child = child.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(child.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)

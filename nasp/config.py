@@ -24,6 +24,7 @@ from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed takes seeds up to this
+MAX_CONFIG_FILE = 1 << 20  # a --config file (1 MiB; the presets are under 4 KiB)
 Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -152,6 +153,23 @@ class RecurrentConfig(Section):
                         "mean (h_t - h_(t-1))^2 (DARTS search: 1e-3)")
 
 
+class DenseConfig(Section):
+    """dense spaces only (nb201): NAS-Bench-201's network skeleton, three stages of N cells at C, 2C, 4C."""
+
+    channels: int = Field(16, ge=1, description="dense spaces: channels C of the first stage (NAS-Bench-201: 16)")
+    cells: int = Field(5, ge=1, description="dense spaces: cells N in each of the three stages (NAS-Bench-201: 5)")
+
+
+class Bench201Config(Section):
+    """dense spaces only (nb201): each epoch's cell looked up in NAS-Bench-201's table (docs/nb201.md)."""
+
+    root: str | None = Field(None, description="NATS-Bench topology files (the NATS-tss-v1_0-3ffb9-simple folder, or "
+                             "a folder holding it); default $NASP_BENCH201; none: no lookup")
+    dataset: Literal["cifar10", "cifar100", "ImageNet16-120"] = Field(
+        "cifar10", description="whose tabulated accuracies each epoch's cell gets (the benchmark's 200-epoch "
+        "training): cifar10, cifar100 or ImageNet16-120")
+
+
 class MLflowConfig(Section):
     """loggers=mlflow: where the run's params, metrics and artifacts go."""
 
@@ -197,6 +215,8 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     rnn: RecurrentConfig = Field(default_factory=RecurrentConfig)
+    dense: DenseConfig = Field(default_factory=DenseConfig)
+    bench201: Bench201Config = Field(default_factory=Bench201Config)
     epochs: int = Field(4, ge=1, description="search epochs (paper: 50)")
     batch_size: int = Field(32, ge=2, description="images (rnn: token streams) per step, for each of the two steps "
                             "(paper: 64; DARTS rnn: 256)")
@@ -217,7 +237,10 @@ class RunConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, "
                                "spaces, algorithms)")
-    resume: str | None = Field(None, description="run folder to continue")
+    resume: str | None = Field(None, description="run folder to continue, or auto: continue out/name when it has a "
+                               "checkpoint, else start it (needs name=; for torchrun --max-restarts and requeued jobs)")
+    change_world_size: bool = Field(False, description="with resume: continue a run on another number of torchrun "
+                                    "ranks than wrote its checkpoint (merges the ranks' own state; not exact)")
     name: str | None = Field(None, description="run folder name (default: <time>-<algorithm>-<space>)")
 
     @model_validator(mode="after")
@@ -365,13 +388,21 @@ def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def load_yaml(path: str | Path, model: type[BaseModel] = RunConfig) -> dict[str, Any]:
     """A YAML config file (or a preset's name, ``nasp.presets``) as a tree, every key checked against ``model``
     (did-you-mean errors)."""
+    from nasp.errors import FileRefusedError
     from nasp.presets import preset_path
+    from nasp.safe_io import read_bounded
 
+    if str(path).strip() == "":
+        raise ConfigError("--config: an empty name; give a YAML file or a preset's name (`nasp presets`)")
     path = preset_path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise ConfigError(f"--config: '{path}' is a folder, not a YAML file")
+    if not path.exists():
         raise ConfigError(f"--config: file '{path}' does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
+    try:  # a config is a few kilobytes: a bound before parsing (YAML of megabytes parses for minutes)
+        raw = yaml.safe_load(read_bounded(path, MAX_CONFIG_FILE, follow=True).decode("utf-8")) or {}
+    except FileRefusedError as exc:
+        raise ConfigError(f"--config: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--config: '{path}' is not valid YAML: {_one_line(str(exc))}") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,6 +51,8 @@ class World:
 
 _world: World | None = None
 _store: Any = None
+_peers: list[tuple[str, int]] = []  # (host, pid) of every rank, gathered at init
+_first_failure: bool | None = None  # whether this rank's failure was the run's first (settle_failure)
 
 
 def launched() -> bool:
@@ -87,7 +91,13 @@ def init() -> World | None:
         torch.cuda.set_device(world.local_rank)
     if not dist.is_initialized():
         try:
-            dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", timeout=timedelta(minutes=30))
+            backend = "cpu:gloo,cuda:nccl" if cuda else "gloo"
+            store = _attempt_store(world)
+            if store is None:
+                dist.init_process_group(backend, timeout=timedelta(minutes=30))
+            else:
+                dist.init_process_group(backend, store=store, rank=world.rank, world_size=world.size,
+                                        timeout=timedelta(minutes=30))
         except (ValueError, RuntimeError) as exc:
             raise ConfigError(f"environment 'WORLD_SIZE': set, but torch.distributed could not start "
                               f"({str(exc).splitlines()[0][:200]}); start nasp with torchrun") from None
@@ -99,7 +109,23 @@ def init() -> World | None:
     except (KeyError, ValueError, RuntimeError):
         _store = None
     _world = world
+    every: list[Any] = [None] * world.size
+    dist.all_gather_object(every, (socket.gethostname(), os.getpid()))
+    _peers[:] = [tuple(p) for p in every]
     return world
+
+
+def _attempt_store(world: World) -> Any:
+    """The agent's store with a prefix of this restart (``torchrun --max-restarts``), or None for torch's default.
+    torchrun keeps one store (the same MASTER_PORT) across the restarts of a group, so without a prefix a
+    restarted rank can read the address a dead rank of the previous attempt left there and fail to connect
+    ("Gloo connectFullMesh failed ... Connection refused": seen one restart in two here)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or "MASTER_ADDR" not in os.environ:
+        return None
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    client = dist.TCPStore(os.environ["MASTER_ADDR"], _env_int("MASTER_PORT"), world.size, is_master=False,
+                           timeout=timedelta(minutes=30))
+    return dist.PrefixStore(f"nasp-pg/attempt_{restart}", client)
 
 
 def current() -> World | None:
@@ -189,9 +215,27 @@ def average_(tensors: Iterable[torch.Tensor]) -> None:
 
 def average_gradients(params: Iterable[nn.Parameter]) -> None:
     """Weight gradients averaged over the ranks after a backward pass. Every rank trains the same Ā, so the
-    same parameters have gradients on every rank."""
+    same parameters have gradients on every rank; that is checked first (``check_selection``), so a rank whose
+    Ā drifted fails the run with one line instead of an all-reduce of unequal sizes (a gloo abort, an NCCL hang)."""
     if _world is not None:
+        params = list(params)
+        check_selection(params)
         average_([p.grad for p in params if p.grad is not None])
+
+
+def check_selection(params: list[nn.Parameter]) -> None:
+    """The ranks agree on which weights have a gradient (the ops Ā selected): one all-gather of a 16-byte
+    checksum of that mask. DistributedError on every rank when they do not."""
+    if _world is None or _world.size == 1:
+        return
+    mine = _bits(torch.tensor([p.grad is not None for p in params], dtype=torch.bool))
+    every = [torch.zeros_like(mine) for _ in range(_world.size)]
+    dist.all_gather(every, mine)
+    bad = [r for r, other in enumerate(every) if not torch.equal(other, every[0])]
+    if bad:
+        raise DistributedError(f"the ranks disagree on Ā, the ops this step trains (rank {bad[0]} differs from "
+                               f"rank 0): A was changed outside SearchAlgorithm.arch_update on some rank (a plugin "
+                               f"must step A through arch_update); the last good checkpoint is kept")
 
 
 def average_buffers(module: nn.Module) -> None:
@@ -199,6 +243,40 @@ def average_buffers(module: nn.Module) -> None:
     every rank scores, and rank 0 saves, the same network."""
     if _world is not None:
         average_([b for b in module.buffers() if b.is_floating_point()])
+
+
+def own_buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    """This rank's buffers (BatchNorm running statistics), copied to the CPU for a checkpoint."""
+    return {name: b.detach().cpu().clone() for name, b in module.named_buffers()}
+
+
+def load_own_buffers(module: nn.Module, every: list[dict[str, torch.Tensor]]) -> None:
+    """Every rank's ``own_buffers`` from a checkpoint back into ``module``: this rank's own on as many ranks;
+    on another number of ranks their mean (the counters: rank 0's), what the epoch's end would average."""
+    mine = every[rank()] if len(every) == size() else None
+    for name, b in module.named_buffers():
+        if name not in every[0]:
+            continue
+        if mine is not None:
+            value = mine[name]
+        elif b.is_floating_point():
+            value = torch.stack([e[name].to(torch.float64) for e in every]).mean(0)
+        else:
+            value = every[0][name]
+        with torch.no_grad():
+            b.copy_(value.to(b.dtype))
+
+
+def own_rows(every: list[dict[Any, torch.Tensor]]) -> dict[Any, torch.Tensor]:
+    """Per-rank tensors whose rows are each rank's share of the streams (a recurrent carry, by window): this
+    rank's own on as many ranks; on another number, every rank's rows side by side, this rank's share of them."""
+    if len(every) == size():
+        return dict(every[rank()])
+    out = {}
+    for key in every[0]:
+        rows = torch.cat([e[key] for e in every])
+        out[key] = rows[shard(rows.shape[0])]
+    return out
 
 
 def average(grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -220,20 +298,51 @@ def all_sum(values: dict[str, T]) -> dict[str, T]:
             for (k, v), s in zip(values.items(), t.tolist(), strict=True)}
 
 
-def held_by_rank_0(values: dict[str, T]) -> dict[str, T]:
-    """Running sums before a mid-epoch checkpoint: the sums over the ranks on rank 0, zeros elsewhere, so rank
-    0's checkpoint holds every rank's share and the epoch's total stays right after a resume."""
-    if _world is None:
-        return values
-    total = all_sum(values)
-    return total if _world.main else resumed_share(total)
+def own_share(shares: list[dict[str, T]], means: tuple[str, ...] = ()) -> dict[str, T]:
+    """This rank's running sums from every rank's sums in a checkpoint: its own when the number of ranks is the
+    same (an exact resume); on another number, rank 0 takes their total and the others zeros, a key of ``means``
+    (a sum of per-rank means, divided by the number of ranks at the epoch's end) rescaled to the new number."""
+    n_old, n_new, r = len(shares), size(), rank()
+    if n_old == n_new:
+        return dict(shares[r])
+    if r:
+        return {k: type(v)(0) for k, v in shares[0].items()}  # type: ignore[call-arg]
+    total: dict[str, Any] = {k: sum(s[k] for s in shares) for k in shares[0]}
+    for k in means:
+        total[k] = total[k] * n_new / n_old
+    return total
 
 
-def resumed_share(values: dict[str, T]) -> dict[str, T]:
-    """Running sums read from rank 0's checkpoint: rank 0 keeps them, the other ranks start from zero."""
-    if _world is None or _world.main:
-        return values
-    return {k: type(v)(0) for k, v in values.items()}  # type: ignore[call-arg]
+# --- data preparation: rank 0 first -------------------------------------------------------------------------
+def prepare_first(fn: Callable[[], T]) -> T:
+    """``fn()`` (a dataset download, a cache build) on every rank, rank 0 first: rank 0 alone, then the first
+    rank of every other node (a node without a shared file system prepares its own copy), then the others, who
+    find it prepared. A failure of rank 0 is raised on every rank (once prepared, the others only read)."""
+    if _world is None or _world.size == 1:
+        return fn()
+    result: Any = None
+    outcome: tuple[bool, Any] = (True, None)
+    if _world.main:
+        try:
+            result = fn()
+        except Exception as exc:
+            outcome = (False, exc if _picklable(exc) else DistributedError(f"{type(exc).__name__}: {exc}"))
+    ok, error = broadcast(outcome)
+    if not ok:
+        raise error
+    for phase in (1, 2):
+        if not _world.main and phase == (1 if _world.local_rank == 0 else 2):
+            result = fn()
+        barrier()
+    return result
+
+
+def _picklable(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
 
 
 # --- agreement between the ranks --------------------------------------------------------------------------
@@ -270,15 +379,87 @@ def on_main(fn: Callable[[], T]) -> T:
         try:
             outcome = (True, fn())
         except Exception as exc:  # every rank raises it
-            try:
-                pickle.dumps(exc)
-                outcome = (False, exc)
-            except Exception:
-                outcome = (False, DistributedError(f"{type(exc).__name__}: {exc}"))
+            outcome = (False, exc if _picklable(exc) else DistributedError(f"{type(exc).__name__}: {exc}"))
     ok, value = broadcast(outcome)
     if not ok:
         raise value
     return value
+
+
+def gather(value: T) -> list[T] | None:
+    """Every rank's ``value`` on rank 0, in rank order (None on the others); ``[value]`` in a plain run."""
+    if _world is None:
+        return [value]
+    box: list[Any] | None = [None] * _world.size if _world.main else None
+    dist.gather_object(value, box, dst=0)
+    return box
+
+
+def host() -> str:
+    return socket.gethostname()
+
+
+def main_host() -> str:
+    """The host of rank 0 (where the run folder is written)."""
+    return _peers[0][0] if _peers else host()
+
+
+def relaunch(words: str, world_size: int | None = None) -> str:
+    """The command line that runs ``nasp <words>`` on this run's ranks (or ``world_size`` of them): plain nasp
+    for one process, else torchrun with as many processes (and nodes) as this run has."""
+    n = size() if world_size is None else world_size
+    if n == 1:
+        return f"nasp {words}"
+    per_node = _env_int("LOCAL_WORLD_SIZE", n) if launched() and world_size in (None, size()) else n
+    nodes = max(n // max(per_node, 1), 1)
+    if nodes == 1:
+        return f"torchrun --standalone --nproc_per_node={per_node} -m nasp {words}"
+    return (f"torchrun --nnodes={nodes} --nproc_per_node={per_node} --rdzv_backend=c10d "
+            f"--rdzv_endpoint=HOST:PORT -m nasp {words} (on each of the {nodes} nodes)")
+
+
+BROKEN = ("connection reset", "connection closed", "broken pipe", "connection refused", "timed out")
+
+
+def explain_broken(message: str) -> str:
+    """``message`` of a collective that broke because a peer ended (gloo's "Connection reset by peer") as what
+    happened: a rank on this host whose process is gone (or a zombie) is named as killed or crashed."""
+    if _world is None:
+        return message
+    low = message.lower()
+    broken = any(word in low for word in BROKEN)
+    if not (broken or "gloo" in low or "nccl" in low):
+        return message
+    me = host()
+    gone: list[int] = []
+    for _ in range(20):  # a killed peer's sockets close while it exits, a moment before it is a zombie
+        gone = [r for r, (h, pid) in enumerate(_peers) if r != _world.rank and h == me and not _alive(pid)]
+        if gone or not any(h == me for r, (h, _pid) in enumerate(_peers) if r != _world.rank):
+            break
+        time.sleep(0.05)
+    if gone:
+        who = ", ".join(f"rank {r} (pid {_peers[r][1]} on {me})" for r in gone)
+        return (f"{who} ended without a nasp error: killed (a signal, the out-of-memory killer) or crashed; "
+                f"the other ranks stopped with it (torchrun's summary names its exit code)")
+    if broken:
+        return ("a collective between the ranks broke: another rank ended without a nasp error (killed, crashed, "
+                "or its node went down); torchrun's summary names which")
+    return message
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True
+        return True
 
 
 def _bits(t: torch.Tensor) -> torch.Tensor:
@@ -312,12 +493,18 @@ def check_replicas(tensors: dict[str, list[torch.Tensor]], where: str) -> None:
 def settle_failure(message: str, reason: str) -> tuple[str, str]:
     """The run's (failure message, reason): the first rank to fail leaves ``rank R: message`` in the rendezvous
     store; a rank whose collective broke because that peer died reports the first failure, not its own."""
-    if _world is None or _world.size == 1 or _store is None:
+    if _world is None or _world.size == 1:
         return message, reason
+    message = explain_broken(message)
+    if _store is None:
+        return f"rank {_world.rank}: {message}", reason
+    global _first_failure
     try:
         if _store.add("failures", 1) == 1:
+            _first_failure = True
             _store.set("failure", f"{reason}\n" + f"rank {_world.rank}: {message}")
         else:
+            _first_failure = bool(_first_failure)
             _store.wait(["failure"], timedelta(seconds=5))
         first_reason, first = _store.get("failure").decode().split("\n", 1)
         return first, first_reason
@@ -326,12 +513,15 @@ def settle_failure(message: str, reason: str) -> tuple[str, str]:
 
 
 def claim_report() -> bool:
-    """Whether this rank prints the run's failure message: the first rank to ask does (an atomic counter in the
-    store), so the message appears once, also when rank 0 waits in a collective or torchrun has ended it."""
+    """Whether this rank prints the run's failure message: the rank that failed first (the one that noticed, for
+    a rank killed without a word), else the first rank to ask (an atomic counter in the store); so the message
+    appears once, also when rank 0 waits in a collective or torchrun has ended it."""
     if _world is None or _world.size == 1:
         return True
     if _store is None:
         return _world.main
+    if _first_failure is not None:
+        return _first_failure
     try:
         return bool(_store.add("printed", 1) == 1)
     except Exception:  # the store went with the launcher

@@ -26,3 +26,7 @@ class DataError(NaspError):
 
 class ResumeError(NaspError):
     """A run folder given to ``resume=`` cannot be resumed."""
+
+
+class FileRefusedError(NaspError):
+    """A file nasp will not read or write: a link, a FIFO, a device, a hard link, or larger than its bound."""

@@ -133,8 +133,9 @@ class Genotype(BaseModel):
                 return f"{cell_type} cell: {len(nodes)} nodes, space '{space.name}' has {cell.n_nodes}"
             for j, edges in enumerate(nodes):
                 where = f"{cell_type} cell, node {j}"
-                if len(edges) != cell.inputs_per_node:
-                    return f"{where}: {len(edges)} inputs, each node takes exactly {cell.inputs_per_node}"
+                if len(edges) != cell.kept_inputs(j):
+                    which = "this node reads every earlier node" if cell.all_inputs else "each node takes exactly"
+                    return f"{where}: {len(edges)} inputs, {which} {cell.kept_inputs(j)}"
                 inputs = [e.input for e in edges]
                 if len(set(inputs)) != len(inputs):
                     return f"{where}: input {inputs} repeated; each input node may feed a node once"
@@ -181,22 +182,22 @@ class Genotype(BaseModel):
     def load(cls, path: str | Path, registered_ops: bool = False) -> Genotype:
         """A genotype file, or a run folder's ``genotype.json``; every problem is one GenotypeError line naming
         the file. Structure only unless ``registered_ops`` (see the module docstring)."""
-        path = Path(path)
+        from nasp.errors import FileRefusedError
+        from nasp.safe_io import read_bounded
+
+        path, named = Path(path), True
         if path.is_dir():
-            if not (path / GENOTYPE).exists():
+            if not (path / GENOTYPE).exists() and not (path / GENOTYPE).is_symlink():
                 raise GenotypeError(f"'{path}' is a folder without genotype.json (a run folder has one after its "
                                     f"first epoch)")
-            path = path / GENOTYPE
+            path, named = path / GENOTYPE, False  # inside a run folder: never through a link
         where = f"genotype file '{path}'"
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             raise GenotypeError(f"{where} does not exist")
-        if not path.is_file():
-            raise GenotypeError(f"{where} is not a regular file")
         try:
-            size = path.stat().st_size
-            if size > MAX_GENOTYPE_FILE:
-                raise GenotypeError(f"{where} is {size} bytes; a genotype file is at most {MAX_GENOTYPE_FILE}")
-            data = path.read_bytes()
+            data = read_bounded(path, MAX_GENOTYPE_FILE, follow=named)
+        except FileRefusedError as exc:
+            raise GenotypeError(f"genotype file {exc}") from None
         except OSError as exc:
             raise GenotypeError(f"{where} cannot be read: {exc.strerror or exc}") from None
         try:
@@ -217,23 +218,35 @@ class Genotype(BaseModel):
 
     @classmethod
     def from_pairs(cls, space: str | SearchSpace, **cells: list[tuple[str, int]]) -> Genotype:
-        """Build from DARTS-style (op, input) lists, ``inputs_per_node`` consecutive pairs a node."""
+        """Build from DARTS-style (op, input) lists, ``inputs_per_node`` consecutive pairs a node (a dense cell:
+        node j's j + 1 pairs)."""
         sp = get_space(space) if isinstance(space, str) else space
         out: dict[str, list[list[Edge]]] = {}
         for ct, pairs in cells.items():
-            k = sp.cells[ct].inputs_per_node if ct in sp.cells else 2
-            out[ct] = [[Edge(op=o, input=i) for o, i in pairs[n:n + k]] for n in range(0, len(pairs), k)]
+            cell = sp.cells.get(ct)
+            nodes, n, j = [], 0, 0
+            while n < len(pairs):
+                k = cell.kept_inputs(j) if cell is not None else 2
+                nodes.append([Edge(op=o, input=i) for o, i in pairs[n:n + k]])
+                n, j = n + k, j + 1
+            out[ct] = nodes
         space_def = None if isinstance(space, str) or space.name in SPACES else sp
         return cls(space=sp.name, cells=out, space_def=space_def)
 
     def param_count(self, channels: int = 16, layers: int = 8, num_classes: int = 10, in_channels: int = 3) -> int:
-        """Parameters of the network this genotype defines (built on the meta device: no memory)."""
+        """Parameters of the network this genotype defines (built on the meta device: no memory). A dense genotype
+        (nb201): ``layers`` is N, the cells of each stage of NAS-Bench-201's skeleton."""
         import torch
 
         from nasp.model.child import ChildNetwork
+        from nasp.model.dense import DenseChildNetwork
 
+        space = self.resolve_space(strict=False)
         with torch.device("meta"):
-            net = ChildNetwork(self, channels, layers, num_classes, in_channels)
+            if space is not None and space.kind == "dense":
+                net: torch.nn.Module = DenseChildNetwork(self, channels, layers, num_classes, in_channels)
+            else:
+                net = ChildNetwork(self, channels, layers, num_classes, in_channels)
         return sum(p.numel() for p in net.parameters())
 
     def describe(self) -> str:

@@ -20,13 +20,14 @@ search/<arm>-s<seed>/ and eval/<arm>-s<seed>/ (run folders), results.md and resu
 Guarantees (docs/reliability.md): every file is replaced atomically (a temporary file, fsync, rename; the
 temporary file is removed when a write fails); one writer at a time; checkpoints are loaded with
 ``weights_only=True``, so a checkpoint cannot run code; a run whose status says running but whose lock
-nobody holds is reported as ``died``.
+nobody holds is reported as ``died``. Every file is opened through ``nasp.safe_io``: never through a planted
+link, only regular files (a FIFO or a device is refused at once), read up to a bound (1 MiB a JSON file, 64 MiB
+a JSON-lines file).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -39,7 +40,9 @@ from typing import Any
 
 import torch
 
-from nasp.errors import ConfigError, NaspError, ResumeError
+from nasp import filelock
+from nasp.errors import ConfigError, FileRefusedError, NaspError, ResumeError
+from nasp.safe_io import MAX_JSON_BYTES, MAX_JSONL_BYTES, append_bytes, create_new, exists, open_regular, read_bounded, read_from
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -63,6 +66,7 @@ STUDY_SEARCHES = "search"
 STUDY_EVALS = "eval"
 STUDY_TABLE_MD = "results.md"
 STUDY_TABLE_JSON = "results.json"
+STUDY_LOGS = "logs"
 PLOTS = "plots"
 
 ACTIVE = ("running", "paused", "stopping")  # statuses of a run whose process should be alive
@@ -83,11 +87,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     A failed write (disk full) removes its temporary file, keeps the old file and raises RunFolderError."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(create_new(tmp), "wb") as f:  # a new file: never written through a planted link
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # replaces a link planted as ``path`` by the file; its target is untouched
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -102,19 +106,16 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     """One JSON line, written with one write call (a line is whole or, after a crash, torn at the end)."""
     line = (json.dumps(record) + "\n").encode()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+        append_bytes(path, line)  # a regular file with one name only: never through a link, never to a FIFO
     except OSError as exc:
         raise RunFolderError(f"cannot write '{path}': {exc.strerror or exc}") from None
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; a torn or foreign line is skipped."""
+    """Records of a JSON-lines file; a torn or foreign line is skipped, a missing file is []. FileRefusedError
+    (one line) for a link, a FIFO, a device or a file over MAX_JSONL_BYTES."""
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        text = read_bounded(path, MAX_JSONL_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return []
     out = []
@@ -129,9 +130,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or {} when it is missing, unreadable or not an object."""
+    """A JSON object file, or {} when it is missing, unreadable or not an object. FileRefusedError (one line) for
+    a link, a FIFO, a device or a file over MAX_JSON_BYTES."""
     try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        data = json.loads(read_bounded(path, MAX_JSON_BYTES).decode("utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -143,13 +145,19 @@ def save_torch(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_torch(path: Path, map_location: Any = "cpu") -> Any:
+def load_torch(path: Path, map_location: Any = "cpu", follow: bool = False) -> Any:
     """A file of tensors and plain values (``weights_only=True``: unpickling runs no code). Anything else,
-    a pickle that would build objects or run a command, is refused with one line naming the file."""
+    a pickle that would build objects or run a command, is refused with one line naming the file, and so is a
+    link (unless ``follow``: a file the user names), a FIFO or a device."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with os.fdopen(open_regular(path, follow=follow), "rb") as f:
+            return torch.load(f, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise RunFolderError(f"'{path}' does not exist") from None
+    except IsADirectoryError:
+        raise RunFolderError(f"'{path}' is a folder, not a checkpoint file") from None
+    except FileRefusedError as exc:
+        raise RunFolderError(str(exc)) from None
     except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError...
         what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
@@ -194,6 +202,19 @@ def create_run_folder(out: str | Path, name: str) -> Path:
             raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
         return path
     raise RunFolderError(f"'{base}' and 9,999 numbered variants exist already; choose another name=")
+
+
+def reuse_run_folder(out: str | Path, name: str) -> Path:
+    """The folder ``out/name``, created when missing (resume=auto found no checkpoint in it: the run starts there)."""
+    path = check_out(out) / check_name(name)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ConfigError(f"key 'name': '{path}' is {'a link' if path.is_symlink() else 'a file'}, not a run folder "
+                          f"(resume=auto starts or continues a folder of its own)")
+    try:
+        path.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"key 'out': cannot create '{path}' ({exc.strerror or exc})") from None
+    return path
 
 
 def default_name(*parts: str) -> str:
@@ -280,32 +301,43 @@ class RunFolder:
     def lock(self, wait_s: float = 1.0) -> None:
         """Become the one writer of this folder, or RunLockedError naming the holder's pid. The OS drops the
         lock when this process exits however it exits (SIGKILL included)."""
+        fd = self._open_lock()
+        deadline = time.monotonic() + wait_s  # a reader probing the lock holds it for microseconds
+        while not filelock.try_lock(fd):
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            holder = filelock.holder(fd)
+            os.close(fd)
+            raise RunLockedError(f"run folder '{self.path}' is in use by another nasp process (pid {holder}); "
+                                 f"wait for it or stop it first")
+        filelock.write_pid(fd)
+        self._lock_fd = fd
+
+    def _open_lock(self) -> int:
+        """The lock file, created (O_EXCL) or an existing one that is a regular file with one name holding at
+        most a pid: a planted link, or a file with other content, is refused and never truncated."""
         path = self.path / LOCK
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                return open_regular(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+            except FileExistsError:
+                fd = open_regular(path, os.O_RDWR)
+        except FileRefusedError as exc:
+            raise RunFolderError(f"cannot lock '{self.path}': {exc}") from None
         except OSError as exc:
             raise RunFolderError(f"cannot lock '{self.path}': {exc.strerror or exc}") from None
-        deadline = time.monotonic() + wait_s  # a reader probing the lock holds it for microseconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() < deadline:
-                    time.sleep(0.05)
-                    continue
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise RunLockedError(f"run folder '{self.path}' is in use by another nasp process (pid {holder}); "
-                                     f"wait for it or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        held_by = filelock.holder(fd)
+        if os.fstat(fd).st_size > 32 or not (held_by == "unknown" or held_by.isdigit()):
+            os.close(fd)
+            raise RunFolderError(f"cannot lock '{self.path}': '{path}' holds something other than a pid; nasp "
+                                 f"does not overwrite a file it did not write (remove it if it is yours)")
+        return fd
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
+            filelock.unlock(self._lock_fd)
             with contextlib.suppress(OSError):
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
                 os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -314,16 +346,13 @@ class RunFolder:
         if self._lock_fd is not None:
             return True
         try:
-            fd = os.open(self.path / LOCK, os.O_RDONLY)
-        except OSError:
+            fd = open_regular(self.path / LOCK, os.O_RDONLY if filelock.MECHANISM == "flock" else os.O_RDWR)
+        except (OSError, FileRefusedError):  # none, or not a lock nasp wrote: nobody holds it
             return False
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
+            return filelock.probe(fd)
         finally:
             os.close(fd)
-        return False
 
     # --- config, genotype, status ------------------------------------------------------------------
     def write_config(self, config_json: str) -> None:
@@ -333,10 +362,12 @@ class RunFolder:
         """config.json as a dict; RunFolderError when it is missing or unreadable."""
         if not self.path.is_dir():
             raise RunFolderError(f"'{self.path}' is not a folder")
-        if not self.config_path.is_file():
+        if not exists(self.config_path):
             raise RunFolderError(f"'{self.path}' has no {CONFIG}; is it a run folder of `nasp run` or `nasp eval`?")
         try:
-            data = json.loads(self.config_path.read_bytes().decode("utf-8"))
+            data = json.loads(read_bounded(self.config_path, MAX_JSON_BYTES).decode("utf-8"))
+        except FileRefusedError as exc:
+            raise RunFolderError(str(exc)) from None
         except (OSError, ValueError) as exc:
             raise RunFolderError(f"'{self.config_path}' is unreadable: {str(exc).splitlines()[0]}") from None
         if not isinstance(data, dict):
@@ -390,11 +421,17 @@ class RunFolder:
     def first_event(self, max_bytes: int = 4 << 20) -> dict[str, Any]:
         """The run_start event (it carries the resolved space of a search, the genotype of an eval)."""
         try:
-            with open(self.path / EVENTS, "rb") as f:
+            with os.fdopen(open_regular(self.path / EVENTS), "rb") as f:
                 record = json.loads(f.readline(max_bytes).decode("utf-8"))
         except (OSError, ValueError):
             return {}
         return record if isinstance(record, dict) else {}
+
+    def clear_records(self) -> None:
+        """Remove what a run that ended before its first checkpoint wrote (resume=auto starts it again here)."""
+        for name in (EVENTS, METRICS, HISTORY, STATUS, GENOTYPE, RESULT, BEST_MODEL, LAST_MODEL, METRICS_CSV):
+            with contextlib.suppress(FileNotFoundError):
+                (self.path / name).unlink()
 
     def truncate_records(self, keep_epochs: int) -> None:
         """Drop records of epochs past ``keep_epochs``: written after the checkpoint a resume starts from."""
@@ -438,7 +475,7 @@ class RunFolder:
                 continue
             try:
                 state = load_torch(path, map_location)
-            except RunFolderError as exc:
+            except RunFolderError as exc:  # unreadable, or a link, a FIFO, a device
                 errors.append(str(exc))
                 continue
             if not isinstance(state, dict) or "task" not in state or "progress" not in state:
@@ -477,6 +514,10 @@ class StudyFolder:
 
     def eval_dir(self) -> Path:
         return self.path / STUDY_EVALS
+
+    def logs_dir(self) -> Path:
+        """The output of sub-runs run in processes of their own (executor=ray), one file per sub-run."""
+        return self.path / STUDY_LOGS
 
     @property
     def table_md(self) -> Path:
@@ -528,11 +569,10 @@ class EventTail:
         self.partial = b""
 
     def poll(self) -> list[dict[str, Any]]:
+        """New records; FileRefusedError when events.jsonl is a link, a FIFO or a device."""
         try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
+            data = read_from(self.path, self.offset, MAX_JSONL_BYTES)
+        except OSError:
             return []
         self.offset += len(data)
         data = self.partial + data

@@ -15,10 +15,17 @@ from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with
 from nasp.config import RunConfig, build_config, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
-from nasp.errors import ConfigError, RegistryError
+from nasp.errors import ConfigError, DataError, RegistryError
 from nasp.genotype import Genotype
 from nasp.model import create_search_network
-from nasp.model.budget import available_memory, check_memory, count_params, estimate_search_memory
+from nasp.model.budget import (
+    DENSE_LOWER_KEYS,
+    available_memory,
+    check_memory,
+    count_params,
+    estimate_dense_search_memory,
+    estimate_search_memory,
+)
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
 from nasp.problems import ImageClassification
@@ -65,10 +72,13 @@ CNN_QUICK_DEFAULTS: dict[str, Any] = {"algorithm.init_jitter": 0.01, "algorithm.
 
 
 def with_space_defaults(cfg: RunConfig, space: SearchSpace) -> RunConfig:
-    """``cfg`` with the defaults of ``space``'s kind for every key not given explicitly (rnn: RNN_DEFAULTS, else
+    """``cfg`` with the defaults of ``space``'s kind for every key not given explicitly (rnn: RNN_DEFAULTS, cnn:
     CNN_QUICK_DEFAULTS)."""
+    defaults = {"rnn": RNN_DEFAULTS, "cnn": CNN_QUICK_DEFAULTS}.get(space.kind)
+    if defaults is None:
+        return cfg
     cfg = cfg.model_copy(deep=True)
-    for dotted, value in (RNN_DEFAULTS if space.kind == "rnn" else CNN_QUICK_DEFAULTS).items():
+    for dotted, value in defaults.items():
         section, _, key = dotted.rpartition(".")
         if section == "algorithm":
             if key not in cfg.algorithm.given:
@@ -126,8 +136,11 @@ class SearchTask(Task):
 
     def __init__(self, algorithm: SearchAlgorithm, problem: ImageClassification | LanguageModeling,
                  train: Batches | TokenStream, val: Batches | TokenStream, epochs: int, config: dict[str, Any],
-                 param_count: Callable[[Genotype], int]) -> None:
+                 param_count: Callable[[Genotype], int],
+                 lookup: Callable[[Genotype], dict[str, float]] | None = None) -> None:
+        """``lookup``: more metrics of each epoch's genotype (a tabular benchmark's numbers for it)."""
         self.algorithm = algorithm
+        self.lookup = lookup
         self.problem = problem
         self.train = train
         self.val = val
@@ -136,6 +149,8 @@ class SearchTask(Task):
         self.param_count = param_count
         if isinstance(problem, LanguageModeling):
             self.epoch_format = self.epoch_format.replace("acc {val_acc:.3f}", "ppl {val_ppl:.1f}")
+        if lookup is not None:
+            self.epoch_format += "  NB201 test {bench201_test:.2f}%"
         self.device = algorithm.device
         self.sums: dict[str, Any] = {}
         self.elapsed_s = 0.0
@@ -239,6 +254,8 @@ class SearchTask(Task):
             "param_count": self.param_count(genotype), **algo.graphs.stats()}  # graph_hit_rate etc. when on
         if "ppl" in scored:
             metrics["val_ppl"] = scored["ppl"]
+        if self.lookup is not None:
+            metrics.update(self.lookup(genotype))
         record = {"A": label_matrices(algo.arch_values(), self.labels),
                   "discrete": label_matrices(algo.discrete_values(), self.labels),
                   "genotype": genotype.model_dump(mode="json", exclude_none=True)}
@@ -263,10 +280,22 @@ class SearchTask(Task):
         if isinstance(self.problem, LanguageModeling):
             self.problem.load_state_dict(state["streams"])
         self.sums, self.elapsed_s, self.last = dict(state["sums"]), float(state["elapsed_s"]), dict(state["last"])
-        self.sums.update(distributed.resumed_share({k: self.sums[k] for k in SHARED_SUMS}))
 
-    def pause_epoch(self) -> None:
-        self.sums.update(distributed.held_by_rank_0({k: self.sums[k] for k in SHARED_SUMS}))
+    def rank_state(self) -> dict[str, Any]:
+        state = {"sums": {k: self.sums[k] for k in SHARED_SUMS}, "buffers": distributed.own_buffers(self.algorithm.net)}
+        if isinstance(self.problem, LanguageModeling):
+            state["streams"] = self.problem.state_dict()  # this rank's streams' carries
+        return state
+
+    def load_rank_states(self, states: list[dict[str, Any]] | None) -> None:
+        if states is None:  # a checkpoint of an older nasp: rank 0 holds the sums
+            states = [{"sums": {k: self.sums[k] for k in SHARED_SUMS}}] * distributed.size()
+            states[1:] = [{"sums": {k: type(self.sums[k])(0) for k in SHARED_SUMS}}] * (len(states) - 1)
+        self.sums.update(distributed.own_share([s["sums"] for s in states], means=("arch_loss",)))
+        if "buffers" in states[0]:
+            distributed.load_own_buffers(self.algorithm.net, [s["buffers"] for s in states])
+        if isinstance(self.problem, LanguageModeling) and "streams" in states[0]:
+            self.problem.load_rank_states([s["streams"] for s in states])
 
     # --- console -------------------------------------------------------------------------------------
     describe_format = "{algorithm[name]} on {space[name]}, data {data[name]}, device {device}"
@@ -281,6 +310,8 @@ class SearchTask(Task):
             extra["params_m"] = values["param_count"] / 1e6
         if "run_dir" in values:
             extra["genotype_path"] = RunFolder(values["run_dir"]).genotype_path
+        if self.lookup is not None and "bench201_test" not in values:
+            extra["bench201_test"] = float("nan")  # a cell the table lacks
         return {**values, **extra}
 
 
@@ -298,34 +329,67 @@ def build_task(cfg: RunConfig) -> SearchTask:
     algo = algo_cls(space, net, algorithm_options(cfg), cfg.optim, cfg.epochs, device, cfg.amp, cfg.seed)
     if switch_on("cuda_graphs", cfg.cuda_graphs, device.type):
         algo.use_cuda_graphs(cfg.graph_cache_size)
-    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count)
+    return SearchTask(algo, problem, train, val, cfg.epochs, cfg.model_dump(mode="json"), param_count,
+                      bench201_lookup(cfg, space))
+
+
+def bench201_lookup(cfg: RunConfig, space: SearchSpace) -> Callable[[Genotype], dict[str, float]] | None:
+    """For a dense space when NAS-Bench-201's files are given (``bench201.root`` or $NASP_BENCH201): the tabulated
+    test and validation accuracy (%) of each epoch's cell, ``bench201_test`` and ``bench201_valid`` (none for a
+    cell the table lacks). The table is opened here, so a missing or malformed file stops the run before it starts."""
+    from nasp.genotypes.nb201 import to_nb201
+    from nasp.nats import Bench201, bench201_root
+
+    root = bench201_root(cfg.bench201.root)
+    if space.kind != "dense" or root is None:
+        return None
+    try:
+        table = Bench201.open(root)
+    except DataError as exc:
+        raise ConfigError(f"key 'bench201.root': {exc}") from None
+    dataset = cfg.bench201.dataset
+
+    def lookup(genotype: Genotype) -> dict[str, float]:
+        arch = to_nb201(genotype)
+        test = table.accuracy(arch, dataset, "test")
+        if test is None:
+            return {}
+        return {"bench201_test": test, "bench201_valid": table.accuracy(arch, dataset, "valid") or float("nan")}
+
+    return lookup
 
 
 def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
-    problem = ImageClassification(load_dataset(cfg.data.name, cfg.data.root))
+    problem = ImageClassification(distributed.prepare_first(lambda: load_dataset(cfg.data.name, cfg.data.root)))
     channels_last = cfg.channels_last and device.type != "mps"
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, device,
                                         cfg.data.augment, cfg.seed, channels_last)
     shape = problem.network_shape
-    estimate = estimate_search_memory(space, cfg.model.channels, cfg.model.layers, cfg.batch_size, problem.data.size,
-                                      shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
-    check_memory(estimate, available_memory(device), "the search network", str(device))
+    # a dense space (nb201) has NAS-Bench-201's skeleton: dense.channels C, dense.cells N per stage
+    channels, layers = (cfg.dense.channels, cfg.dense.cells) if space.kind == "dense" else (cfg.model.channels,
+                                                                                              cfg.model.layers)
+    if space.kind == "dense":
+        estimate = estimate_dense_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+                                                shape["in_channels"], shape["num_classes"])
+        check_memory(estimate, available_memory(device), "the search network", str(device), DENSE_LOWER_KEYS)
+    else:
+        estimate = estimate_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+                                          shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
+        check_memory(estimate, available_memory(device), "the search network", str(device))
     torch.manual_seed(cfg.seed)
-    net = create_search_network(space, cfg.model.channels, cfg.model.layers, stem_multiplier=cfg.model.stem_multiplier,
+    net = create_search_network(space, channels, layers, stem_multiplier=cfg.model.stem_multiplier,
                                 **problem.network_shape).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
-    size = (cfg.model.channels, cfg.model.layers, shape["num_classes"], shape["in_channels"])
+    size = (channels, layers, shape["num_classes"], shape["in_channels"])
     return problem, train, val, net, lambda genotype: genotype.param_count(*size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
-    if distributed.size() > 1:
-        raise ConfigError(f"space '{space.name}': a recurrent search runs in one process; torchrun with "
-                          f"{distributed.size()} ranks is for cnn spaces (start it without torchrun)")
-    corpus = load_corpus(cfg.data.name, cfg.data.root)
+    distributed.check_batch(cfg.batch_size)  # under torchrun each rank takes its share of the token streams
+    corpus = distributed.prepare_first(lambda: load_corpus(cfg.data.name, cfg.data.root))
     problem = LanguageModeling(len(corpus.vocab), corpus.train)
     r = cfg.rnn
     train, val = problem.search_batches(cfg.data.limit, cfg.data.train_portion, cfg.batch_size, r.bptt, device, cfg.seed)
@@ -347,24 +411,34 @@ def search_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 
 def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A new run folder with its resolved config, and a trainer ready to ``fit``."""
+    """A new run folder with its resolved config, and a trainer ready to ``fit``. With ``resume=auto`` (and a
+    ``name=``): the run folder out/name continues from its checkpoint when it has one, else starts there."""
+    if cfg.resume == "auto":
+        found = launch.auto_folder(cfg.out, cfg.name, "run")
+        if found is not None:
+            return resume_run(found, callbacks, console, cfg.plugins, cfg.change_world_size)
+    elif cfg.resume is not None:
+        return resume_run(cfg.resume, callbacks, console, cfg.plugins, cfg.change_world_size)
     cfg, _ = prepare(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
-    return launch.start(lambda: build_task(cfg), cfg.out, name, with_algorithm_options(cfg).model_dump_json(indent=2),
-                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers)
+    written = with_algorithm_options(cfg).model_copy(update={"resume": None})
+    return launch.start(lambda: build_task(cfg), cfg.out, name, written.model_dump_json(indent=2),
+                        own_callbacks=search_callbacks, callbacks=callbacks, console=console, loggers=cfg.loggers,
+                        reuse=cfg.resume == "auto")
 
 
 def resume_run(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
-               plugins: list[str] | None = None) -> Trainer:
+               plugins: list[str] | None = None, change_world_size: bool = False) -> Trainer:
     """A trainer that continues ``run_dir`` from its last good checkpoint. Plugins the run used are imported
-    only when named again in ``plugins``."""
+    only when named again in ``plugins``; a checkpoint of another number of ranks only with ``change_world_size``."""
     folder, raw = launch.open_for_resume(run_dir, "search", "run")
     try:
         launch.check_plugins_named(raw, list(plugins or []), run_dir, "run")
         raw = {**raw, "plugins": list(plugins or [])}
         cfg = build_config(raw)
         task = build_task(cfg)
-        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers)
+        return launch.resume(folder, task, search_callbacks, callbacks, console, loggers=cfg.loggers,
+                             change_world_size=change_world_size)
     except BaseException:
         folder.unlock()
         raise

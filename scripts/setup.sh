@@ -19,5 +19,5 @@ PY=${PYTHON:-python3}
 echo "setup: installing nasp and its dependencies into .venv (torch is large: this takes a few minutes)"
 # the distribution was called `nasp` before it became nasp-search (`nasp` on PyPI is another project): drop the old one
 if .venv/bin/python -m pip show -q nasp >/dev/null 2>&1; then .venv/bin/python -m pip uninstall -y -q nasp; fi
-.venv/bin/python -m pip install -q -e ".[dev,tensorboard,mlflow,wandb]"
+.venv/bin/python -m pip install -q -e ".[dev,tensorboard,mlflow,wandb,ray]"
 echo "setup: done. Activate with: source .venv/bin/activate"

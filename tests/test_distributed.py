@@ -193,18 +193,34 @@ try:
 except ConfigError as exc:
     said.append(f"rank {r} refused: {exc}")
 Batches(data, torch.arange(63), 15, torch.device("cpu"), key=None)  # scoring batches may split unevenly
+
+# a fresh data folder ($NASP_DATA) is prepared once: rank 0 builds the corpus cache, the other rank reads it
+import logging
+
+from nasp.data.corpus import load_corpus
+
+built = []
+handler = logging.Handler()
+handler.emit = lambda record: built.append(record.getMessage())
+logging.getLogger("nasp.data.corpus").addHandler(handler)
+logging.getLogger("nasp.data.corpus").setLevel(logging.INFO)
+corpus = distributed.prepare_first(lambda: load_corpus("embedded-text"))
+said.append(f"built {len([m for m in built if 'building the cache' in m])} {corpus.vocab_size}")
 Path(os.environ["WORKER_OUT"], f"rank{r}.txt").write_text("\\n".join(said))
 distributed.shutdown()
 '''
 
 
-def test_sync_batch_norm_the_replica_check_and_the_batch_check_on_two_ranks(tmp_path):
+def test_sync_batch_norm_the_replica_check_the_batch_check_and_the_data_preparation_on_two_ranks(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))
-    proc = torchrun(str(script), env={"WORKER_OUT": str(tmp_path)})
+    proc = torchrun(str(script), env={"WORKER_OUT": str(tmp_path), "NASP_DATA": str(tmp_path / "data")})
     assert proc.returncode == 0, proc.stderr
+    built = [(tmp_path / f"rank{r}.txt").read_text().splitlines()[2] for r in (0, 1)]
+    assert built == ["built 1 10000", "built 0 10000"]  # rank 0 prepared the fresh folder, rank 1 read its cache
+    assert len(list((tmp_path / "data" / "corpus").iterdir())) == 1
     for r in (0, 1):
-        mismatch, refused = (tmp_path / f"rank{r}.txt").read_text().splitlines()
+        mismatch, refused, _ = (tmp_path / f"rank{r}.txt").read_text().splitlines()
         assert mismatch.startswith(f"rank {r}: the ranks disagree on A at epoch 2 (rank 1 differs from rank 0)")
         assert refused == (f"rank {r} refused: key 'batch_size': 15 does not split evenly over the 2 processes "
                            f"torchrun started (batch_size is the global batch); use a multiple of 2")

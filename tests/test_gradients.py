@@ -177,6 +177,58 @@ def test_the_training_loss_equals_torchs_cross_entropy_in_value_and_gradient():
     assert torch.allclose(cross_entropy(half, y), F.cross_entropy(half.float(), y))
 
 
+def _dense_setup(seed=0):
+    from nasp.model.dense import DenseSearchNetwork
+
+    torch.manual_seed(seed)
+    space = get_space("nb201")
+    net = DenseSearchNetwork(space, channels=3, cells=1, num_classes=5, in_channels=3).double()
+    x = torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 5, (4,))
+    return space, net, x, y
+
+
+@pytest.mark.parametrize(("value", "stacked"), [("one", False), ("keep", False), ("one", True)])
+@pytest.mark.parametrize("with_none", [False, True])
+def test_fast_arch_grad_equals_naive_on_nb201(value, stacked, with_none):
+    """The dense cell keeps one op per edge, every edge; 'none' selected on edges is run and scored like any op."""
+    space, net, x, y = _dense_setup()
+    cell = space.cells["cell"]
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(net.arch_shapes["cell"], generator=gen, dtype=torch.float64)
+    none = cell.ops.index("none")
+    a[:, none] = 0.0
+    if with_none:  # 'none' on 3 of the 6 edges, among them the one into node 1 (which then adds zeros only)
+        for e in (0, 3, 4):
+            a[e, none] = 1.0
+    values, mask = discretize(a, cell, value)
+    assert mask.sum(dim=1).tolist() == [1] * cell.n_edges  # one op per edge, no top-k of inputs
+    assert int(mask[:, none].sum()) == (3 if with_none else 0)
+    selection = {"cell": selection_of(mask, cell)}
+    loss_f, fast = fast_arch_grad(net, x, y, None if value == "one" else {"cell": values}, selection, stacked)
+    loss_n, naive = naive_arch_grad(net, x, y, {"cell": values})
+    assert torch.allclose(loss_f, loss_n, rtol=1e-12)
+    assert naive["cell"].abs().sum() > 0
+    assert (fast["cell"] - naive["cell"]).abs().max() < 1e-10
+    assert _rel(fast["cell"], naive["cell"]) < 1e-10
+
+
+def test_nb201_weight_step_runs_only_selected_ops():
+    space, net, x, y = _dense_setup()
+    algo = ALGORITHMS.get("nasp")(space, net.float(), AlgorithmConfig(name="nasp"), OptimConfig(), 1,
+                                  torch.device("cpu"))
+    algo.weight_step((x.float(), y))
+    mask = discretize(algo.A["cell"], space.cells["cell"])[1]
+    for block in net.blocks:
+        if not hasattr(block, "edge_ops"):
+            continue
+        for e, ops in enumerate(block.edge_ops):
+            for k, op in enumerate(ops):
+                params = list(op.parameters())
+                if params:
+                    assert all(p.grad is not None for p in params) == bool(mask[e, k]), (e, k)
+
+
 RNN_TINY = SearchSpace(name="rnn-tiny", kind="rnn", cells={"recurrent": CellSpace(
     ops=("tanh", "relu", "sigmoid", "identity"), n_inputs=1, n_nodes=3, inputs_per_node=1)})
 

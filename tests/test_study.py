@@ -198,3 +198,27 @@ def test_eta_cells_picks_the_regularised_cell_types(cells):
     _, g1 = reg.arch_gradient(batch, batch)
     assert not torch.equal(g0["normal"], g1["normal"])  # the normal cell is always regularised
     assert torch.equal(g0["reduce"], g1["reduce"]) == (cells == "normal")
+
+
+def test_executor_ray_without_ray_installed_is_one_line_saying_how_to_install(tmp_path):
+    """`import ray` fails for real (sys.modules['ray'] = None) before nasp's CLI runs."""
+    cfg = _study_yaml(tmp_path / "study.yaml")
+    code = ("import sys; sys.modules['ray'] = None; from nasp.cli.main import main; "
+            f"sys.exit(main(['study', '--config', {str(cfg)!r}, 'out={tmp_path / 's'}', 'executor=ray']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV, check=False)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and 'pip install "nasp-search[ray]"' in lines[0], proc.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["executor=dask"], ["executor", "local", "ray"]),
+    (["ray.address=somewhere"], ["ray.address", "auto, ray://HOST:PORT or HOST:PORT"]),
+    (["study.cpus_per_run=0"], ["study.cpus_per_run"]),
+])
+def test_bad_executor_keys_are_one_line(args, needles, tmp_path, capsys):
+    assert main(["study", f"out={tmp_path}/s", "arms=[{label: a}]", *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert all(n in err for n in needles), err

@@ -218,7 +218,12 @@ class NaspApp(App[None]):
         if proc is not None and self.tail is None and proc.find_run_dir() is not None:
             self.tail = EventTail(proc.run_dir)  # type: ignore[arg-type]
         if self.tail is not None:
-            events = self.tail.poll()
+            try:
+                events = self.tail.poll()
+            except NaspError as exc:  # events.jsonl became a link, a FIFO, a device: stop following, say why
+                self.tail, events = None, []
+                self.state.message = f"stopped following: {exc}"
+                self.state.version += 1
             if events:
                 self._on_events(events)
         if proc is not None and exited:

@@ -44,16 +44,19 @@ class GenotypeEdit:
         ``Genotype(...)`` string (GenotypeError when missing, invalid or of a space that is neither registered nor
         stored with it)."""
         from nasp.genotypes import read_genotype
-        from nasp.genotypes.darts import is_darts_string
+        from nasp.genotypes.registry import string_form
+        from nasp.safe_io import exists
 
-        path = Path(spec)
+        form = string_form(str(spec))  # a string first: a real one is longer than a file name may be
+        path = None if form else Path(spec)
+        on_disk = path is not None and exists(path)
         # structure only: a plugin's ops need not be registered, nothing is imported
-        geno = Genotype.load(path) if path.exists() else read_genotype(str(spec))
+        geno = Genotype.load(path) if on_disk and path is not None else read_genotype(str(spec))
         geno.resolve_space()  # editing offers the space's ops: GenotypeError when the space is unknown
-        if path.exists():
+        if on_disk and path is not None:
             return cls(geno, RunFolder(path).genotype_path if path.is_dir() else path)
-        darts = is_darts_string(str(spec))
-        return cls(geno, None, "DARTS genotype string" if darts else str(spec), None if darts else str(spec))
+        label = {"darts": "DARTS genotype string", "nb201": "NAS-Bench-201 string"}.get(form or "", str(spec))
+        return cls(geno, None, label, None if form else str(spec))
 
     def eval_target(self) -> str | None:
         """What ``nasp eval genotype=`` takes for the genotype as shown: its file, or its name; None while edits

@@ -40,9 +40,10 @@ def short_ops(ops: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def _shape(cell: CellSpace, kind: str | None = None) -> CellShape:
-    """The cell's drawing shape; its kind follows from its inputs when not given (a valid cnn cell reads 2, an rnn
-    cell 1)."""
-    return CellShape(kind or ("rnn" if cell.n_inputs == 1 else "cnn"), cell.n_inputs, cell.reduction)
+    """The cell's drawing shape; its kind follows from the cell when not given (a dense cell keeps all its inputs, a
+    valid cnn cell reads 2, an rnn cell 1)."""
+    guess = "dense" if cell.all_inputs else "rnn" if cell.n_inputs == 1 else "cnn"
+    return CellShape(kind or guess, cell.n_inputs, cell.reduction)
 
 
 def node_names(cell: CellSpace, kind: str | None = None) -> list[str]:

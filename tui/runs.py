@@ -49,9 +49,22 @@ class RunInfo:
         return self.status in ("running", "paused")
 
 
+UNREADABLE = "unreadable"  # the status of a folder the browser skips (a planted link, a FIFO, an endless file)
+
+
 def run_info(path: str | Path) -> RunInfo | None:
-    """The summary of a run folder, or None when ``path`` is not one (no config.json)."""
-    folder = RunFolder(path)
+    """The summary of a run folder, or None when ``path`` is not one (no config.json). A folder whose files cannot
+    be read safely is skipped: status ``unreadable``, the reason as its error, nothing else read."""
+    from nasp.errors import NaspError
+
+    try:
+        return _run_info(RunFolder(path))
+    except NaspError as exc:
+        return RunInfo(path=Path(path), kind="?", status=UNREADABLE, epoch=0, epochs=0, algorithm="?", space="?",
+                       data="?", val_acc=None, param_count=None, pid=None, error=str(exc))
+
+
+def _run_info(folder: RunFolder) -> RunInfo | None:
     cfg = read_json(folder.config_path)
     if not cfg:
         return None

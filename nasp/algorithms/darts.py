@@ -44,19 +44,20 @@ class DARTS(SearchAlgorithm):
         return out
 
     def genotype(self) -> Genotype:
-        """Per node the strongest edges by their best non-'none' weight, each with that op."""
+        """Per node the strongest edges by their best non-'none' weight, each with that op; a dense cell keeps every
+        edge with its strongest op, 'none' included (NAS-Bench-201's rule)."""
         cells = {}
         for ct, a in self.A.items():
             cell = self.space.cells[ct]
             w = torch.softmax(a.detach().float().cpu(), dim=-1)
-            usable = [k for k, op in enumerate(cell.ops) if op != "none"] or list(range(cell.n_ops))
+            usable = [k for k, op in enumerate(cell.ops) if op != "none" or cell.all_inputs] or list(range(cell.n_ops))
             nodes = []
             for j in range(cell.n_nodes):
                 scored = []
                 for e in cell.node_edges(j):
                     k = max(usable, key=lambda k, e=e: float(w[e, k]))
                     scored.append((-float(w[e, k]), e, k))
-                best = sorted(scored)[: cell.inputs_per_node]
+                best = sorted(scored)[: cell.kept_inputs(j)]
                 nodes.append(sorted((Edge(op=cell.ops[k], input=cell.edges[e][0]) for _, e, k in best),
                                     key=lambda ed: ed.input))
             cells[ct] = nodes

@@ -51,6 +51,14 @@ class ProximalSearch(SearchAlgorithm):
         self._selected: tuple[tuple[tuple[int, int], ...], tuple[dict[str, torch.Tensor], dict[str, torch.Tensor],
                                                      dict[str, Selection]]] | None = None
 
+    def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
+        """``init`` everywhere; in a dense space (nb201) plus a seeded jitter below 1e-3: equal entries would all pick
+        the first op, 'none', and a network of zeros gives A no gradient to leave it."""
+        a = super().init_arch(shape)
+        if self.space.kind == "dense":
+            a = a + 1e-3 * torch.rand(shape, generator=self.generator)
+        return a
+
     @property
     def selected_value(self) -> str:
         return self.cfg.selected_value

@@ -5,7 +5,8 @@ The exact prox onto C picks, per edge, the op i that maximises a_i^2 - (a_i - cl
 keeps clip(a_i) there. On [0, 1] that is the largest entry, which is Proposition 1:
 prox_C(a) = prox_C1(prox_C2(a)). The cell constraint adds the authors' rule that each node keeps
 only its ``inputs_per_node`` incoming edges of largest kept value; with the kept values that is
-again the exact prox (keeping an edge saves its gain, dropping it saves nothing).
+again the exact prox (keeping an edge saves its gain, dropping it saves nothing). A dense cell
+(``all_inputs``, NAS-Bench-201's) keeps every edge: C1 alone, one op per edge, 'none' as any other op.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def prox_c(a: torch.Tensor) -> torch.Tensor:
 
 def discretize(a: torch.Tensor, cell: CellSpace, selected_value: str = "one", epsilon: float = 0.0,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Ā, mask) from A for one cell type: one op per edge, ``inputs_per_node`` edges per node.
+    """(Ā, mask) from A for one cell type: one op per edge, ``inputs_per_node`` edges per node (every edge in
+    a dense cell).
 
     ``selected_value='keep'`` is the exact prox (the literal Proposition 1); ``'one'`` sets each
     kept entry to 1, as the authors' code does. ``epsilon`` > 0 replaces each edge's op by a
@@ -54,8 +56,9 @@ def discretize(a: torch.Tensor, cell: CellSpace, selected_value: str = "one", ep
         rand = torch.randint(a.shape[-1], op.shape, generator=generator, device="cpu").to(a.device)
         op = torch.where(flip, rand, op)
     strength = gain.gather(-1, op[:, None]).squeeze(-1)
-    keep = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
-    for j in range(cell.n_nodes):  # a node's edges are a contiguous range of rows: slices, no index tensors
+    keep = torch.ones(a.shape[0], dtype=torch.bool, device=a.device)
+    # a node's edges are a contiguous range of rows: slices, no index tensors; a dense cell keeps them all
+    for j in range(0 if cell.all_inputs else cell.n_nodes):
         rows = cell.node_edges(j)
         order = torch.argsort(-strength[rows.start:rows.stop], stable=True)[: cell.inputs_per_node]
         keep[rows.start:rows.stop] = torch.zeros_like(keep[rows.start:rows.stop]).index_fill(0, order, True)

@@ -28,8 +28,9 @@ class RandomOptions(AlgorithmOptions):
 @register_algorithm("random")
 class RandomSearch(SearchAlgorithm):
     """Random search: per trial one architecture drawn uniformly (per edge a uniform op other than 'none', per
-    node ``inputs_per_node`` uniform edges), its weights trained from the run's initial weights with a fresh
-    cosine schedule, scored by the epoch-end validation accuracy; the genotype is the best trial's."""
+    node ``inputs_per_node`` uniform edges; a dense cell: every edge, any op, 'none' included), its weights trained
+    from the run's initial weights with a fresh cosine schedule, scored by the epoch-end validation accuracy; the
+    genotype is the best trial's."""
 
     Options = RandomOptions
     cfg: RandomOptions
@@ -57,11 +58,11 @@ class RandomSearch(SearchAlgorithm):
         with torch.no_grad():
             for ct, a in self.A.items():
                 cell = self.space.cells[ct]
-                usable = [k for k, op in enumerate(cell.ops) if op != "none"] or list(range(cell.n_ops))
+                usable = [k for k, op in enumerate(cell.ops) if op != "none" or cell.all_inputs] or list(range(cell.n_ops))
                 m = torch.zeros(a.shape)
                 for j in range(cell.n_nodes):
                     edges = list(cell.node_edges(j))
-                    picked = torch.randperm(len(edges), generator=self.generator)[: cell.inputs_per_node]
+                    picked = torch.randperm(len(edges), generator=self.generator)[: cell.kept_inputs(j)]
                     for i in picked.tolist():
                         k = usable[int(torch.randint(len(usable), (1,), generator=self.generator))]
                         m[edges[i], k] = 1.0

@@ -26,8 +26,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from nasp.evaluation import EvalConfig, dry_run, eval_config, resume_eval, start_eval
 
     tree = parse_overrides(args.overrides, EvalConfig)
-    if "resume" in tree:
-        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_eval(tree["resume"], plugins=resume_args(tree, args.config, "--dry-run" if args.dry_run else ""),
+                              change_world_size=bool(tree.get("change_world_size")))
     else:
         cfg = eval_config(args.overrides, args.config)
         if args.dry_run:
@@ -91,9 +92,11 @@ def cmd_test(args: argparse.Namespace) -> int:
 def _genotypes_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=["list", "export"], default="list",
                    help="list (default) or export one genotype: nasp genotypes export <run | file | name> --format darts")
-    p.add_argument("source", nargs="?", help="export: a run folder, genotype .json file, name or \"Genotype(...)\"")
-    p.add_argument("--format", choices=["darts", "json"], default="darts",
-                   help="export: darts (a Genotype(...) string for DARTS-style code) or json")
+    p.add_argument("source", nargs="?", help="export: a run folder, genotype .json file, name, \"Genotype(...)\" or "
+                   "a NAS-Bench-201 string")
+    p.add_argument("--format", choices=["darts", "nb201", "json"], default="darts",
+                   help="export: darts (a Genotype(...) string for DARTS-style code), nb201 (a NAS-Bench-201 string "
+                   "|op~0|+|op~0|op~1|+...| of a dense cell) or json")
     p.add_argument("--plugins", nargs="*", default=[], help="modules or .py files registering more genotypes")
     p.add_argument("--show", metavar="NAME", help="print one genotype as JSON")
 
@@ -111,7 +114,12 @@ def cmd_genotypes(args: argparse.Namespace) -> int:
         if not args.source:
             raise ConfigError("genotypes export: say which genotype: nasp genotypes export <run folder | file | name>")
         geno = read_genotype(args.source)
-        print(to_darts(geno) if args.format == "darts" else geno.to_json())
+        if args.format == "nb201":
+            from nasp.genotypes.nb201 import to_nb201
+
+            print(to_nb201(geno))
+        else:
+            print(to_darts(geno) if args.format == "darts" else geno.to_json())
         return 0
     if args.source:
         raise ConfigError(f"genotypes: '{args.source}' given without an action; did you mean "

@@ -66,10 +66,10 @@ def exit_code(end: Any) -> int:
 
 def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
     """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
-    others = sorted(set(tree) - {"resume", "plugins"})
-    if others or config_file or any(flags):
+    others = sorted(set(tree) - {"resume", "plugins", "change_world_size"})
+    if others or config_file is not None or any(flags):
         raise NaspError(f"resume= continues a run with its own config; drop the other keys "
-                        f"({', '.join(others) or ('--config' if config_file else next(f for f in flags if f))})")
+                        f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")
     return list(tree.get("plugins") or [])
 
 
@@ -106,7 +106,7 @@ def _overrides(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> Any:
     from nasp.config import build_config, load_yaml, merge, parse_overrides
 
-    tree = load_yaml(args.config) if getattr(args, "config", None) else {}
+    tree = load_yaml(args.config) if getattr(args, "config", None) is not None else {}
     return build_config(merge(tree, parse_overrides(args.overrides)))
 
 
@@ -116,8 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nasp.search_run import resume_run, start_run
 
     tree = parse_overrides(args.overrides)
-    if "resume" in tree:
-        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config))
+    if "resume" in tree and tree["resume"] != "auto":
+        trainer = resume_run(tree["resume"], plugins=resume_args(tree, args.config),
+                             change_world_size=bool(tree.get("change_world_size")))
     else:
         trainer = start_run(config_from_args(args))
     end = fit(trainer)
@@ -141,7 +142,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
     from nasp.config import RunConfig, dump_yaml, iter_keys
 
-    cfg = config_from_args(args) if args.overrides or args.config else None
+    cfg = config_from_args(args) if args.overrides or args.config is not None else None
     if args.format == "yaml":
         full = with_algorithm_options(cfg if cfg is not None else RunConfig())
         meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}
@@ -199,7 +200,8 @@ def cmd_spaces(args: argparse.Namespace) -> int:
     for name in list_spaces():
         space = get_space(name)
         for ct, cell in space.cells.items():
-            table.add_row(name, ct, f"{cell.n_nodes} x {cell.inputs_per_node} in", ", ".join(cell.ops))
+            shape = "every earlier node" if cell.all_inputs else f"{cell.inputs_per_node} in"
+            table.add_row(name, ct, f"{cell.n_nodes} x {shape}", ", ".join(cell.ops))
     console.print(table)
     return 0
 

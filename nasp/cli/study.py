@@ -15,14 +15,20 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     cfg = study_config(args.overrides, args.config)
     if cfg.table:
-        if cfg.resume or args.config or len(args.overrides) > 1:
+        if cfg.resume or args.config is not None or len(args.overrides) > 1:
             raise ConfigError("key 'table': table=DIR writes the table of a study folder and runs nothing; give no "
                               "other keys")
         for p in write_table(cfg.table):  # RunFolderError (one line) when it is not a study folder
             console.print(str(p), highlight=False)
         return EXIT_OK
-    if cfg.resume and (args.config or len(args.overrides) > 1):
-        raise ConfigError("key 'resume': resume=DIR continues a study with its own config; drop the other keys")
+    if cfg.resume:  # its own config; plugins= only (named again: study.json never makes nasp import code), and how
+        from nasp.cli.main import resume_args  # it runs (executor=, study.*, ray.*)
+        from nasp.config import parse_overrides
+        from nasp.study import StudyConfig
+        from nasp.study.config import RUN_TIME_KEYS
+
+        tree = parse_overrides(args.overrides, StudyConfig)
+        resume_args({k: v for k, v in tree.items() if k not in RUN_TIME_KEYS}, args.config)
     state = run_study(cfg)
     if state == "finished":
         from nasp.runfolder import StudyFolder

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ import torch
 from nasp.data.datasets import cache_dir
 from nasp.errors import DataError
 from nasp.registry import Registry
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
 EOS = "<eos>"
@@ -178,6 +181,8 @@ def read_corpus(name: str, files: dict[str, Path], cache: bool = True) -> Corpus
         found = _from_cache(path, name, key)
         if found is not None:
             return found
+    if cache:
+        log.info("building the cache of %s in %s (once; later runs read it)", name, path.parent)
     vocab, ids = tokenize([read_text(files[s], name) for s in SPLITS])
     corpus = Corpus(name, vocab, *ids)
     if cache:
@@ -280,8 +285,12 @@ class TextBatches:
     """A batchified split on its device and its windows per epoch, resumable from (epoch, step)."""
 
     def __init__(self, tokens: torch.Tensor, batch_size: int, bptt: int, device: torch.device | str = "cpu",
-                 variable: bool = False, max_seq_len_delta: int = 20, seed: int = 0) -> None:
-        self.data = batchify(tokens, batch_size).to(device)
+                 variable: bool = False, max_seq_len_delta: int = 20, seed: int = 0, part: slice | None = None) -> None:
+        """``part``: the streams (columns) this process takes of the ``batch_size`` (under torchrun, a rank's share;
+        the windows, variable lengths included, are the same on every rank)."""
+        data = batchify(tokens, batch_size)
+        self.part = part
+        self.data = (data if part is None else data[:, part].contiguous()).to(device)
         self.batch_size, self.bptt = batch_size, bptt
         self.variable, self.max_seq_len_delta, self.seed = variable, max_seq_len_delta, seed
         self._plans: dict[int, list[Window]] = {}

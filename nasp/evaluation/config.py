@@ -39,8 +39,9 @@ class EvalDataConfig(Section):
 class EvalModelConfig(Section):
     network: Literal["cifar", "imagenet"] = Field("cifar", description="cifar: DARTS's NetworkCIFAR (3x3 stem); "
                                                   "imagenet: NetworkImageNet (three stride-2 convs)")
-    channels: int = Field(36, ge=2, description="initial channels C (paper: 36 CIFAR, 48 ImageNet)")
-    layers: int = Field(20, ge=1, description="cells (paper: 20 CIFAR, 14 ImageNet)")
+    channels: int = Field(36, ge=2, description="initial channels C (paper: 36 CIFAR, 48 ImageNet; NAS-Bench-201: 16)")
+    layers: int = Field(20, ge=1, description="cells (paper: 20 CIFAR, 14 ImageNet); a dense (nb201) genotype: cells "
+                        "per stage, three stages (NAS-Bench-201: 5; --config eval-nb201)")
     stem_multiplier: int = Field(3, ge=1, description="cifar network: stem width as a multiple of C")
     auxiliary: bool = Field(True, description="auxiliary head at 2/3 depth (training only)")
     auxiliary_weight: float = Field(0.4, ge=0, description="weight of the auxiliary head's loss")
@@ -119,7 +120,10 @@ class EvalConfig(Section):
     wandb: WandbConfig = Field(default_factory=WandbConfig)
     plugins: list[str] = Field(default_factory=list, description="modules or .py files to import first (ops, spaces, "
                                "genotypes, datasets)")
-    resume: str | None = Field(None, description="evaluation run folder to continue")
+    resume: str | None = Field(None, description="evaluation run folder to continue, or auto: continue out/name when "
+                               "it has a checkpoint, else start it (needs name=; for torchrun --max-restarts)")
+    change_world_size: bool = Field(False, description="with resume: continue a run on another number of torchrun "
+                                    "ranks than wrote its checkpoint (merges the ranks' own state; not exact)")
     name: str | None = Field(None, description="run folder name (default: <time>-eval-<genotype>)")
 
     @field_validator("genotype", mode="before")
@@ -190,10 +194,11 @@ def search_of(genotype: Any) -> dict[str, Any] | None:
     if not isinstance(genotype, str) or not genotype:
         return None
     from nasp.runfolder import RunFolder, RunFolderError
+    from nasp.safe_io import exists
 
     path = Path(genotype)
     try:
-        folder = RunFolder(path if path.is_dir() else path.parent) if path.exists() else None
+        folder = RunFolder(path if path.is_dir() else path.parent) if exists(path) else None
         if folder is None or folder.kind() != "search":
             return None
         return folder.read_config()
@@ -226,6 +231,6 @@ def eval_config(overrides: Sequence[str] | dict[str, Any] | None = None, config_
     (``eval_defaults``). ``overrides``: ``key=value`` words as on the command line, or a dict (nested or dotted
     keys); ``keys``: Python values by key (``epochs=1``, ``genotype=Genotype(...)``, ``data={"limit": 128}``)."""
     words: Sequence[str] = () if overrides is None or isinstance(overrides, dict) else overrides
-    tree = load_eval_yaml(config_file) if config_file else {}
+    tree = load_eval_yaml(config_file) if config_file is not None else {}
     user = merge(tree, config_tree(overrides if isinstance(overrides, dict) else None, words, keys, EvalConfig))
     return build_config(merge(eval_defaults(user, None if config_file is None else str(config_file)), user), EvalConfig)

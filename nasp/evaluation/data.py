@@ -237,7 +237,8 @@ def _subset(n: int, limit: int | None, seed: int) -> torch.Tensor:
 
 
 def _load(cfg: EvalConfig, split: str) -> ImageSet | ImageFolderSet:
-    return load_dataset(cfg.data.name, cfg.data.root, split)
+    """Under torchrun rank 0 downloads or builds it first, the others then read it (no concurrent writes)."""
+    return distributed.prepare_first(lambda: load_dataset(cfg.data.name, cfg.data.root, split))
 
 
 def _on_device(data: ImageSet, device: torch.device) -> ImageSet:

@@ -17,6 +17,7 @@ from torch import nn
 
 from nasp.genotype import Genotype
 from nasp.model.child import ChildCell
+from nasp.model.dense import DenseChildNetwork
 from nasp.model.layout import cell_slots
 from nasp.ops.layers import Identity
 
@@ -149,3 +150,32 @@ class EvalNetwork(nn.Module):
         logits = self.classifier(F.adaptive_avg_pool2d(s1, 1).flatten(1))
         return (logits, aux) if self.training else logits
 
+
+
+class DenseEvalNetwork(DenseChildNetwork):
+    """NAS-Bench-201's network of a dense genotype (stem, three stages of ``cells`` cells, residual reductions), as
+    the benchmark trains it: no auxiliary head; drop path on non-identity ops only when asked (the benchmark: none).
+    In training ``forward`` returns (logits, None); in eval mode the logits only."""
+
+    def __init__(self, genotype: Genotype, channels: int = 16, cells: int = 5, num_classes: int = 10,
+                 in_channels: int = 3) -> None:
+        super().__init__(genotype, channels, cells, num_classes, in_channels)
+        self.drop = DropControl()
+        self.auxiliary = None
+        for block in self.blocks:
+            for ops in getattr(block, "ops", []):
+                for k, op in enumerate(ops):
+                    if not isinstance(op, Identity | nn.Identity):
+                        ops[k] = DropPath(op, self.drop)
+
+    @property
+    def drop_path(self) -> float:
+        return self.drop.prob
+
+    def set_drop_path(self, prob: float, generator: torch.Generator | None = None) -> None:
+        self.drop.prob = float(prob)
+        self.drop.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
+        logits = super().forward(x)
+        return (logits, None) if self.training else logits

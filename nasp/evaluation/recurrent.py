@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from nasp import distributed
 from nasp.data.corpus import Corpus, TextBatches, Window, load_corpus
 from nasp.errors import ConfigError, DataError
 from nasp.evaluation.config import EvalConfig
@@ -101,14 +102,17 @@ class TextData:
 def build_text_data(cfg: EvalConfig, device: torch.device, corpus: Corpus | None = None) -> TextData:
     """The corpus's splits as streams: training in ``batch_size`` streams, validation in ``eval_batch_size``,
     test in ``rnn.test_batch_size``; ``data.limit`` / ``data.test_limit`` keep the first that many tokens."""
-    corpus = corpus or load_corpus(cfg.data.name, cfg.data.root)
+    corpus = corpus or distributed.prepare_first(lambda: load_corpus(cfg.data.name, cfg.data.root))
     r, d = cfg.rnn, cfg.data
     train = corpus.train[: d.limit] if d.limit else corpus.train
     valid = corpus.valid[: d.test_limit] if d.test_limit else corpus.valid
     test = corpus.test[: d.test_limit] if d.test_limit else corpus.test
     eval_batch = cfg.eval_batch_size or 10
+    distributed.check_batch(cfg.batch_size)  # under torchrun each rank trains on its share of the streams
+    part = distributed.shard(cfg.batch_size) if distributed.size() > 1 else None
     return TextData(corpus.name, corpus.vocab_size,
-                    TextBatches(train, cfg.batch_size, r.bptt, device, r.variable_bptt, r.max_seq_len_delta, cfg.seed),
+                    TextBatches(train, cfg.batch_size, r.bptt, device, r.variable_bptt, r.max_seq_len_delta, cfg.seed,
+                                part),
                     TextBatches(valid, eval_batch, r.bptt, device), TextBatches(test, r.test_batch_size, r.bptt, device),
                     device)
 
@@ -194,11 +198,14 @@ class RNNEvalTask(Task):
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         net = self.net
-        logits = net(TokenWindow(x, self.carry, step, derive_seed(self.cfg.seed, epoch, step, 3)), selection=self.selection)
+        train = self.data.train
+        logits = net(TokenWindow(x, self.carry, step, derive_seed(self.cfg.seed, epoch, step, 3), train.part,
+                                 train.batch_size), selection=self.selection)
         raw_loss = cross_entropy(logits, y)
         loss = raw_loss if net.penalty is None else raw_loss + net.penalty
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(net.parameters())  # under torchrun: every rank the same step
         nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
         self.optimizer.step()
         for group in self.optimizer.param_groups:
@@ -255,8 +262,23 @@ class RNNEvalTask(Task):
         self.net.train()
         return loss
 
+    def replicated(self) -> dict[str, list[torch.Tensor]]:
+        return {"weights": list(self.net.parameters())}
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"sums": {"loss_sum": self.loss_sum, "seen": self.seen}, "carry": self.carry.state_dict()}
+
+    def load_rank_states(self, states: list[dict[str, Any]] | None) -> None:
+        if states is None:  # a checkpoint of an older nasp (one process)
+            return
+        own = distributed.own_share([s["sums"] for s in states])
+        self.loss_sum, self.seen = float(own["loss_sum"]), int(own["seen"])
+        self.carry = HiddenCarry()
+        self.carry.load_state_dict(distributed.own_rows([s["carry"] for s in states]), self.device)
+
     def end_epoch(self, epoch: int) -> tuple[dict[str, Any], dict[str, Any]]:
         self._store_sums()
+        summed = distributed.all_sum({"loss_sum": self.loss_sum, "seen": self.seen})  # under torchrun: every stream
         t0 = time.perf_counter()
         kept = self._averaged()
         valid_loss = score_text(self.net, self.selection, self.data.valid)
@@ -278,12 +300,12 @@ class RNNEvalTask(Task):
             self.last = {"test_loss": test_loss, "epoch": epoch}
         self.net.train()
         self.elapsed_s += valid_s + test_s
-        train_loss = self.loss_sum / max(self.seen, 1)
+        train_loss = summed["loss_sum"] / max(summed["seen"], 1)
         metrics = {"train_loss": train_loss, "train_ppl": perplexity(train_loss), "valid_loss": valid_loss,
                    "valid_ppl": perplexity(valid_loss), "best_valid_ppl": perplexity(self.best_loss),
                    "best_epoch": self.best_epoch, "test_loss": test_loss, "test_ppl": perplexity(test_loss),
                    "asgd": self.asgd, "lr": self.cfg.optim.lr, "train_s": self.train_s, "valid_s": valid_s,
-                   "test_s": test_s, "elapsed_s": self.elapsed_s, "tokens_per_s": self.seen / max(self.train_s, 1e-9)}
+                   "test_s": test_s, "elapsed_s": self.elapsed_s, "tokens_per_s": summed["seen"] / max(self.train_s, 1e-9)}
         self.loss_sum, self.seen, self.train_s = 0.0, 0, 0.0
         return metrics, {}
 

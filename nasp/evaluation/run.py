@@ -15,7 +15,7 @@ from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, Re
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
 from nasp.evaluation.config import EvalConfig, apply_rnn_defaults
 from nasp.evaluation.data import build_eval_data
-from nasp.evaluation.network import EvalNetwork
+from nasp.evaluation.network import DenseEvalNetwork, EvalNetwork
 from nasp.evaluation.task import EvalTask, score
 from nasp.genotype import Genotype
 from nasp.genotypes import read_genotype, resolve_genotype
@@ -35,7 +35,7 @@ def validate_eval(cfg: EvalConfig) -> Genotype:
     if not cfg.genotype:
         raise ConfigError("key 'genotype': say what to evaluate: genotype=<run folder | genotype .json file | name> "
                           "(`nasp genotypes` lists the names)")
-    genotype = resolve_genotype(cfg.genotype, ("cnn", "rnn"))
+    genotype = resolve_genotype(cfg.genotype, ("cnn", "rnn", "dense"))
     if is_recurrent(genotype):
         from nasp.evaluation.recurrent import check_rnn_config
 
@@ -55,21 +55,33 @@ def is_recurrent(genotype: Genotype) -> bool:
 
 
 def genotype_label(spec: str) -> str:
-    """A short name for run folders: the genotype's name, or its run folder / file name ("darts" for a string)."""
-    from nasp.genotypes.darts import is_darts_string
+    """A short name for run folders: the genotype's name, or its run folder / file name ("darts" or "nb201" for a
+    string)."""
+    from nasp.genotypes.registry import string_form
+    from nasp.safe_io import exists
 
-    if is_darts_string(spec):
-        return "darts"
+    form = string_form(spec)
+    if form:
+        return form
     if spec.lstrip().startswith("{"):  # a genotype's JSON: its space's name
         return str(read_genotype(spec).space)
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return path.parent.name if path.name == GENOTYPE else (path.name if path.is_dir() else path.stem)
     return spec
 
 
-def build_network(genotype: Genotype, cfg: EvalConfig, num_classes: int, in_channels: int) -> EvalNetwork:
+def is_dense(genotype: Genotype) -> bool:
+    space = genotype.resolve_space()
+    return space is not None and space.kind == "dense"
+
+
+def build_network(genotype: Genotype, cfg: EvalConfig, num_classes: int, in_channels: int
+                  ) -> EvalNetwork | DenseEvalNetwork:
+    """DARTS's evaluation network of a cnn genotype; NAS-Bench-201's of a dense one (model.layers cells per stage)."""
     m = cfg.model
+    if is_dense(genotype):
+        return DenseEvalNetwork(genotype, m.channels, m.layers, num_classes, in_channels)
     return EvalNetwork(genotype, m.channels, m.layers, num_classes, in_channels, m.network, m.auxiliary, m.stem_multiplier)
 
 
@@ -106,16 +118,14 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     if is_recurrent(genotype):
         from nasp.evaluation.recurrent import build_rnn_task
 
-        if distributed.size() > 1:
-            raise ConfigError(f"key 'genotype': a recurrent language model trains in one process; torchrun with "
-                              f"{distributed.size()} ranks is for cnn genotypes (start it without torchrun)")
         return build_rnn_task(cfg, genotype, device)
     channels_last = cfg.use_channels_last(device.type)
     data = build_eval_data(cfg, device, channels_last)
     m = cfg.model
-    estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
-                                    data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
-    check_memory(estimate, available_memory(device), "the evaluation network", str(device))
+    if not is_dense(genotype):  # the estimate follows DARTS's layout
+        estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
+                                        data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
+        check_memory(estimate, available_memory(device), "the evaluation network", str(device))
     torch.manual_seed(cfg.seed)
     net = build_network(genotype, cfg, data.num_classes, data.channels).to(device)
     if channels_last:
@@ -136,17 +146,23 @@ def eval_callbacks(folder: RunFolder, task: Task) -> list[Callback]:
 
 
 def start_eval(cfg: EvalConfig, callbacks: list[Callback] | None = None, console: bool = True) -> Trainer:
-    """A new run folder (config.json, genotype.json) and a trainer ready to ``fit``."""
+    """A new run folder (config.json, genotype.json) and a trainer ready to ``fit``. With ``resume=auto`` (and
+    a ``name=``): the run folder out/name continues from its checkpoint when it has one, else starts there."""
+    if cfg.resume == "auto":
+        found = launch.auto_folder(cfg.out, cfg.name, "eval")
+        if found is not None:
+            return resume_eval(found, callbacks, console, cfg.plugins, cfg.change_world_size)
     genotype = validate_eval(cfg)
     assert cfg.genotype is not None
     name = cfg.name or default_name("eval", genotype_label(cfg.genotype))
-    return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, cfg.model_dump_json(indent=2),
+    written = cfg.model_copy(update={"resume": None})
+    return launch.start(lambda: build_eval_task(cfg, genotype), cfg.out, name, written.model_dump_json(indent=2),
                         lambda folder: folder.write_genotype(genotype.to_json()), eval_callbacks, callbacks, console,
-                        loggers=cfg.loggers)
+                        loggers=cfg.loggers, reuse=cfg.resume == "auto")
 
 
 def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, console: bool = True,
-                plugins: list[str] | None = None) -> Trainer:
+                plugins: list[str] | None = None, change_world_size: bool = False) -> Trainer:
     """A trainer that continues the evaluation in ``run_dir`` from its last good checkpoint."""
     folder, raw = launch.open_for_resume(run_dir, "eval", "eval")
     try:
@@ -156,9 +172,10 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
         except ConfigError as exc:
             raise ResumeError(f"resume: '{folder.config_path}' is unreadable: {exc}") from None
         load_plugins(cfg.plugins)
-        genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)), ("cnn", "rnn"))
+        genotype = resolve_genotype(distributed.on_main(lambda: Genotype.load(folder.genotype_path)),
+                                    ("cnn", "rnn", "dense"))
         return launch.resume(folder, build_eval_task(cfg, genotype), eval_callbacks, callbacks, console,
-                             loggers=cfg.loggers)
+                             loggers=cfg.loggers, change_world_size=change_world_size)
     except BaseException:
         folder.unlock()
         raise
@@ -166,13 +183,13 @@ def resume_eval(run_dir: str | Path, callbacks: list[Callback] | None = None, co
 
 def load_model_record(path: str | Path, which: str = "last") -> tuple[Path, dict[str, Any]]:
     """A model saved by `nasp eval` (best.pt / last.pt), or the ``which`` one of a run folder."""
-    path = Path(path)
+    path, named = Path(path), True
     if path.is_dir():
-        path = RunFolder(path).model_path(which)
-    if not path.is_file():
+        path, named = RunFolder(path).model_path(which), False
+    if not path.exists():
         raise ConfigError(f"test: '{path}' does not exist (give best.pt or last.pt of an eval run, or its folder)")
     try:
-        record = load_torch(path)
+        record = load_torch(path, follow=named)  # a file the user names may be a link; one in a run folder not
     except RunFolderError as exc:
         raise ConfigError(f"test: {exc}") from None
     if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:

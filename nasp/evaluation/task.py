@@ -173,8 +173,20 @@ class EvalTask(Task):
 
     def pause_epoch(self) -> None:
         self._store_sums()
-        held = distributed.held_by_rank_0({"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen})
-        self.loss_sum, self.correct, self.seen = held["loss_sum"], held["correct"], held["seen"]
+
+    def rank_state(self) -> dict[str, Any]:
+        return {"sums": {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen},
+                "buffers": distributed.own_buffers(self.net)}
+
+    def load_rank_states(self, states: list[dict[str, Any]] | None) -> None:
+        if states is None:  # a checkpoint of an older nasp: rank 0 holds the sums
+            zero = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+            mine = {"loss_sum": self.loss_sum, "correct": self.correct, "seen": self.seen}
+            states = [{"sums": mine}] + [{"sums": zero}] * (distributed.size() - 1)
+        own = distributed.own_share([s["sums"] for s in states])
+        self.loss_sum, self.correct, self.seen = float(own["loss_sum"]), int(own["correct"]), int(own["seen"])
+        if "buffers" in states[0]:
+            distributed.load_own_buffers(self.net, [s["buffers"] for s in states])
 
     def _store_sums(self) -> None:
         assert self._sums is not None
@@ -230,9 +242,7 @@ class EvalTask(Task):
         self.net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         s = state["sums"]
-        mine = distributed.resumed_share({"loss_sum": float(s["loss_sum"]), "correct": int(s["correct"]),
-                                          "seen": int(s["seen"])})
-        self.loss_sum, self.correct, self.seen = mine["loss_sum"], mine["correct"], mine["seen"]
+        self.loss_sum, self.correct, self.seen = float(s["loss_sum"]), int(s["correct"]), int(s["seen"])
         self.train_s, self.elapsed_s = float(s["train_s"]), float(s["elapsed_s"])
         self.best_acc, self.best_epoch, self.last = state["best_acc"], int(state["best_epoch"]), dict(state["last"])
 

@@ -5,9 +5,12 @@ copies, so a cell found elsewhere evaluates here and a cell found here goes back
     Genotype(recurrent=[('sigmoid', 0), ('relu', 1), ...], concat=range(1, 9))
 
 Reading never executes the text: it is parsed with ``ast`` and only literal lists of ``(op, input)`` pairs and
-``range(a, b)`` (or a literal list of ints) are accepted. The string does not name its search space: the
-registered space with these cell types and the fewest ops that the genotype fits is chosen (DARTS_V2 reads as
-``cnn7``, NASP's cell as ``cnn12``; the recurrent form as the space whose one cell type is ``recurrent``).
+``range(a, b)`` (or a literal list of ints) are accepted. Bounds, each one line when exceeded: at most
+``MAX_DARTS_STRING`` characters (64 KiB), brackets nested at most ``MAX_DEPTH`` (8) deep, no operators (only
+literals, ``Genotype``, ``range``), every int in [-``MAX_INT``, ``MAX_INT``] (1,000), so a range holds at most
+2,000 values. The string does not name its search space: the registered space with these cell types and the
+fewest ops that the genotype fits is chosen (DARTS_V2 reads as ``cnn7``, NASP's cell as ``cnn12``; the
+recurrent form as the space whose one cell type is ``recurrent``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from nasp.genotype import Genotype
 from nasp.spaces import SPACES, SearchSpace, get_space
 
 MAX_DARTS_STRING = 64 << 10  # a genotype string is a few hundred characters
+MAX_DEPTH = 8  # Genotype( [ ( ... ) ] ): 3 deep; a deeper nesting is no genotype (and could exhaust the parser)
+MAX_INT = 1_000  # node inputs and concat indices are small; bigger ints would build huge ranges
+ALLOWED = (ast.Expression, ast.Call, ast.Name, ast.Attribute, ast.keyword, ast.List, ast.Tuple, ast.Constant,
+           ast.Load, ast.UnaryOp, ast.USub)
 FORM = "Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), reduce=[...], reduce_concat=range(2, 6))"
 
 
@@ -38,7 +45,7 @@ def _concat(node: ast.expr, key: str) -> list[int]:
         except ValueError:
             args = []
         if 1 <= len(args) <= 2 and all(type(a) is int for a in args):
-            return list(range(*args))
+            return list(range(*args))  # ints within MAX_INT: at most 2 * MAX_INT values
     else:
         try:
             value = ast.literal_eval(node)
@@ -61,15 +68,52 @@ def _pairs(node: ast.expr, key: str) -> list[tuple[str, int]]:
     return [(str(op), int(i)) for op, i in value]
 
 
+def _depth(text: str) -> int:
+    """How deep brackets nest in ``text`` (outside string literals)."""
+    depth = deepest = 0
+    quote = ""
+    for ch in text:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
+
+
+def _check_literals(tree: ast.AST) -> None:
+    """Only literals, names and calls (no operators), ints within MAX_INT: what a genotype string holds."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ALLOWED) or (isinstance(node, ast.UnaryOp) and not isinstance(node.op, ast.USub)):
+            raise GenotypeError(f"DARTS genotype string holds '{type(node).__name__}'; only literal lists of "
+                                f"('op', input) pairs and range(a, b) are read; expected {FORM}")
+        if isinstance(node, ast.Constant) and isinstance(node.value, int) and abs(node.value) > MAX_INT:
+            raise GenotypeError(f"DARTS genotype string: the int {str(node.value)[:20]} is out of range (at most "
+                                f"{MAX_INT}: inputs and concat indices are small)")
+
+
 def parse_darts(text: str) -> Genotype:
     """The genotype a DARTS-style string describes (see the module docstring); GenotypeError, one line, when it
-    is not one or fits no registered space. Never evaluates the text."""
+    is not one, exceeds a bound or fits no registered space. Never evaluates the text."""
     if len(text) > MAX_DARTS_STRING:
         raise GenotypeError(f"DARTS genotype string is {len(text)} characters; at most {MAX_DARTS_STRING}")
+    if _depth(text) > MAX_DEPTH:
+        raise GenotypeError(f"DARTS genotype string nests brackets {_depth(text)} deep; at most {MAX_DEPTH}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise GenotypeError(f"DARTS genotype string is not valid Python syntax ({exc.msg}); expected {FORM}") from None
+    except (RecursionError, MemoryError, ValueError) as exc:  # a long chain of operators, a huge literal
+        raise GenotypeError(f"DARTS genotype string is too complex to read ({type(exc).__name__}); "
+                            f"expected {FORM}") from None
+    try:
+        _check_literals(tree)
+    except RecursionError:
+        raise GenotypeError(f"DARTS genotype string is too deeply nested; expected {FORM}") from None
     call = tree.body
     if not (isinstance(call, ast.Call) and ((isinstance(call.func, ast.Name) and call.func.id == "Genotype")
                                             or (isinstance(call.func, ast.Attribute) and call.func.attr == "Genotype"))):

@@ -36,10 +36,18 @@ def list_genotypes() -> list[str]:
 
 
 def get_genotype(name: str) -> Genotype:
-    """A named genotype (registry first, then the user folder); case-insensitive; GenotypeError with a did-you-mean."""
+    """A named genotype (registered, or a file of the user folder); case-insensitive; GenotypeError with a
+    did-you-mean. A user file with a registered genotype's name is refused (as a plugin's op with a registered op's
+    name is): it never silently replaces DARTS_V2 or NASP."""
     user = _user_files()
-    known = {n.lower(): n for n in [*GENOTYPES.names(), *user]}
-    key = known.get(name.lower())
+    registered = {n.lower(): n for n in GENOTYPES.names()}
+    files = {n.lower(): n for n in user}
+    if name.lower() in registered and name.lower() in files:
+        key = registered[name.lower()]
+        raise GenotypeError(f"genotype '{key}' is registered{GENOTYPES.origin(key)} and the file "
+                            f"'{user[files[name.lower()]]}' has its name; a file does not replace a registered "
+                            f"genotype: rename the file (or give its path)")
+    key = registered.get(name.lower(), files.get(name.lower()))
     if key is None:
         names = list_genotypes()
         raise GenotypeError(f"unknown genotype '{name}'.{did_you_mean(name, names)} Known: {', '.join(names)}; "
@@ -52,20 +60,38 @@ def get_genotype(name: str) -> Genotype:
         raise GenotypeError(f"genotype '{key}' ({user[key]}): {exc}") from None
 
 
+def string_form(text: str) -> str | None:
+    """Which genotype string ``text`` is meant as: "darts" (``Genotype(...)``), "nb201" (``|op~0|+...|``) or None
+    (a name, file or run folder)."""
+    from nasp.genotypes.darts import is_darts_string
+    from nasp.genotypes.nb201 import is_nb201_string
+
+    return "darts" if is_darts_string(text) else "nb201" if is_nb201_string(text) else None
+
+
+def parse_string(text: str) -> Genotype:
+    """The genotype of a DARTS or NAS-Bench-201 string (``string_form``); never executes it, one GenotypeError line
+    when it is not one."""
+    from nasp.genotypes.darts import parse_darts
+    from nasp.genotypes.nb201 import parse_nb201
+
+    return parse_nb201(text) if string_form(text) == "nb201" else parse_darts(text)
+
+
 def read_genotype(spec: str | Path | Genotype) -> Genotype:
-    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string, a genotype's
-    JSON text or a name,
-    checked for structure only (viewing and editing need no more; see ``resolve_genotype`` for building)."""
+    """A run folder (its genotype.json), a genotype .json file, a DARTS-style ``Genotype(...)`` string, a
+    NAS-Bench-201 string (``|op~0|+|op~0|op~1|+...|``), a genotype's JSON text or a name, checked for structure only
+    (viewing and editing need no more; see ``resolve_genotype`` for building)."""
     if isinstance(spec, Genotype):
         return spec
-    from nasp.genotypes.darts import is_darts_string, parse_darts
+    from nasp.safe_io import exists
 
-    if is_darts_string(str(spec)):
-        return parse_darts(str(spec))
+    if string_form(str(spec)):
+        return parse_string(str(spec))
     if isinstance(spec, str) and spec.lstrip().startswith("{"):  # a genotype's JSON (an in-memory Genotype's config)
         return Genotype.from_json(spec, source="genotype")
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return Genotype.load(path)
     if str(spec).endswith(".json") or os.sep in str(spec):
         raise GenotypeError(f"genotype '{spec}': no such file or run folder")

@@ -37,6 +37,7 @@ def count_params(net: nn.Module, auxiliary: bool = False) -> int:
 
 GIB = 1024**3
 LOWER_KEYS = ("batch_size", "model.channels", "model.layers")
+DENSE_LOWER_KEYS = ("batch_size", "dense.channels", "dense.cells")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,36 @@ def _search(space: SearchSpace, channels: int, layers: int, batch_size: int, ima
     return MemoryEstimate(params, values * bytes_per_value, _state_bytes(params, bytes_per_value))
 
 
+def estimate_dense_search_memory(space: SearchSpace, channels: int, cells: int, batch_size: int, image_size: int,
+                                 in_channels: int = 3, num_classes: int = 10, bytes_per_value: int = 4) -> MemoryEstimate:
+    """The dense search network (``nasp.model.dense``, NAS-Bench-201's skeleton) trained densely: every candidate op
+    of every edge of each cell, the node sums, the residual reductions between the stages, the stem and the head,
+    plus parameters, gradients and momentum. Builds nothing; the torch RNG is left as it was."""
+    from nasp.model.dense import CELL, stage_layout
+
+    cell = space.cells[CELL]
+    B, size, C = batch_size, image_size, channels
+    values = 2 * B * C * size * size  # stem conv and BatchNorm
+    params = in_channels * C * 9 + 2 * C
+    with torch.random.fork_rng(devices=[]):
+        for width in stage_layout(channels, cells):
+            if width is None:  # a residual reduction: two ReLU-conv-BN at half the size, the shortcut, the sum
+                size = max(1, size // 2)
+                values += 9 * B * 2 * C * size * size
+                params += C * 2 * C * 9 + 2 * C * 2 * C * 9 + 4 * 2 * C + C * 2 * C
+                C *= 2
+                continue
+            plane = B * C * size * size
+            for _ in cell.edges:
+                for op in cell.ops:
+                    values += math.ceil((op_activation_factor(op, 1, search=False) + 1) * plane)
+                    params += op_param_count(op, C, 1)
+            values += cell.n_nodes * plane
+    values += 2 * B * C * size * size  # the last BatchNorm-ReLU
+    params += 2 * C + C * num_classes + num_classes
+    return MemoryEstimate(params, values * bytes_per_value, _state_bytes(params, bytes_per_value))
+
+
 def estimate_eval_memory(genotype: Genotype, channels: int, layers: int, batch_size: int, image_size: int,
                          in_channels: int = 3, num_classes: int = 10, stem_multiplier: int = 3,
                          stem_stride: int = 1, bytes_per_value: int = 4) -> MemoryEstimate:
@@ -193,12 +224,12 @@ def available_memory(device: torch.device | str) -> int | None:
 
 
 def check_memory(estimate: MemoryEstimate, limit: int | None, what: str = "the search network",
-                 where: str = "this device") -> None:
+                 where: str = "this device", keys: tuple[str, ...] = LOWER_KEYS) -> None:
     """ConfigError when ``estimate`` exceeds ``limit`` bytes (None: no limit known), with both in GiB and the
     keys that lower it. Pure: the caller measures the limit (``available_memory``)."""
     if limit is None or estimate.total_bytes <= limit:
         return
-    keys = ", ".join(LOWER_KEYS)
+    lower = ", ".join(keys)
     raise ConfigError(f"{what} needs about {estimate.gib:.1f} GiB to train ({estimate.activation_bytes / GIB:.1f} GiB "
                       f"of activations, {estimate.state_bytes / GIB:.2f} GiB of parameters, gradients and optimiser "
-                      f"state) but {where} has {limit / GIB:.1f} GiB available; lower {keys}")
+                      f"state) but {where} has {limit / GIB:.1f} GiB available; lower {lower}")

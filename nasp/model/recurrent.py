@@ -75,6 +75,18 @@ class TokenWindow:
     carry: HiddenCarry = field(default_factory=HiddenCarry)
     index: int = 0
     seed: int = 0
+    # under torchrun: this rank's streams (columns) of ``streams`` in all; masks are drawn for all of them
+    rows: slice | None = None
+    streams: int | None = None
+
+    def mask(self, shape: tuple[int, ...], dim: int, p: float, gen: torch.Generator, like: torch.Tensor) -> torch.Tensor:
+        """A dropout mask of the global batch (its dimension ``dim`` is the streams), this rank's streams of it:
+        the masks one process of every stream draws, whatever the number of ranks."""
+        if self.rows is None or self.streams is None:
+            return _mask(shape, p, gen, like)
+        full = list(shape)
+        full[dim] = self.streams
+        return _mask(tuple(full), p, gen, like).narrow(dim, self.rows.start, self.rows.stop - self.rows.start)
 
     @property
     def shape(self) -> torch.Size:
@@ -239,14 +251,14 @@ class RecurrentNetwork(nn.Module):
     def _norm(self, s: torch.Tensor) -> torch.Tensor:
         return self.bn(s) if self.bn is not None else s
 
-    def _embed(self, tokens: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    def _embed(self, x: TokenWindow, gen: torch.Generator | None) -> torch.Tensor:
         d = self.dropouts
         weight = self.encoder.weight
         if gen is not None and d.dropoute > 0:  # drop whole words (DARTS's embedded dropout)
             weight = weight * _mask((weight.shape[0], 1), d.dropoute, gen, weight)
-        emb = F.embedding(tokens, weight)
+        emb = F.embedding(x.tokens, weight)
         if gen is not None and d.dropouti > 0:  # the same words' dimensions dropped at every step (locked)
-            emb = emb * _mask((1, *emb.shape[1:]), d.dropouti, gen, emb)
+            emb = emb * x.mask((1, *emb.shape[1:]), 1, d.dropouti, gen, emb)
         return emb
 
     def forward(self, x: TokenWindow, weights: dict[str, torch.Tensor] | None = None,
@@ -255,14 +267,14 @@ class RecurrentNetwork(nn.Module):
         steps, batch = x.tokens.shape
         gen = x.generator() if self.training else None
         d = self.dropouts
-        emb = self._embed(x.tokens, gen)
+        emb = self._embed(x, gen)
         if probe is not None:
             probe.root = emb
         hidden = x.carry.incoming(x.index)
         if hidden is None or hidden.shape != (batch, self.nhid):
             hidden = emb.new_zeros(batch, self.nhid)
-        x_mask = _mask((batch, self.emsize), d.dropoutx, gen, emb) if gen is not None and d.dropoutx > 0 else None
-        h_mask = _mask((batch, self.nhid), d.dropouth, gen, emb) if gen is not None and d.dropouth > 0 else None
+        x_mask = x.mask((batch, self.emsize), 0, d.dropoutx, gen, emb) if gen is not None and d.dropoutx > 0 else None
+        h_mask = x.mask((batch, self.nhid), 0, d.dropouth, gen, emb) if gen is not None and d.dropouth > 0 else None
         w = None if weights is None else weights[self.cell_type]
         sel = None if selection is None else selection[self.cell_type]
         node_probe = _NodeProbe(probe, self, steps) if probe is not None else None
@@ -278,7 +290,7 @@ class RecurrentNetwork(nn.Module):
             outputs.append(hidden)
         x.carry.store(x.index, hidden)
         raw = torch.stack(outputs)
-        out = raw * _mask((1, batch, self.nhid), d.dropout, gen, raw) if gen is not None and d.dropout > 0 else raw
+        out = raw * x.mask((1, batch, self.nhid), 1, d.dropout, gen, raw) if gen is not None and d.dropout > 0 else raw
         self.penalty = self._activation_penalty(raw, out) if self.training else None
         return self.decoder(out.view(steps * batch, self.nhid))
 

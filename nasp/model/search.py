@@ -275,15 +275,21 @@ def split_leading_relu(module: nn.Module) -> nn.Module | None:
 class SearchCell(nn.Module):
     def __init__(self, cell_type: str, space: CellSpace, C_pp: int, C_p: int, C: int, reduction_prev: bool) -> None:
         super().__init__()
+        self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, False)
+        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
+        self._build_edges(cell_type, space, C, pool_bn=True)
+
+    def _build_edges(self, cell_type: str, space: CellSpace, C: int, pool_bn: bool) -> None:
+        """Every candidate op on every edge, and what the probe needs of them. ``pool_bn``: pools get DARTS's
+        non-affine BatchNorm (NAS-Bench-201's search cell has none)."""
         self.cell_type = cell_type
         self.space = space
         self.reduction = space.reduction
-        self.preprocess0 = FactorizedReduce(C_pp, C, affine=False) if reduction_prev else ReLUConvBN(C_pp, C, 1, 1, 0, False)
-        self.preprocess1 = ReLUConvBN(C_p, C, 1, 1, 0, affine=False)
         self.edge_ops = nn.ModuleList()
         for src, _ in space.edges:
             stride = 2 if self.reduction and src < space.n_inputs else 1
-            self.edge_ops.append(nn.ModuleList(create_op(name, C, stride, affine=False, search=True) for name in space.ops))
+            self.edge_ops.append(nn.ModuleList(create_op(name, C, stride, affine=False, search=pool_bn)
+                                               for name in space.ops))
         # for the probe: ops without parameters (output depends on the source only), and each op
         # without its leading ReLU (plain lists: the layers stay registered once, in edge_ops)
         self.param_free = [[not any(True for _ in op.parameters()) for op in ops] for ops in self.edge_ops]
@@ -312,7 +318,12 @@ class SearchCell(nn.Module):
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor | None,
                 selection: Selection | None = None, probe: ArchGradProbe | None = None) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        states = self.run_nodes([self.preprocess0(s0), self.preprocess1(s1)], weights, selection, probe)
+        return torch.cat(states[self.space.n_inputs:], dim=1)
+
+    def run_nodes(self, states: list[torch.Tensor], weights: torch.Tensor | None, selection: Selection | None,
+                  probe: ArchGradProbe | None) -> list[torch.Tensor]:
+        """``states`` (the cell's inputs) extended by every node: dense (``selection`` None) or the selected ops."""
         sp = self.space
         cell_probe = _CellProbe(probe, self, states) if probe is not None else None
         for j in range(sp.n_nodes):
@@ -331,7 +342,7 @@ class SearchCell(nn.Module):
             if cell_probe is not None:
                 cell_probe.watch(node, j)
             states.append(node)
-        return torch.cat(states[sp.n_inputs:], dim=1)
+        return states
 
 
 class SearchNetwork(nn.Module):

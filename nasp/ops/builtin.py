@@ -1,4 +1,4 @@
-"""Every op of DARTS's space and of the paper's 12-op space (appendix B.3)."""
+"""Every op of DARTS's space, of the paper's 12-op space (appendix B.3) and of NAS-Bench-201's."""
 
 from __future__ import annotations
 
@@ -80,3 +80,15 @@ def conv_1x3_3x1(C: int, stride: int, affine: bool) -> nn.Module:
         nn.Conv2d(C, C, (3, 1), stride=(stride, 1), padding=(1, 0), bias=False),
         nn.BatchNorm2d(C, affine=affine),
     )
+
+
+@register_op("nor_conv_1x1")
+def nor_conv_1x1(C: int, stride: int, affine: bool) -> nn.Module:
+    """NAS-Bench-201's 1x1 ReLU-conv-BN."""
+    return ReLUConvBN(C, C, 1, stride, 0, affine)
+
+
+@register_op("nor_conv_3x3")
+def nor_conv_3x3(C: int, stride: int, affine: bool) -> nn.Module:
+    """NAS-Bench-201's 3x3 ReLU-conv-BN."""
+    return ReLUConvBN(C, C, 3, stride, 1, affine)

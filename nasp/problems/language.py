@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from nasp import distributed
 from nasp.data.corpus import TextBatches
 from nasp.model.recurrent import HiddenCarry, TokenWindow
 from nasp.problems.base import ClassificationProblem
@@ -27,7 +28,8 @@ class TokenStream:
     exactly."""
 
     def __init__(self, tokens: torch.Tensor, batch_size: int, bptt: int, device: torch.device, seed: int) -> None:
-        self.batches = TextBatches(tokens, batch_size, bptt, device, seed=seed)
+        part = distributed.shard(batch_size) if distributed.size() > 1 else None  # this rank's streams
+        self.batches = TextBatches(tokens, batch_size, bptt, device, seed=seed, part=part)
         self.seed = seed
         self.carry = HiddenCarry()
         self._resumed = False
@@ -43,8 +45,9 @@ class TokenStream:
             carry, self._resumed = self.carry, False
         else:
             carry = self.carry = HiddenCarry()
-        for i, (x, y, _) in enumerate(self.batches.epoch(epoch)):
-            yield TokenWindow(x, carry, i, seed=(self.seed * 1_000_003 + epoch) * 100_003 + i), y
+        b = self.batches
+        for i, (x, y, _) in enumerate(b.epoch(epoch)):
+            yield TokenWindow(x, carry, i, (self.seed * 1_000_003 + epoch) * 100_003 + i, b.part, b.batch_size), y
 
     def state_dict(self) -> dict[int, torch.Tensor]:
         return self.carry.state_dict()
@@ -87,7 +90,8 @@ class LanguageModeling(ClassificationProblem):
             total_loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             seen += int(y.numel())
-        loss = total_loss / max(seen, 1)
+        total_loss, correct, seen = distributed.all_sum({"loss": total_loss, "correct": correct, "seen": seen}).values()
+        loss = total_loss / max(seen, 1)  # under torchrun: over every rank's streams
         return {"loss": loss, "acc": correct / max(seen, 1), "ppl": math.exp(min(loss, 50.0))}
 
     def state_dict(self) -> dict[str, Any]:
@@ -96,3 +100,8 @@ class LanguageModeling(ClassificationProblem):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name, carry in state.items():
             self.streams[name].load_state_dict(carry)
+
+    def load_rank_states(self, every: list[dict[str, Any]]) -> None:
+        """Every rank's carries (``state_dict``) from a checkpoint: this rank's own on as many ranks; on another
+        number, the streams of all of them put side by side and this rank's share taken."""
+        self.load_state_dict({name: distributed.own_rows([e[name] for e in every]) for name in every[0]})

@@ -1,5 +1,5 @@
-"""cnn7 (DARTS's 7 ops), cnn12 (the paper's 12 ops, split by cell type as in the authors' code) and rnn
-(DARTS's recurrent cell)."""
+"""cnn7 (DARTS's 7 ops), cnn12 (the paper's 12 ops, split by cell type as in the authors' code), rnn
+(DARTS's recurrent cell) and nb201 (NAS-Bench-201's cell)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ NASP_NORMAL_OPS = ("skip_connect", "conv_1x3_3x1", "dil_conv_3x3", "conv_1x1", "
                    "sep_conv_3x3", "sep_conv_5x5", "sep_conv_7x7")
 NASP_REDUCE_OPS = ("skip_connect", "avg_pool_3x3", "max_pool_3x3", "max_pool_5x5", "max_pool_7x7")
 RNN_OPS = ("tanh", "relu", "sigmoid", "identity")
+NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 @register_space("cnn7")
@@ -42,4 +43,15 @@ def rnn() -> SearchSpace:
         cells={"recurrent": CellSpace(ops=RNN_OPS, n_inputs=1, n_nodes=8, inputs_per_node=1)},
         description="DARTS's recurrent cell (PTB): 8 nodes, each reading one earlier node through tanh, relu, "
                     "sigmoid or identity; h_t is the mean of the 8 nodes",
+    )
+
+
+@register_space("nb201")
+def nb201() -> SearchSpace:
+    """NAS-Bench-201's cell: 4 nodes, each the sum of all earlier ones through one of 5 ops per edge."""
+    return SearchSpace(
+        name="nb201", kind="dense",
+        cells={"cell": CellSpace(ops=NB201_OPS, n_inputs=1, n_nodes=3, all_inputs=True)},
+        description="NAS-Bench-201's cell (Dong & Yang, ICLR 2020): 4 nodes, every node the sum of all earlier "
+                    "nodes, one op per edge (6 edges) of none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3",
     )

@@ -9,8 +9,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from nasp.errors import ConfigError
+from nasp.errors import ConfigError, FileRefusedError
 from nasp.registry import Registry
+from nasp.safe_io import read_bounded
 from nasp.spaces.space import REGISTERED_OPS, CellSpace, SearchSpace
 
 SpaceFactory = Callable[[], SearchSpace]
@@ -45,17 +46,16 @@ def load_space_file(path: Path, registered_ops: bool = True) -> SearchSpace:
     """A space declared from op names: ``name``, ``kind`` and ``cells: {type: {ops: [...]}}``.
 
     Every problem is one ConfigError line naming the file; ops must be registered unless ``registered_ops``
-    is False. In a cnn space the reduce cell's ``reduction`` defaults to true."""
+    is False. In a cnn space the reduce cell's ``reduction`` defaults to true; in a dense space the cell has
+    ``n_inputs`` 1, ``n_nodes`` 3 and ``all_inputs`` true by default (NAS-Bench-201's)."""
     path = Path(path)
     where = f"space file '{path}'"
     if not path.exists():
         raise ConfigError(f"space: file '{path}' does not exist")
-    if not path.is_file():
-        raise ConfigError(f"{where} is not a regular file")
     try:
-        if path.stat().st_size > MAX_SPACE_FILE:
-            raise ConfigError(f"{where} is {path.stat().st_size} bytes; a space file is at most {MAX_SPACE_FILE}")
-        text = path.read_bytes().decode("utf-8")
+        text = read_bounded(path, MAX_SPACE_FILE, follow=True).decode("utf-8")  # the user names it: a link is theirs
+    except FileRefusedError as exc:
+        raise ConfigError(f"space file {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{where} is not UTF-8 text (a binary file?); a space file is YAML") from None
     except OSError as exc:
@@ -78,6 +78,11 @@ def load_space_file(path: Path, registered_ops: bool = True) -> SearchSpace:
             raise ConfigError(f"{where}: cells.{ct} must be a mapping like {{ops: [a, b]}}, not a {type(cell).__name__}")
         if ct == "reduce" and raw.get("kind", "cnn") == "cnn":
             cell.setdefault("reduction", True)
+        if raw.get("kind") == "dense":  # NAS-Bench-201's cell: 1 input, every edge kept
+            cell.setdefault("n_inputs", 1)
+            cell.setdefault("inputs_per_node", 1)
+            cell.setdefault("n_nodes", 3)
+            cell.setdefault("all_inputs", True)
     try:
         return SearchSpace.model_validate(raw, context=REGISTERED_OPS if registered_ops else None)
     except ValidationError as exc:

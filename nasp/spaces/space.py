@@ -2,7 +2,9 @@
 
 A CNN cell (DARTS) has 2 inputs, 4 intermediate nodes each keeping 2 incoming edges, and outputs
 the concatenation of its nodes. The DARTS recurrent cell is the same shape with 1 input, 8 nodes
-and 1 kept edge per node, so one model describes both.
+and 1 kept edge per node, so one model describes both. A dense cell (NAS-Bench-201's, kind ``dense``)
+has 1 input and keeps every incoming edge of every node (``all_inputs``), one op each ('none' included);
+its output is the last node.
 
 Validation is in two levels, so that reading a space never needs (or imports) the code of its ops:
 
@@ -34,6 +36,7 @@ MAX_NODES = 64
 MAX_SPACE_NAME = 100
 CNN_CELLS = ("normal", "reduce")
 RNN_CELLS = ("recurrent",)
+DENSE_CELLS = ("cell",)
 
 REGISTERED_OPS: dict[str, bool] = {"registered_ops": True}
 """Validation context of code that builds networks: ``model_validate(raw, context=REGISTERED_OPS)``."""
@@ -71,6 +74,7 @@ def check_label(what: str, text: str, limit: int = MAX_SPACE_NAME) -> str:
 def registered_ops_problem(ops: tuple[str, ...] | list[str], kind: str | None = None) -> str | None:
     """The did-you-mean message for the first op that is not registered (or, given the space's ``kind``, is an
     op of another kind), or None."""
+    kind = "cnn" if kind == "dense" else kind  # a dense cell's ops are image ops
     known = [n for n in OPS.names() if kind is None or OPS.get(n).kind == kind]
     for op in ops:
         if op not in OPS:
@@ -96,6 +100,8 @@ class CellSpace(BaseModel):
     inputs_per_node: int = Field(2, ge=1, le=MAX_INPUTS,
                                  description="incoming edges each node keeps in the discrete cell")
     reduction: bool = Field(False, description="halves height and width (stride 2 on input edges)")
+    all_inputs: bool = Field(False, description="every node keeps every incoming edge, one op each (dense spaces; "
+                             "inputs_per_node is then unused)")
 
     @field_validator("ops", mode="before")
     @classmethod
@@ -123,7 +129,7 @@ class CellSpace(BaseModel):
 
     @model_validator(mode="after")
     def _fits(self) -> CellSpace:
-        if self.inputs_per_node > self.n_inputs:
+        if self.inputs_per_node > self.n_inputs and not self.all_inputs:
             raise ValueError(f"inputs_per_node {self.inputs_per_node} is more than n_inputs {self.n_inputs}: "
                              f"the first node can only read the {self.n_inputs} cell input(s)")
         return self
@@ -137,6 +143,10 @@ class CellSpace(BaseModel):
         """Row indices of A of the edges entering intermediate node j (0-based)."""
         start = sum(self.n_inputs + k for k in range(j))
         return range(start, start + self.n_inputs + j)
+
+    def kept_inputs(self, j: int) -> int:
+        """Incoming edges intermediate node j (0-based) keeps in the discrete cell."""
+        return self.n_inputs + j if self.all_inputs else self.inputs_per_node
 
     @property
     def n_edges(self) -> int:
@@ -155,7 +165,7 @@ class SearchSpace(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["cnn", "rnn"] = "cnn"
+    kind: Literal["cnn", "rnn", "dense"] = "cnn"
     cells: dict[str, CellSpace]
     description: str = ""
 
@@ -183,7 +193,7 @@ class SearchSpace(BaseModel):
 
     @model_validator(mode="after")
     def _cells_of_kind(self) -> SearchSpace:
-        problem = cnn_cells_problem(self) or rnn_cells_problem(self)
+        problem = cnn_cells_problem(self) or rnn_cells_problem(self) or dense_cells_problem(self)
         if problem:
             raise ValueError(problem)
         return self
@@ -263,4 +273,21 @@ def rnn_cells_problem(space: SearchSpace) -> str | None:
                 f"and h_(t-1))")
     if cell.reduction:
         return "recurrent cell: reduction true; a recurrent cell has no reduction"
+    return None
+
+
+def dense_cells_problem(space: SearchSpace) -> str | None:
+    """What keeps ``space`` from being a dense space (NAS-Bench-201's cell: node 0 the cell's input, every later node
+    the sum of all earlier nodes, each through one op)."""
+    if space.kind != "dense":
+        return None
+    if list(space.cells) != list(DENSE_CELLS):
+        return f"a dense space has the one cell type 'cell' (it has {', '.join(space.cells)})"
+    cell = space.cells["cell"]
+    if cell.n_inputs != 1:
+        return f"cell: n_inputs {cell.n_inputs}; a dense cell reads 1 input (the previous cell's output)"
+    if cell.reduction:
+        return "cell: reduction true; a dense space reduces between its stages (residual blocks), not in its cells"
+    if not cell.all_inputs:
+        return "cell: all_inputs false; a dense cell keeps every incoming edge of every node (all_inputs: true)"
     return None

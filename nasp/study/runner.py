@@ -1,43 +1,32 @@
-"""Running a study: every arm x seed a search, then an evaluation of its genotype, in this process.
+"""Running a study: every arm x seed a search, then an evaluation of its genotype, by an executor (nasp/study/
+executor.py): one after another in this process (``executor=local``), or side by side as Ray tasks (``ray``).
 
 Resumable: a sub-run whose status is finished (or failed: it would fail again) is not redone; a stopped or
-died one continues from its checkpoint; one that never reached a checkpoint starts again. study.json (written
-atomically after every change) lists the sub-runs and their states. A stop (Ctrl-C, SIGTERM) stops the
-sub-run in progress after its step, with a checkpoint, and ends the study; running it again continues."""
+died one continues from its checkpoint; one that never reached a checkpoint starts again. An evaluation is
+submitted as soon as its search has finished. study.json (written atomically after every change) lists the
+sub-runs and their states. A stop (Ctrl-C, SIGTERM) stops the sub-runs in progress after their step, with a
+checkpoint, and ends the study; running it again continues."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 
 from nasp.errors import ConfigError
-from nasp.runfolder import ACTIVE, RunFolder, StudyFolder, check_out
-from nasp.study.config import StudyConfig, eval_config, search_config
-from nasp.trainer import Trainer
+from nasp.runfolder import ACTIVE, StudyFolder, check_out
+from nasp.study.config import StudyConfig, eval_config, eval_tree, search_config, search_tree
+from nasp.study.executor import Ended, StudyExecutor, make_executor
+from nasp.study.subrun import SubRun, sub_state
 
 FORMAT = "nasp-study/1"
 DONE = ("finished", "failed")  # states a resumed study does not run again
 
 
-@dataclass
-class SubRun:
-    arm: str
-    seed: int
-    kind: str  # search | eval
-    path: Path
-    start: Callable[[], Trainer]
-    resume: Callable[[], Trainer]
-
-
-def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tuple[SubRun, SubRun | None]]:
+def plan(cfg: StudyConfig, folder: StudyFolder) -> list[tuple[SubRun, SubRun | None]]:
     """(search, eval or None) per arm and seed, every config built and checked first."""
-    from nasp.evaluation.run import resume_eval, start_eval
-    from nasp.search_run import resume_run, start_run, validate
+    from nasp.search_run import validate
 
     if not cfg.arms:
         raise ConfigError("key 'arms': a study needs at least one arm (a label and its algorithm), see "
@@ -55,23 +44,14 @@ def plan(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> list[tu
         except ConfigError as exc:
             raise ConfigError(f"arm '{arm.label}' (search): {exc}") from None
         spath = folder.search_dir() / f"{arm.label}-s{seed}"
-        search = SubRun(arm.label, seed, "search", spath, lambda c=scfg: start_run(c, console=console),
-                        lambda p=spath: resume_run(p, console=console))
+        search = SubRun(arm.label, seed, "search", spath, search_tree(cfg, arm, seed, folder.search_dir()), cfg.threads)
         evaluation = None
         if arm.evaluate:
-            ecfg = eval_config(cfg, arm, seed, spath, folder.eval_dir())
-            epath = folder.eval_dir() / f"{arm.label}-s{seed}"
-            evaluation = SubRun(arm.label, seed, "eval", epath, lambda c=ecfg: start_eval(c, console=console),
-                                lambda p=epath: resume_eval(p, console=console))
+            eval_config(cfg, arm, seed, spath, folder.eval_dir())  # checked
+            evaluation = SubRun(arm.label, seed, "eval", folder.eval_dir() / f"{arm.label}-s{seed}",
+                                eval_tree(cfg, arm, seed, spath, folder.eval_dir()), cfg.threads)
         pairs.append((search, evaluation))
     return pairs
-
-
-def sub_state(path: Path) -> str:
-    """A sub-run's state from its run folder: new (no folder), or its status (finished, stopped, died...)."""
-    if not path.is_dir():
-        return "new"
-    return RunFolder(path).status().state
 
 
 def write_manifest(folder: StudyFolder, cfg: StudyConfig, pairs: list[tuple[SubRun, SubRun | None]],
@@ -83,14 +63,25 @@ def write_manifest(folder: StudyFolder, cfg: StudyConfig, pairs: list[tuple[SubR
 
 
 def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
-    """The study folder for ``cfg`` (created), or the one ``resume=`` names with its own config. A folder holding
-    a different study is refused: its sub-runs would be mixed with this one's."""
-    from nasp.config import build_config
+    """The study folder for ``cfg`` (created), or the one ``resume=`` names with its own config (and this run's
+    executor keys). A folder holding a different study is refused: its sub-runs would be mixed with this one's. A
+    resumed study imports only the plugins named again in ``plugins=`` (as a run's resume), never those its
+    study.json names."""
+    from nasp.config import build_config, merge
+    from nasp.trainer.launch import check_plugins_named
 
     if cfg.resume:
         folder = StudyFolder(cfg.resume)
         manifest = folder.read_manifest()
-        return build_config(manifest.get("config", {}), StudyConfig), folder
+        try:
+            stored = build_config(merge(manifest.get("config", {}), cfg.run_time_tree()), StudyConfig)
+        except ConfigError as exc:
+            raise ConfigError(f"resume: '{folder.manifest_path}' does not hold a study config: {exc}") from None
+        check_plugins_named({"plugins": stored.used_plugins()}, cfg.plugins, cfg.resume, "study")
+        return stored.with_plugins(cfg.plugins), folder
+    if cfg.plugins:
+        raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
+                          "study's plugins go in search.plugins (and eval.plugins)")
     folder = StudyFolder(check_out(cfg.out))
     if folder.is_study():
         stored = folder.read_manifest().get("config")
@@ -101,53 +92,79 @@ def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
 
 
 def run_study(cfg: StudyConfig, console: bool = True) -> str:
-    """Run (or continue) the study; returns its state: finished, or stopped when a signal stopped a sub-run."""
+    """Run (or continue) the study; returns its state: finished, or stopped when a signal stopped its sub-runs
+    (or a sub-run's worker died more often than Ray retries it)."""
     import torch
 
     from nasp.study.table import write_table
-    from nasp.trainer.signals import stop_on_signals
 
+    if cfg.executor == "ray":  # before any folder is made: without Ray this is one line saying how to install it
+        from nasp.study.ray_executor import require_ray
+
+        require_ray()
     cfg, folder = open_study(cfg)
+    if cfg.executor == "ray":  # the sub-runs' processes may run on other machines (a shared file system)
+        folder = StudyFolder(folder.path.resolve())
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    pairs = plan(cfg, folder, console)
+    if cfg.executor == "ray" and cfg.threads is None:  # each sub-run's threads match the CPUs it asks for
+        cfg = cfg.model_copy(update={"threads": max(1, int(cfg.study.cpus_per_run))})
+    pairs = plan(cfg, folder)
     out = Console(stderr=True, soft_wrap=True)
     write_manifest(folder, cfg, pairs, "running")
-    total = sum(1 for pair in pairs for r in pair if r is not None)
-    n = 0
+    with make_executor(cfg, folder, console) as executor:
+        state = _schedule(executor, pairs, lambda: write_manifest(folder, cfg, pairs, "running"), out, console)
+    write_manifest(folder, cfg, pairs, state)
+    if state == "finished":
+        write_table(folder)
+    return state
+
+
+def _schedule(executor: StudyExecutor, pairs: list[tuple[SubRun, SubRun | None]], changed: Callable[[], None], out: Console,
+              console: bool) -> str:
+    """Submit every sub-run not done (an evaluation once its search has finished), collect them as they end."""
+    from nasp.study.progress import StudyProgress
+
+    states: dict[str, str] = {}
+    eval_of = {str(s.path): e for s, e in pairs if e is not None}
+    subs = [r for pair in pairs for r in pair if r is not None]
+
+    def offer(sub: SubRun) -> None:
+        state = sub_state(sub.path)
+        if state in DONE:
+            states[str(sub.path)] = "kept"
+            if console and not executor.parallel:
+                out.print(f"study: {sub.label}: {state}, kept", highlight=False)
+            return
+        if state in ACTIVE:
+            raise ConfigError(f"study: sub-run '{sub.path}' is in use by another process; stop it first")
+        states[str(sub.path)] = "submitted"
+        executor.submit(sub)
+
     for search, evaluation in pairs:
-        for sub in (search, evaluation):
-            if sub is None:
-                continue
-            n += 1
-            state = sub_state(sub.path)
-            if state in DONE:
-                if console:
-                    out.print(f"study: [{n}/{total}] {sub.kind} {sub.arm} seed {sub.seed}: {state}, kept", highlight=False)
-                continue
-            if sub.kind == "eval" and sub_state(search.path) != "finished":
-                continue  # its search failed: nothing to evaluate
-            if state in ACTIVE:
-                raise ConfigError(f"study: sub-run '{sub.path}' is in use by another process; stop it first")
-            if console:
-                out.print(f"study: [{n}/{total}] {sub.kind} {sub.arm} seed {sub.seed}", highlight=False)
-            trainer = _trainer(sub, state)
-            with stop_on_signals(trainer, out):
-                end = trainer.fit()
-            write_manifest(folder, cfg, pairs, "running")
-            if end.status == "stopped":
-                write_manifest(folder, cfg, pairs, "stopped")
-                return "stopped"
-    write_manifest(folder, cfg, pairs, "finished")
-    write_table(folder)
-    return "finished"
-
-
-def _trainer(sub: SubRun, state: str) -> Trainer:
-    """Start the sub-run, or continue it from its checkpoint; a folder without one is started again."""
-    if state == "new":
-        return sub.start()
-    if RunFolder(sub.path).has_checkpoint():
-        return sub.resume()
-    shutil.rmtree(sub.path)  # inside the study folder, and it holds no finished epoch
-    return sub.start()
+        offer(search)
+        if evaluation is not None and sub_state(search.path) == "finished":
+            offer(evaluation)
+    progress = StudyProgress(subs, out) if console and executor.parallel else None
+    died: list[Ended] = []
+    try:
+        while executor.pending():
+            if progress is not None:
+                progress.update(states)
+            for end in executor.wait(timeout=1.0):
+                states[str(end.sub.path)] = end.state
+                changed()
+                if end.state == "died":
+                    died.append(end)
+                evaluation = eval_of.get(str(end.sub.path))
+                if end.state == "finished" and evaluation is not None and not executor.stopping:
+                    offer(evaluation)
+                if end.state == "stopped":
+                    executor.stop()
+    finally:
+        if progress is not None:
+            progress.update(states)
+            progress.close()
+    for end in died:
+        out.print(f"study: {end.message or end.sub.label + ': died'}", highlight=False)
+    return "stopped" if executor.stopping or died else "finished"

@@ -53,7 +53,8 @@ def search_record(path: Path) -> dict[str, Any]:
             "epoch_s": secs / epochs if secs is not None and isinstance(epochs, int) and epochs > 0 else None,
             "val_acc": _finite(last.get("val_acc")),
             "best_val_acc": max((v for m in metrics if (v := _finite(m.get("val_acc"))) is not None), default=None),
-            "search_params": _finite(last.get("param_count")), "arch_changes": arch_changes(folder.history())}
+            "search_params": _finite(last.get("param_count")), "arch_changes": arch_changes(folder.history()),
+            "bench201_test": _finite(last.get("bench201_test"))}  # NAS-Bench-201's number for the last cell, if looked up
 
 
 def eval_record(path: Path) -> dict[str, Any]:
@@ -94,7 +95,7 @@ def study_results(path: str | Path) -> dict[str, Any]:
                      "epoch_s": stat(searched, "epoch_s"),
                      "val_acc": stat(searched, "val_acc"),
                      "arch_changes": stat(searched, "arch_changes"), "search_params": stat(searched, "search_params"),
-                     "runs": runs})
+                     "bench201_test": stat(searched, "bench201_test"), "runs": runs})
     return {"study": str(folder.path), "arms": arms}
 
 
@@ -106,15 +107,18 @@ def _pm(s: dict[str, Any], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def markdown_table(results: dict[str, Any]) -> str:
-    """Table 2 of the paper for this study: one row per arm."""
+    """Table 2 of the paper for this study: one row per arm; with a column of NAS-Bench-201's tabulated test accuracy
+    of each search's last cell when any search looked it up (``bench201.root``)."""
+    nb201 = any(a.get("bench201_test", {}).get("n") for a in results["arms"])
     lines = ["| arm | algorithm | searches | evaluations | test acc (%) | params (M) | search (s) | search s/epoch | "
-             "eval (s) | search val acc (%) | Ā changes/epoch |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "eval (s) | search val acc (%) | Ā changes/epoch |" + (" NB201 test acc (%) |" if nb201 else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if nb201 else "")]
     for a in results["arms"]:
         lines.append(f"| {a['label']} | {a['algorithm']} | {a['searched']}/{a['planned']} | "
                      f"{a['evaluated']}/{a['planned'] if a['runs'] and 'eval' in a['runs'][0] else 0} | "
                      f"{_pm(a['test_acc'], 100)} | {_pm(a['params'], 1e-6, 4)} | {_pm(a['search_s'], 1, 0)} | "
                      f"{_pm(a['epoch_s'], 1, 1)} | {_pm(a['eval_s'], 1, 0)} | {_pm(a['val_acc'], 100)} | "
-                     f"{_pm(a['arch_changes'], 1, 1)} |")
+                     f"{_pm(a['arch_changes'], 1, 1)} |" + (f" {_pm(a['bench201_test'])} |" if nb201 else ""))
     return "\n".join(lines)
 
 

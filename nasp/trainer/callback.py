@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from nasp.trainer.events import EpochEnd, Event, RunEnd, RunStart, StepEnd
 
@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 
 class Callback:
     """Override the hooks you need; ``on_event`` sees every event. Epochs and steps count from 1 in every event
-    (``nasp.trainer.events``)."""
+    (``nasp.trainer.events``). Under torchrun a callback runs on rank 0 alone unless its class sets
+    ``all_ranks = True`` (nasp's own callbacks, which write the run folder and the console, never do)."""
+
+    all_ranks: ClassVar[bool] = False
 
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
         """The run starts (or resumes: ``event.start_epoch`` / ``start_step``)."""

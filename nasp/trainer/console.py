@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
+from nasp import distributed
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, Event, Paused, Resumed, RunEnd, RunStart, StepEnd, next_step
 
@@ -26,7 +27,8 @@ class ConsoleProgress(Callback):
     def on_run_start(self, trainer: Trainer, event: RunStart) -> None:
         task = trainer.task
         verb = "resuming" if event.start_epoch or event.start_step else task.verb
-        self.console.print(f"[bold]nasp[/] {verb}: {escape(task.describe(event))}; run folder {escape(event.run_dir)}")
+        where = f"{distributed.host()}:{event.run_dir}" if distributed.current() is not None else event.run_dir
+        self.console.print(f"[bold]nasp[/] {verb}: {escape(task.describe(event))}; run folder {escape(where)}")
         if self.console.is_terminal:
             self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeRemainingColumn(), console=self.console,
@@ -60,6 +62,7 @@ class ConsoleProgress(Callback):
         if event.status == "finished":
             self.console.print(f"[bold green]done[/]: {escape(trainer.task.finished_line(event))}")
         elif event.status == "stopped":
+            again = distributed.relaunch(f"{trainer.task.command} resume={event.run_dir}")
             self.console.print(f"[bold yellow]stopped[/] at epoch {event.epoch}, step {event.step}; continue with:\n"
-                               f"  nasp {trainer.task.command} resume={escape(event.run_dir)}")
+                               f"  {escape(again)}")
         # a failure is reported once, by the command's error line

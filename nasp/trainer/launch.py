@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from nasp import distributed
-from nasp.errors import ResumeError
-from nasp.runfolder import RunFolder, RunFolderError, check_out, create_run_folder
+from nasp.errors import ConfigError, ResumeError
+from nasp.runfolder import RunFolder, RunFolderError, check_name, check_out, create_run_folder, reuse_run_folder
 from nasp.trainer.callback import Callback
 from nasp.trainer.console import ConsoleProgress
 from nasp.trainer.loggers import check_loggers, create_loggers
@@ -27,8 +27,10 @@ CallbacksOf = Callable[[RunFolder, Task], list[Callback]]
 
 def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: list[Callback] | None,
                console: bool, loggers: list[str] | None = None) -> list[Callback]:
+    """Rank 0 (or a plain run) gets every callback; the other ranks of a torchrun run only the user's callbacks
+    that ask for it (``all_ranks = True``)."""
     if not distributed.is_main():
-        return []
+        return [cb for cb in extra or [] if getattr(cb, "all_ranks", False)]  # (any object with the hooks may be one)
     cbs: list[Callback] = [RunRecorder(folder), *(own(folder, task) if own else []),
                            *create_loggers(list(loggers or []), folder, task)]
     if console:
@@ -38,9 +40,11 @@ def _callbacks(folder: RunFolder, task: Task, own: CallbacksOf | None, extra: li
 
 def start(build: Callable[[], Task], out: str | Path, name: str, config_json: str,
           write_files: Callable[[RunFolder], None] | None = None, own_callbacks: CallbacksOf | None = None,
-          callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
+          callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None,
+          reuse: bool = False) -> Trainer:
     """A trainer for a new run: ``out`` must be a writable folder and the ``loggers`` known before the (slow) task
-    is built; the run folder is created only once the task is built, so a bad input leaves no folder behind."""
+    is built; the run folder is created only once the task is built, so a bad input leaves no folder behind.
+    ``reuse`` (resume=auto): a folder ``out/name`` that holds no checkpoint is started again in place."""
     distributed.init()
     distributed.on_main(lambda: check_out(out))
     check_loggers(list(loggers or []))
@@ -50,9 +54,11 @@ def start(build: Callable[[], Task], out: str | Path, name: str, config_json: st
     made: list[RunFolder] = []
 
     def create() -> Path:
-        folder = RunFolder(create_run_folder(out, name))
+        folder = RunFolder(reuse_run_folder(out, name) if reuse else create_run_folder(out, name))
         made.append(folder)
         folder.lock()
+        if reuse:
+            folder.clear_records()
         folder.write_config(config_json)
         if write_files is not None:
             write_files(folder)
@@ -60,8 +66,37 @@ def start(build: Callable[[], Task], out: str | Path, name: str, config_json: st
 
     path = distributed.on_main(create)
     folder = made[0] if made else RunFolder(path)  # rank 0 keeps the locked one
+    announce(folder)
     trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     return trainer
+
+
+def announce(folder: RunFolder) -> None:
+    """Under torchrun the first rank of every node but rank 0's says where the run folder is (rank 0's console
+    line names it there): with c10d, rank 0's node is whichever joined first."""
+    if distributed.current() is None or distributed.is_main() or distributed.local_rank() != 0:
+        return
+    import sys
+
+    print(f"nasp: rank {distributed.rank()} on {distributed.host()}: the run folder is {folder.path.resolve()} on "
+          f"{distributed.main_host()} (rank 0 writes it)", file=sys.stderr, flush=True)
+
+
+def auto_folder(out: str | Path, name: str | None, command: str) -> Path | None:
+    """resume=auto: the run folder ``out/name`` when it holds a checkpoint to continue (rank 0 looks, every
+    rank gets its answer), else None: the run starts, in that folder."""
+    if not name:
+        raise ConfigError(f"key 'resume': resume=auto continues the run folder out/name, so it needs a stable "
+                          f"name= (e.g. nasp {command} name=myrun resume=auto)")
+    check_name(name)
+    distributed.init()
+    path = Path(out) / name
+
+    def look() -> bool:
+        folder = RunFolder(path)
+        return folder.config_path.is_file() and folder.has_checkpoint()
+
+    return path if distributed.on_main(look) else None
 
 
 def open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunFolder, dict[str, Any]]:
@@ -98,6 +133,22 @@ def _open_for_resume(run_dir: str | Path, kind: str, command: str) -> tuple[RunF
     return folder, raw
 
 
+def ranks(n: int) -> str:
+    return f"{n} rank" if n == 1 else f"{n} ranks"
+
+
+def check_world_size(state: dict[str, Any], folder: RunFolder, task: Task, change: bool) -> None:
+    """A checkpoint holds each rank's own state (BatchNorm statistics, running sums, carries): it continues
+    exactly on the number of ranks that wrote it; another number only when asked (``change_world_size=true``)."""
+    saved, now = int(state.get("world_size", 1)), distributed.size()
+    if saved == now or change:
+        return
+    raise ResumeError(f"resume: '{folder.path}' ran on {ranks(saved)} and this resume has {ranks(now)}; continue it "
+                      f"on {saved} (`{distributed.relaunch(f'{task.command} resume={folder.path}', saved)}`) or add "
+                      f"change_world_size=true to go on with {now} (its ranks' BatchNorm statistics and sums are "
+                      f"then merged: no longer exactly the uninterrupted run)")
+
+
 def check_plugins_named(raw: dict[str, Any], plugins: list[str], run_dir: str | Path, command: str) -> None:
     """A run that used plugins resumes only when the user names them again: nasp never imports code
     because a file (config.json) says so."""
@@ -108,13 +159,17 @@ def check_plugins_named(raw: dict[str, Any], plugins: list[str], run_dir: str | 
 
 
 def resume(folder: RunFolder, task: Task, own_callbacks: CallbacksOf | None = None,
-           callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None) -> Trainer:
+           callbacks: list[Callback] | None = None, console: bool = True, loggers: list[str] | None = None,
+           change_world_size: bool = False) -> Trainer:
     """A trainer that continues ``folder`` from its last good checkpoint (the previous one, with a warning,
-    when the latest is damaged); records written after that checkpoint are dropped."""
+    when the latest is damaged); records written after that checkpoint are dropped. A checkpoint of another
+    number of ranks is refused unless ``change_world_size``."""
     if distributed.current() is None:
         state, warning = folder.load_checkpoint(map_location=task.device)
     else:  # every rank continues from rank 0's reading of the one checkpoint
         state, warning = distributed.on_main(lambda: folder.load_checkpoint(map_location="cpu"))
+    check_world_size(state, folder, task, change_world_size)
+    announce(folder)
     trainer = Trainer(task, folder, _callbacks(folder, task, own_callbacks, callbacks, console, loggers))
     try:
         trainer.load_state_dict(state)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from nasp import distributed
 from nasp.runfolder import RunFolder
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, Event, Failed, Paused, Resumed, RunEnd, RunStart, StepEnd
@@ -29,7 +30,8 @@ class RunRecorder(Callback):
         self._last_step_write = 0.0
 
     def _status(self, trainer: Trainer, state: str, **values: object) -> None:
-        self.folder.write_status(state, trainer.task.kind, trainer.progress.epoch, trainer.epochs, **values)
+        self.folder.write_status(state, trainer.task.kind, trainer.progress.epoch, trainer.epochs,
+                                 world_size=distributed.size(), **values)
 
     def on_event(self, trainer: Trainer, event: Event) -> None:
         if isinstance(event, StepEnd):
@@ -50,13 +52,13 @@ class RunRecorder(Callback):
                 from nasp.genotype import Genotype
 
                 self.folder.write_genotype(Genotype.model_validate(event.record["genotype"]).to_json())
-            self.folder.save_checkpoint(trainer.state_dict())
+            self.folder.save_checkpoint(trainer.checkpoint or trainer.state_dict())
             self._status(trainer, "running", **_scalars(event.metrics))
         elif isinstance(event, Paused | Resumed):
             self._status(trainer, "paused" if isinstance(event, Paused) else "running")
         elif isinstance(event, RunEnd) and event.status != "failed":
             if event.status == "stopped":
-                self.folder.save_checkpoint(trainer.state_dict())
+                self.folder.save_checkpoint(trainer.checkpoint or trainer.state_dict())
             self._status(trainer, event.status, **_scalars(event.result))
 
 

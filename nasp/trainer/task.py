@@ -75,6 +75,17 @@ class Task(ABC):
     @abstractmethod
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
+    def rank_state(self) -> dict[str, Any]:
+        """What this rank holds that the others may not (its BatchNorm statistics and running sums mid-epoch,
+        a recurrent task's carries): every rank's goes into the checkpoint, so a resume on as many ranks is
+        exact. Tensors and plain values only."""
+        return {}
+
+    def load_rank_states(self, states: list[dict[str, Any]] | None) -> None:
+        """Every rank's ``rank_state`` from the checkpoint (None for a checkpoint without them), after
+        ``load_state_dict``: a rank takes its own when the number of ranks is the same, else a merge."""
+        return None
+
     # --- how its numbers read on a console (format strings over the event's numbers) --------------------
     describe_format: ClassVar[str] = "{kind} on {device}"
     step_format: ClassVar[str] = ""

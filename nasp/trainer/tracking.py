@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from nasp.errors import NaspError
 from nasp.runfolder import RunFolder, atomic_write_text
+from nasp.safe_io import read_bounded
 
 MAX_PARAM_TEXT = 500  # MLflow's limit for a parameter's value was 500 characters for years; W&B and TB have none
 
@@ -93,15 +95,13 @@ def artifacts(folder: RunFolder) -> list[Path]:
 
 
 def remembered_id(folder: RunFolder, tool: str) -> str | None:
-    """The tracking run id a logger of ``tool`` stored in this run folder (a resumed run continues it)."""
-    path = folder.file(f".{tool}_run_id")
+    """The tracking run id a logger of ``tool`` stored in this run folder (a resumed run continues it); None when
+    there is none or the file is not a plain id."""
     try:
-        if path.is_file() and not path.is_symlink() and path.stat().st_size < 256:
-            text = path.read_text().strip()
-            return text if text.replace("-", "").isalnum() else None
-    except OSError:
+        text = read_bounded(folder.file(f".{tool}_run_id"), 256).decode("ascii", "replace").strip()
+    except (OSError, NaspError):
         return None
-    return None
+    return text if text and text.replace("-", "").isalnum() else None
 
 
 def remember_id(folder: RunFolder, tool: str, run_id: str) -> None:

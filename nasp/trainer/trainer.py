@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from nasp import distributed
 from nasp.errors import NaspError
@@ -53,6 +56,7 @@ class Trainer:
         self.callbacks = list(callbacks or [])
         self.progress = Progress()
         self.resumed = False
+        self.checkpoint: dict[str, Any] | None = None  # the state the callbacks save (taken by every rank)
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
@@ -122,6 +126,7 @@ class Trainer:
                     break
                 if self._should_stop():
                     task.pause_epoch()
+                    self.checkpoint = self.state_dict()
                     return self._end("stopped")
                 values = task.step(batch, prog.epoch, prog.step)
                 prog.step += 1
@@ -133,6 +138,7 @@ class Trainer:
             if distributed.size() > 1:
                 distributed.check_replicas(task.replicated(), f"the end of epoch {prog.epoch + 1}")
             prog.epoch, prog.step = prog.epoch + 1, 0
+            self.checkpoint = self.state_dict()
             self.emit(EpochEnd(prog.epoch, task.epochs, metrics, record))
         return self._end("finished")
 
@@ -184,9 +190,34 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "task": self.task.state_dict(), "progress": asdict(self.progress)}
+        """The checkpoint: the task's state, where the run is, its number of ranks and every rank's own state
+        (BatchNorm statistics, running sums, random generators: ``Task.rank_state``), so a run resumed on as many
+        ranks continues exactly. Under torchrun every rank calls it (the ranks' states are gathered on rank 0)."""
+        mine = {"task": self.task.rank_state(), "rng": rng_state(self.task.device)}
+        return {"format": CHECKPOINT_FORMAT, "task": self.task.state_dict(), "progress": asdict(self.progress),
+                "world_size": distributed.size(), "ranks": distributed.gather(mine)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.task.load_state_dict(state["task"])
+        ranks = state.get("ranks")
+        self.task.load_rank_states([r["task"] for r in ranks] if ranks else None)
+        if ranks and len(ranks) == distributed.size():
+            set_rng_state(ranks[distributed.rank()]["rng"], self.task.device)
         self.progress = Progress(**state["progress"])
         self.resumed = True
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The random generators a step may draw from (torch's on the CPU and on ``device``, Python's)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

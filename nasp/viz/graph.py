@@ -3,7 +3,8 @@
 Nodes: the cell inputs (``c_{k-2}``, ``c_{k-1}`` for a CNN cell), the intermediate nodes ``"0"`` ..
 ``"n-1"`` and the output (``c_{k}``); node attribute ``kind`` is ``input``, ``node`` or ``output``.
 Edges into intermediate nodes carry their ``op``; edges into the output carry ``op="concat"`` (CNN:
-the output concatenates the nodes) or ``op="mean"`` (recurrent: h_t averages them, as in DARTS).
+the output concatenates the nodes), ``op="mean"`` (recurrent: h_t averages them, as in DARTS) or, from the
+last node only, ``op="last"`` (dense, NAS-Bench-201: the cell's output is its last node).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nasp.registry import did_you_mean
 class CellShape:
     """What a drawing needs to know of a cell type beyond the genotype."""
 
-    kind: str  # "cnn" | "rnn"
+    kind: str  # "cnn" | "rnn" | "dense"
     n_inputs: int
     reduction: bool
 
@@ -75,10 +76,16 @@ def cell_graph(genotype: Genotype, cell_type: str) -> nx.DiGraph:
             if e.input >= len(inputs) + j:
                 raise GenotypeError(f"{cell_type} cell, node {j}: input {e.input} is not an input or an earlier node")
             g.add_edge(names[e.input], str(j), op=e.op, input=e.input)
-    combine = "mean" if shape.kind == "rnn" else "concat"
+    combine = output_combine(shape.kind)
     for j in range(len(nodes)):
-        g.add_edge(str(j), out, op=combine)
+        if combine != "last" or j == len(nodes) - 1:
+            g.add_edge(str(j), out, op=combine)
     return g
+
+
+def output_combine(kind: str) -> str:
+    """How a cell's output is made of its nodes: concat (cnn), mean (rnn) or the last node (dense)."""
+    return {"rnn": "mean", "dense": "last"}.get(kind, "concat")
 
 
 def edge_label(source: str, node: str) -> str:

@@ -34,16 +34,18 @@ def first_event(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_genotype(spec: str | Path) -> tuple[Genotype, Path | None]:
-    """A genotype for viewing, from a run folder, a genotype .json file, a registered name or a DARTS-style
-    ``Genotype(...)`` string, with the path it came from (None for a name or string). Structure only: its ops need
-    not be registered, and no plugin is imported; every problem is one NaspError line naming the file."""
-    from nasp.genotypes.darts import is_darts_string, parse_darts
+    """A genotype for viewing, from a run folder, a genotype .json file, a registered name, a DARTS-style
+    ``Genotype(...)`` string or a NAS-Bench-201 string, with the path it came from (None for a name or string).
+    Structure only: its ops need not be registered, and no plugin is imported; every problem is one NaspError line
+    naming the file."""
+    from nasp.genotypes.registry import parse_string, string_form
+    from nasp.safe_io import exists
 
     text = str(spec)
-    if is_darts_string(text):
-        return parse_darts(text), None
+    if string_form(text):
+        return parse_string(text), None
     path = Path(spec)
-    if path.exists():
+    if exists(path):
         return Genotype.load(path), path
     if text.endswith(".json") or os.sep in text or (os.altsep and os.altsep in text):
         raise VizError(f"'{spec}': no such genotype file or run folder")

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from nasp.genotype import Genotype
-from nasp.viz.graph import cell_graph
+from nasp.viz.graph import cell_graph, output_combine
 
 STYLE = {"input": "bold green", "node": "bold cyan", "output": "bold yellow", "op": "magenta", "line": "grey50",
          "title": "bold"}
@@ -65,8 +65,9 @@ def cell_rich(genotype: Genotype, cell_type: str, width: int = 80) -> Text:
             if last:
                 text.append(v, STYLE["node"])
             text.append("\n")
-    combine = "mean" if g.graph["kind"] == "rnn" else "concat"
-    parts = [Text(" "), Text(", ".join(nodes), STYLE["node"]), Text(f" ── {combine} ──▶ ", STYLE["line"]),
+    combine = output_combine(g.graph["kind"])
+    joined = nodes[-1:] if combine == "last" else nodes
+    parts = [Text(" "), Text(", ".join(joined), STYLE["node"]), Text(f" ── {combine} ──▶ ", STYLE["line"]),
              Text(out, STYLE["output"])]
     line = Text.assemble(*parts)
     if line.cell_len > width:

@@ -143,8 +143,12 @@ class GenotypeScreen(Screen[None]):
                 for k, e in enumerate(node):
                     if k:
                         row.append(Label("+", classes="plus"))
-                    row.append(Select(edit.input_choices(ct, j), value=e.input, allow_blank=False, compact=True,
-                                      id=f"s-{ct}-{j}-{k}-in", classes="in", tooltip=f"{ct} cell node {j}: input {k + 1}"))
+                    if cell.all_inputs:  # a dense cell (nb201): every edge is there, only its op is chosen
+                        row.append(Label(names[e.input], id=f"s-{ct}-{j}-{k}-in", classes="in"))
+                    else:
+                        row.append(Select(edit.input_choices(ct, j), value=e.input, allow_blank=False, compact=True,
+                                          id=f"s-{ct}-{j}-{k}-in", classes="in",
+                                          tooltip=f"{ct} cell node {j}: input {k + 1}"))
                     row.append(Select([(o, o) for o in edit.op_choices(ct)], value=e.op, allow_blank=False, compact=True,
                                       id=f"s-{ct}-{j}-{k}-op", classes="op", tooltip=f"{ct} cell node {j}: op {k + 1}"))
                 widgets.append(Horizontal(*row, classes="node"))

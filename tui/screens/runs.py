@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from ..livestate import LiveState, kept_rows
-from ..runs import RunInfo, list_runs, load_run_state
+from ..runs import UNREADABLE, RunInfo, list_runs, load_run_state
 from ..widgets import NavBar, PathDialog
 from .live import GridPair, cell_texts, score_text, scroll_active_pane
 
@@ -138,6 +138,9 @@ class RunsScreen(Screen[None]):
         info = self.selected()
         if info is None:
             self.notify("no run selected", severity="warning")
+        elif info.status == UNREADABLE:  # skipped: nothing more of it is read
+            self.notify(f"skipped {info.name}: {info.error}", severity="error")
+            return None
         return info
 
     def action_refresh(self) -> None:
