@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from nasp.version import __version__ as __version__
 
 # name -> module that defines it (imported on first use: `import nasp` loads neither torch nor pydantic)
 _LAZY = {

@@ -54,6 +54,7 @@ def _result(trainer: Trainer, end: RunEnd) -> Result:
 def search_config(config: Any = None, *words: str, **overrides: Any) -> RunConfig:
     """The checked config of a search (``nasp run``): from a dict, a YAML file or preset, a config object,
     ``key=value`` words and keyword overrides (see the module's docstring)."""
+    import nasp.algorithms  # noqa: F401  (the registered algorithms check algorithm.* keys as the config is built)
     from nasp.config import RunConfig, build_config, config_tree
 
     return build_config(config_tree(config, words, overrides, RunConfig), RunConfig)

@@ -12,13 +12,14 @@ algorithm's business: each registered algorithm declares them as a pydantic mode
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Protocol, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from nasp.errors import ConfigError
 from nasp.registry import did_you_mean
@@ -102,6 +103,8 @@ class SpaceConfig(Section):
     normal: list[str] | None = Field(None, description="replace the normal cell's ops (comma-separated op names)")
     reduce: list[str] | None = Field(None, description="replace the reduce cell's ops (comma-separated op names)")
     recurrent: list[str] | None = Field(None, description="replace the recurrent cell's ops (rnn spaces; comma-separated)")
+    cell: list[str] | None = Field(None, description="replace the dense cell's ops (dense spaces such as nb201; "
+                                   "comma-separated)")
 
 
 class DataConfig(Section):
@@ -195,9 +198,46 @@ def _switch_word(v: Any) -> Any:
 
 
 Switch = Annotated[Literal["auto", "on", "off"], BeforeValidator(_switch_word)]
+
+
+def max_threads() -> int:
+    """The most CPU threads a run may ask for: 4 a core of this machine (at least 4). More only time-slice the
+    cores (``threads=1000`` made 1,493 threads and the machine unusable for minutes)."""
+    return 4 * max(1, os.cpu_count() or 1)
+
+
+def _threads_bound(v: int | None) -> int | None:
+    if v is not None and v > max_threads():
+        raise ValueError(f"{v} threads on a machine with {os.cpu_count()} CPU cores; at most {max_threads()} (4 a core)")
+    return v
+
+
+Threads = Annotated[int | None, Field(ge=1), AfterValidator(_threads_bound)]
 # what 'auto' turns on, per device type; CUDA entries wait for the GPU check (docs/benchmarks.md, issue 13)
 AUTO_SPEED: dict[str, dict[str, bool]] = {"cuda_graphs": {"cuda": False}, "compile": {"cuda": False}}
 AUTO_NOTE = "off on CPU and MPS; on CUDA as measured by benchmarks/gpu_check.sh"
+
+
+def keys_given(cfg: Section, patterns: tuple[str, ...]) -> list[str]:
+    """The keys matching ``patterns`` (``section.key`` or ``section.*``) that ``cfg`` was given explicitly
+    (pydantic's ``model_fields_set``): the keys a kind of run would otherwise ignore silently."""
+    out = []
+    for pattern in patterns:
+        *path, leaf = pattern.split(".")
+        section: Section = cfg
+        for part in path:
+            section = getattr(section, part)
+        given = section.model_fields_set
+        out += [f"{'.'.join(path)}.{k}" if path else k for k in sorted(given) if leaf in ("*", k)]
+    return out
+
+
+def check_cuda_only(cfg: Section, device_type: str, keys: tuple[str, ...] = ("cuda_graphs",)) -> None:
+    """A CUDA-only switch set to ``on`` for a run elsewhere is an error, not silently ignored."""
+    for key in keys:
+        if getattr(cfg, key, None) == "on" and device_type != "cuda":
+            raise ConfigError(f"key '{key}': 'on' applies to CUDA only and this run is on {device_type}; use auto "
+                              f"or off")
 
 
 def switch_on(key: str, value: Switch, device_type: str) -> bool:
@@ -206,6 +246,29 @@ def switch_on(key: str, value: Switch, device_type: str) -> bool:
     if device_type != "cuda" or value == "off":
         return False
     return value == "on" or AUTO_SPEED[key].get(device_type, False)
+
+
+class AlgorithmCatalogue(Protocol):
+    """What the config asks of the registered algorithms: the algorithm layer (``nasp.algorithms.registry``) sits
+    above the config and installs itself with ``use_algorithm_catalogue`` when imported; the config imports no
+    algorithm."""
+
+    def check(self, name: str, given: dict[str, Any], complete: bool) -> dict[str, Any] | None:
+        """The options ``given`` for algorithm ``name`` typed and checked (ConfigError), None if it is unknown."""
+        ...
+
+    def option_keys(self) -> list[str]:
+        """``algorithm.<option>`` of every registered algorithm."""
+        ...
+
+
+_catalogue: AlgorithmCatalogue | None = None
+
+
+def use_algorithm_catalogue(catalogue: AlgorithmCatalogue) -> None:
+    """Let RunConfig check ``algorithm.*`` keys as soon as it is built (before, the run's start checks them)."""
+    global _catalogue
+    _catalogue = catalogue
 
 
 class RunConfig(Section):
@@ -222,7 +285,7 @@ class RunConfig(Section):
                             "(paper: 64; DARTS rnn: 256)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+    threads: Threads = Field(None, description="CPU threads of torch (default: torch's; 1 is much faster "
                                 "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool = Field(True, description="channels-last memory format (faster convs on CPU and GPU)")
@@ -248,11 +311,10 @@ class RunConfig(Section):
         """The ``algorithm.*`` keys against the chosen algorithm's model, as far as the registry knows it now:
         all of them once every plugin is loaded, else only the keys the algorithm declares (a plugin may
         still add an algorithm; ``nasp.algorithms.algorithm_options`` checks the rest after loading)."""
-        if self.algorithm.model_extra:
-            from nasp.algorithms.registry import check_given_options
+        if self.algorithm.model_extra and _catalogue is not None:
             from nasp.plugins import plugins_loaded
 
-            checked = check_given_options(self.algorithm.name, self.algorithm.given, plugins_loaded(self.plugins))
+            checked = _catalogue.check(self.algorithm.name, self.algorithm.given, plugins_loaded(self.plugins))
             if checked is not None:
                 self.algorithm.__pydantic_extra__ = checked
         return self
@@ -267,6 +329,13 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 def _is_model(ann: Any) -> bool:
     return isinstance(ann, type) and issubclass(ann, BaseModel)
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    """The model ``ann`` is, or holds as list items or an optional value (``list[StudyArm]``, ``Model | None``)."""
+    if _is_model(ann):
+        return ann  # type: ignore[no-any-return]
+    return next((a for a in get_args(ann) if _is_model(a)), None)
 
 
 def iter_keys(model: type[BaseModel] = RunConfig, prefix: str = "") -> list[tuple[str, Any, str]]:
@@ -344,9 +413,7 @@ def resolve_key(key: str, model: type[BaseModel] = RunConfig) -> str:
 
 def _algorithm_keys() -> list[str]:
     """``algorithm.<option>`` of every registered algorithm (for did-you-mean only)."""
-    from nasp.algorithms.registry import ALGORITHMS
-
-    return sorted({f"algorithm.{k}" for n in ALGORITHMS.names() for k in ALGORITHMS.get(n).Options.model_fields})
+    return [] if _catalogue is None else _catalogue.option_keys()
 
 
 def _first_leaf(section: str, leaves: list[str]) -> str:
@@ -552,7 +619,7 @@ def _key_of(loc: tuple[Any, ...], model: type[BaseModel] | None) -> tuple[str, i
             parts.append(p)
             ann = model.model_fields[p].annotation if model is not None and p in model.model_fields else None
             if model is not None:
-                model = ann if _is_model(ann) else None
+                model = _model_in(ann)
                 inside = model is not None
         # else: a union member's tag (``int``, ``list[str]``), not part of the key
     return ".".join(parts), index

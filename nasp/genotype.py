@@ -233,22 +233,6 @@ class Genotype(BaseModel):
         space_def = None if isinstance(space, str) or space.name in SPACES else sp
         return cls(space=sp.name, cells=out, space_def=space_def)
 
-    def param_count(self, channels: int = 16, layers: int = 8, num_classes: int = 10, in_channels: int = 3) -> int:
-        """Parameters of the network this genotype defines (built on the meta device: no memory). A dense genotype
-        (nb201): ``layers`` is N, the cells of each stage of NAS-Bench-201's skeleton."""
-        import torch
-
-        from nasp.model.child import ChildNetwork
-        from nasp.model.dense import DenseChildNetwork
-
-        space = self.resolve_space(strict=False)
-        with torch.device("meta"):
-            if space is not None and space.kind == "dense":
-                net: torch.nn.Module = DenseChildNetwork(self, channels, layers, num_classes, in_channels)
-            else:
-                net = ChildNetwork(self, channels, layers, num_classes, in_channels)
-        return sum(p.numel() for p in net.parameters())
-
     def describe(self) -> str:
         """One line a cell type: each node's ``op(input)`` terms."""
         lines = []

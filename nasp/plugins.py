@@ -46,6 +46,8 @@ def _module_name(plugin: str) -> str:
 def _load(plugin: str) -> None:
     if plugin.endswith(".py"):
         path = Path(plugin)
+        if path.is_dir():
+            raise ConfigError(f"plugins: '{plugin}' is a folder, not a .py file")
         if not path.is_file():
             raise ConfigError(f"plugins: file '{plugin}' does not exist")
         resolved = path.resolve()

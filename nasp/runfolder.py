@@ -149,8 +149,11 @@ def load_torch(path: Path, map_location: Any = "cpu", follow: bool = False) -> A
     """A file of tensors and plain values (``weights_only=True``: unpickling runs no code). Anything else,
     a pickle that would build objects or run a command, is refused with one line naming the file, and so is a
     link (unless ``follow``: a file the user names), a FIFO or a device."""
+    import warnings
+
     try:
-        with os.fdopen(open_regular(path, follow=follow), "rb") as f:
+        with os.fdopen(open_regular(path, follow=follow), "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's two-line notes (pickle protocols) before nasp's one line
             return torch.load(f, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise RunFolderError(f"'{path}' does not exist") from None
@@ -159,9 +162,14 @@ def load_torch(path: Path, map_location: Any = "cpu", follow: bool = False) -> A
     except FileRefusedError as exc:
         raise RunFolderError(str(exc)) from None
     except Exception as exc:  # UnpicklingError, RuntimeError (truncated zip), EOFError...
-        what = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+        text = str(exc)
+        if "Unsupported global" in text or "GLOBAL" in text:
             what = "it holds objects other than tensors and plain values; nothing in it was run"
+        elif "weights_only" in text.lower() or "weights only" in text.lower():
+            what = "a pickle that is not a checkpoint torch wrote; nothing in it was run"
+        else:  # random bytes, a truncated archive
+            first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+            what = f"not a checkpoint torch wrote: {first}"
         raise RunFolderError(f"'{path}' is unreadable as a nasp checkpoint ({what[:200]})") from None
 
 

@@ -12,7 +12,7 @@ import torch
 
 from nasp import distributed
 from nasp.algorithms import ALGORITHMS, SearchAlgorithm, algorithm_options, with_algorithm_options
-from nasp.config import RunConfig, build_config, switch_on
+from nasp.config import RunConfig, build_config, check_cuda_only, keys_given, switch_on
 from nasp.data import DATASETS, Batches, load_dataset
 from nasp.data.corpus import CORPORA, load_corpus
 from nasp.errors import ConfigError, DataError, RegistryError
@@ -24,7 +24,9 @@ from nasp.model.budget import (
     check_memory,
     count_params,
     estimate_dense_search_memory,
+    estimate_rnn_search_memory,
     estimate_search_memory,
+    genotype_params,
 )
 from nasp.model.recurrent import RNNDropouts
 from nasp.plugins import resolve_device
@@ -42,12 +44,13 @@ def resolve_space(cfg: RunConfig) -> SearchSpace:
         space = get_space(cfg.space.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'space': {exc}") from None
-    ops = {ct: getattr(cfg.space, ct) for ct in ("normal", "reduce", "recurrent") if getattr(cfg.space, ct) is not None}
-    if ops:
-        try:
-            space = space.with_ops(**ops)
-        except ValueError as exc:
-            raise ConfigError(f"key 'space': {exc}") from None
+    for ct in ("normal", "reduce", "recurrent", "cell"):  # one at a time: the error names the key at fault
+        ops = getattr(cfg.space, ct)
+        if ops is not None:
+            try:
+                space = space.with_ops(**{ct: ops})
+            except ValueError as exc:
+                raise ConfigError(f"key 'space.{ct}': {str(exc).removeprefix(f'{ct} ops: ')}") from None
     return space
 
 
@@ -109,8 +112,37 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, SearchSpace]:
 
 
 def validate(cfg: RunConfig) -> SearchSpace:
-    """Every check that needs the registries (plugins loaded first); returns the space."""
-    return prepare(cfg)[1]
+    """Every check that needs the registries (plugins loaded first), and that no key given is one this search would
+    ignore; returns the space."""
+    return checked_new(cfg)[1]
+
+
+def checked_new(cfg: RunConfig) -> tuple[RunConfig, SearchSpace]:
+    """``prepare`` for a new run, and no key given that it would ignore (``check_given_keys``)."""
+    checked, space = prepare(cfg)
+    check_given_keys(cfg, space, resolve_device(checked.device).type)
+    return checked, space
+
+
+IMAGE_ONLY = ("model.*", "data.augment")  # keys an rnn search does not read
+RNN_ONLY = ("rnn.*",)  # keys a cnn search does not read
+
+
+def check_given_keys(cfg: RunConfig, space: SearchSpace, device_type: str) -> None:
+    """A key given (on the command line, in a config file) that this search would not read is an error, as for
+    `nasp eval`: model.* and data.augment in a recurrent search, rnn.* in an image one, cuda_graphs=on off CUDA.
+    Only for a new run: a resumed run's config.json holds every key."""
+    if space.kind == "rnn":
+        given = keys_given(cfg, IMAGE_ONLY)
+        if given:
+            raise ConfigError(f"key '{given[0]}': applies to image searches only; space '{space.name}' is recurrent "
+                              f"(its keys: rnn.*, see docs/recurrent.md)")
+    else:
+        given = keys_given(cfg, RNN_ONLY)
+        if given:
+            raise ConfigError(f"key '{given[0]}': applies to recurrent searches only (space=rnn); space "
+                              f"'{space.name}' is a {space.kind} space")
+    check_cuda_only(cfg, device_type)
 
 
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "arch_loss", "lr", "arch_s", "weight_s", "eval_s",
@@ -368,12 +400,13 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     # a dense space (nb201) has NAS-Bench-201's skeleton: dense.channels C, dense.cells N per stage
     channels, layers = (cfg.dense.channels, cfg.dense.cells) if space.kind == "dense" else (cfg.model.channels,
                                                                                               cfg.model.layers)
+    rows = max(train.batch_size, val.batch_size)  # what a step gets: batch_size, or all the data when it is less
     if space.kind == "dense":
-        estimate = estimate_dense_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+        estimate = estimate_dense_search_memory(space, channels, layers, rows, problem.data.size,
                                                 shape["in_channels"], shape["num_classes"])
         check_memory(estimate, available_memory(device), "the search network", str(device), DENSE_LOWER_KEYS)
     else:
-        estimate = estimate_search_memory(space, channels, layers, cfg.batch_size, problem.data.size,
+        estimate = estimate_search_memory(space, channels, layers, rows, problem.data.size,
                                           shape["in_channels"], shape["num_classes"], cfg.model.stem_multiplier)
         check_memory(estimate, available_memory(device), "the search network", str(device))
     torch.manual_seed(cfg.seed)
@@ -384,7 +417,7 @@ def _image_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> t
     if cfg.model.sync_bn:
         net = distributed.sync_batch_norm(net)
     size = (channels, layers, shape["num_classes"], shape["in_channels"])
-    return problem, train, val, net, lambda genotype: genotype.param_count(*size)
+    return problem, train, val, net, lambda genotype: genotype_params(genotype, *size)
 
 
 def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tuple[Any, ...]:
@@ -396,6 +429,10 @@ def _text_search(cfg: RunConfig, space: SearchSpace, device: torch.device) -> tu
     if len(train) == 0 or len(val) == 0:
         raise ConfigError(f"key 'data.limit': {cfg.data.limit} tokens make no window of rnn.bptt={r.bptt} steps in "
                           f"{cfg.batch_size} streams for each of the two parts; raise data.limit or lower batch_size")
+    emsize = r.emsize or r.nhid
+    estimate = estimate_rnn_search_memory(space, len(corpus.vocab), emsize, r.nhid, cfg.batch_size, r.bptt)
+    check_memory(estimate, available_memory(device), "the recurrent search network", str(device),
+                 ("batch_size", "rnn.nhid", "rnn.emsize", "rnn.bptt"))
     torch.manual_seed(cfg.seed)
     dropouts = RNNDropouts(r.dropout, r.dropouth, r.dropoutx, r.dropouti, r.dropoute)
     net = create_search_network(space, r.nhid, 1, emsize=r.emsize, dropouts=dropouts, alpha=r.alpha, beta=r.beta,
@@ -419,7 +456,7 @@ def start_run(cfg: RunConfig, callbacks: list[Callback] | None = None, console: 
             return resume_run(found, callbacks, console, cfg.plugins, cfg.change_world_size)
     elif cfg.resume is not None:
         return resume_run(cfg.resume, callbacks, console, cfg.plugins, cfg.change_world_size)
-    cfg, _ = prepare(cfg)
+    cfg, _ = checked_new(cfg)
     name = cfg.name or default_name(cfg.algorithm.name, cfg.space.name)
     written = with_algorithm_options(cfg).model_copy(update={"resume": None})
     return launch.start(lambda: build_task(cfg), cfg.out, name, written.model_dump_json(indent=2),

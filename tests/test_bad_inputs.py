@@ -78,6 +78,23 @@ CASES: list[Case] = [
     Case("layers-zero", ["run", "model.layers=0"], ["'model.layers'", "0"]),
     Case("amp-text", ["run", "amp=maybe"], ["'amp'", "maybe"]),
     Case("plugins-mapping", ["run", "plugins={a: 1}"], ["'plugins'", "list"]),
+    # --- sizes: every size key has a bound or a memory estimate (issue 23) ---
+    Case("threads-too-many", ["run", "threads=1000"], ["'threads'", "1000", "at most", "4 a core"]),
+    Case("threads-huge", ["run", "threads=99999999999"], ["'threads'", "99999999999", "at most"]),
+    Case("eval-threads-huge", ["eval", "threads=99999999999"], ["'threads'", "at most"]),
+    Case("channels-huge", ["run", "model.channels=100000", "data.limit=64"], ["search network needs about", "GiB",
+                                                                             "model.channels"]),
+    Case("rnn-nhid-huge", ["run", "space=rnn", "rnn.nhid=100000000"], ["recurrent search network needs about",
+                                                                       "rnn.nhid"]),
+    Case("config-empty-name", ["run", "--config", ""], ["--config", "empty name"]),
+    Case("config-folder", ["run", "--config", "{tmp}"], ["--config", "is a folder"]),
+    # --- keys a search would ignore are refused, as nasp eval refuses image keys for a language model ---
+    Case("rnn-search-model-key", ["run", "space=rnn", "model.channels=8"], ["'model.channels'", "image searches only"]),
+    Case("rnn-search-augment", ["run", "space=rnn", "data.augment=false"], ["'data.augment'", "image searches only"]),
+    Case("cnn-search-rnn-key", ["run", "rnn.nhid=8"], ["'rnn.nhid'", "recurrent searches only"]),
+    Case("cuda-graphs-on-cpu", ["run", "cuda_graphs=on", "device=cpu"], ["'cuda_graphs'", "CUDA only", "cpu"]),
+    Case("eval-cuda-graphs-on-cpu", ["eval", "genotype=NASP", "cuda_graphs=on", "device=cpu"], ["'cuda_graphs'", "CUDA only"]),
+    Case("eval-config-empty-name", ["eval", "--config", ""], ["--config", "empty name"]),
     # --- nasp run: the algorithm's own keys ---
     Case("init-nan", ["run", "algorithm.init=.nan"], ["'algorithm.init'", "finite"]),
     Case("arch-lr-minus-inf", ["run", "algorithm.lr=-.inf"], ["'algorithm.lr'", "finite"]),

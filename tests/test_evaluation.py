@@ -22,6 +22,7 @@ from nasp.evaluation.network import DropPath
 from nasp.evaluation.task import EvalTask, learning_rate
 from nasp.genotype import Genotype
 from nasp.genotypes import get_genotype, list_genotypes, register_genotype, resolve_genotype
+from nasp.model.budget import genotype_params
 from nasp.ops import list_ops
 from nasp.spaces import CellSpace, SearchSpace
 
@@ -56,7 +57,7 @@ def test_published_parameter_counts():
         with torch.device("meta"):
             net = EvalNetwork(geno, 36, 20, 10, 3)
         assert round(count_params(net) / 1e6, 2) == millions
-        assert count_params(net) == geno.param_count(36, 20)  # the child network, as the search counts it
+        assert count_params(net) == genotype_params(geno, 36, 20)  # the child network, as the search counts it
         assert count_params(net, auxiliary=True) > count_params(net) + 400_000  # 128- and 768-channel convs
     with torch.device("meta"):
         imagenet = EvalNetwork(get_genotype("DARTS_V2"), 48, 14, 1000, 3, stem="imagenet")
@@ -268,7 +269,7 @@ def test_eval_a_search_run_end_to_end_and_test_it(tiny_run, tmp_path, capsys):
     assert metrics[0]["drop_path"] == 0.0 and metrics[1]["drop_path"] == pytest.approx(0.15)  # rises linearly
     result = json.loads((run / "result.json").read_text())
     assert result["test_acc"] == metrics[-1]["test_acc"] and 0.0 <= result["test_acc"] <= 1.0
-    assert result["params"] == Genotype.load(search).param_count(4, 3, 10, 1)
+    assert result["params"] == genotype_params(Genotype.load(search), 4, 3, 10, 1)
     assert f"{100 * result['test_acc']:.2f}%" in out and str(run) in out
     assert json.loads((run / "status.json").read_text())["status"] == "finished"
     assert main(["test", str(run), "--json"]) == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
@@ -243,3 +244,84 @@ def test_a_user_genotype_file_with_a_builtin_name_is_refused(tmp_path: Path, mon
     line = one_line(capsys.readouterr().err)
     assert "'DARTS_V2' is registered (built in)" in line and "darts_v2.json" in line and "rename" in line, line
     assert get_genotype("mine") == get_genotype("NASP")  # other user files still work
+
+
+# --- class 6: sizes (the one-line cases are in tests/test_bad_inputs.py) ---------------------------------------
+def test_a_huge_config_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    with big.open("wb") as f:
+        f.truncate(60 << 20)  # 60 MB (sparse): parsing it took 90 s
+    code, err = nasp("run", "--config", big, f"out={tmp_path / 'runs'}")
+    assert code == 2, err
+    line = one_line(err)
+    assert "--config" in line and "big.yaml" in line and "larger than 1 MiB" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_batch_larger_than_the_data_is_estimated_by_the_rows_a_step_gets(tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    try:  # 64 images, 100,000 a batch: the steps get 32 rows each (was refused as needing 1026.9 GiB)
+        assert main(["run", *TINY, "batch_size=100000", f"out={tmp_path}", "name=big-batch"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    assert (tmp_path / "big-batch" / "genotype.json").is_file()
+
+
+# --- class 7: lost stops and wrong words ------------------------------------------------------------------------
+INTERRUPT_LOGGER = """import os, signal
+from nasp.trainer.callback import Callback
+from nasp.trainer.loggers import register_logger
+
+
+class CtrlCAtTheEnd(Callback):
+    def on_run_end(self, trainer, event):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the sub-run's last step
+
+
+@register_logger("ctrl-c-at-the-end")
+def make(folder, task):
+    return CtrlCAtTheEnd()
+"""
+
+
+def test_ctrl_c_at_the_end_of_a_study_sub_run_stops_the_study(tmp_path: Path) -> None:
+    plugin = tmp_path / "ctrl_c.py"
+    plugin.write_text(INTERRUPT_LOGGER)
+    study = tmp_path / "study"
+    search = "{" + ", ".join(["epochs: 1", "batch_size: 16", "device: cpu", "data: {limit: 64}",
+                              "model: {channels: 4, layers: 2}", f"plugins: [{plugin}]",
+                              "loggers: [ctrl-c-at-the-end]"]) + "}"
+    code, err = nasp("study", f"out={study}", "seeds=[0]", "threads=1", f"search={search}",
+                     "arms=[{label: a, evaluate: false}, {label: b, evaluate: false}]")
+    assert code == 130, err  # was: the study went on to b and exited 0
+    assert f"nasp study resume={study}" in err and "Traceback" not in err
+    manifest = json.loads((study / "study.json").read_text())
+    assert manifest["state"] == "stopped"
+    assert {r["arm"]: r["state"] for r in manifest["runs"]} == {"a": "finished", "b": "new"}
+
+
+def test_study_refusals_name_the_arm_key_and_create_no_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["study", f"out={tmp_path / 's1'}", "arms=[{label: a, serch: {}}]"]) == 2
+    assert "unknown config key 'arms.serch'" in one_line(capsys.readouterr().err)  # was: unknown key 'arms'
+    assert main(["study", f"out={tmp_path / 's2'}", "arms=[{label: a, search: {epochs: 0}}]"]) == 2
+    assert "arm 'a' (search): key 'epochs'" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "s1").exists() and not (tmp_path / "s2").exists()  # was: out= created
+
+
+@pytest.mark.parametrize("content, needle", [
+    (os.urandom(4096), "not a checkpoint torch wrote"),  # was: "it holds objects"
+    (pickle.dumps({"a": 1}, protocol=5), "nothing in it was run"),  # torch warned about its protocol in 2 lines
+])
+def test_a_checkpoint_of_random_bytes_or_another_pickle_is_one_honest_line(run_copy: Path, content: bytes,
+                                                                           needle: str) -> None:
+    (run_copy / "checkpoint.pt").write_bytes(content)
+    code, err = nasp("run", f"resume={run_copy}")
+    assert code == 2, err
+    line = one_line(err)  # no UserWarning about pickle protocols before it
+    assert "checkpoint.pt" in line and needle in line and "objects" not in line, line
+
+
+def test_a_folder_given_as_a_file_is_called_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "ops.py").mkdir()
+    assert main(["run", f"plugins={tmp_path / 'ops.py'}", f"out={tmp_path / 'runs'}"]) == 2
+    assert "is a folder" in one_line(capsys.readouterr().err)

@@ -10,6 +10,7 @@ from nasp.genotype import Genotype
 from nasp.genotypes import read_genotype
 from nasp.genotypes.nb201 import parse_nb201, to_nb201
 from nasp.model import create_search_network
+from nasp.model.budget import genotype_params
 from nasp.model.dense import DenseChildNetwork, DenseSearchCell, ResidualReduction
 from nasp.spaces import get_space, load_space_file
 
@@ -40,7 +41,7 @@ def test_nb201_space_and_skeleton():
     with torch.device("meta"):
         child = DenseChildNetwork(geno, 16, 5, 10, 3)
     assert sum(p.numel() for p in child.parameters()) == 802_426
-    assert geno.param_count(16, 5) == 802_426
+    assert genotype_params(geno, 16, 5) == 802_426
     assert isinstance(child.blocks[5], ResidualReduction)
 
 
@@ -205,3 +206,14 @@ def test_dense_search_estimate_matches_a_real_network():
 
     with pytest.raises(ConfigError, match=r"lower batch_size, dense\.channels, dense\.cells"):
         check_memory(est, 1000, keys=DENSE_LOWER_KEYS)
+
+
+def test_dense_cell_ops_replaced_on_the_command_line(tmp_path, capsys):
+    assert main(["run", "algorithm=random", "space.cell=skip_connect,nor_conv_3x3", *tiny(tmp_path)]) == 0
+    (run,) = list((tmp_path / "runs").iterdir())
+    geno = Genotype.load(run / "genotype.json")
+    assert {e.op for node in geno.cells["cell"] for e in node} <= {"skip_connect", "nor_conv_3x3"}
+    capsys.readouterr()
+    assert main(["run", "space.cell=nor_conv_3x4", *tiny(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Did you mean 'nor_conv_3x3'" in err[0]

@@ -123,6 +123,10 @@ def test_divergence_fails_the_run_with_exit_3(tmp_path):
         assert all(v == v for m in folder.metrics() for v in m.values() if isinstance(v, float))
     else:
         assert failed_epoch == 1 and not folder.metrics()
+    if folder.has_checkpoint():  # the words say what is left: a checkpoint, or none yet
+        assert "the last good checkpoint is kept" in line, line
+    else:
+        assert "no checkpoint yet" in line and "kept" not in line, line
 
 
 # --- resume exactness after SIGKILL; a damaged latest checkpoint --------------------------------------------

@@ -128,7 +128,7 @@ def test_the_stacked_probe_equals_the_op_by_op_one(space_name, channels_last):
     """float64: the same gradient to rounding, and the same running statistics left in every batch norm."""
     from nasp.algorithms.gradients import fast_arch_grad
     from nasp.algorithms.prox import discretize
-    from nasp.model.search import selections_of
+    from nasp.model.probe import selections_of
 
     space = get_space(space_name)
     torch.manual_seed(0)

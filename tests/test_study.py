@@ -222,3 +222,58 @@ def test_bad_executor_keys_are_one_line(args, needles, tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert all(n in err for n in needles), err
+
+
+def test_study_progress_is_a_table_on_a_terminal_and_a_line_per_change_otherwise(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from nasp.study.progress import StudyProgress
+    from nasp.study.subrun import SubRun
+
+    running, done = RunFolder(tmp_path / "run"), RunFolder(tmp_path / "done")
+    for folder in (running, done):
+        folder.path.mkdir()
+    running.lock()  # a live process holds it: running, not died
+    running.write_status("running", "search", 1, 4, val_acc=0.5, elapsed_s=30.0)
+    done.write_status("finished", "eval", 2, 2, test_acc=0.75, elapsed_s=8.0)
+    subs = [SubRun("a", 0, "search", running.path), SubRun("b", 1, "eval", done.path),
+            SubRun("c", 2, "search", tmp_path / "new")]
+    states = {str(running.path): "submitted", str(done.path): "finished", str(tmp_path / "new"): "submitted"}
+    try:
+        tty = io.StringIO()
+        progress = StudyProgress(subs, Console(file=tty, force_terminal=True, width=120))
+        progress.update(states)
+        progress.close()
+        text = tty.getvalue()
+        for needle in ("search a seed 0", "running", "1/4", "val_acc 0.5", "1m30s", "eval b seed 1", "finished",
+                       "test_acc 0.75", "search c seed 2", "queued"):
+            assert needle in text, (needle, text)
+        log = io.StringIO()
+        progress = StudyProgress(subs, Console(file=log, force_terminal=False, width=200))
+        progress.update(states)
+        progress.update(states)  # nothing changed: no new line
+        lines = log.getvalue().splitlines()
+        assert lines == ["study: search a seed 0: running, epoch 1/4, val_acc 0.5, ETA 1m30s",
+                         "study: eval b seed 1: finished, epoch 2/2, test_acc 0.75", "study: search c seed 2: queued"]
+    finally:
+        running.unlock()
+
+
+def test_a_stop_between_local_subruns_is_kept(tmp_path):
+    """Ctrl-C while no sub-run runs (the study between two) stops the study: the queued sub-runs do not start."""
+    from nasp.study.executor import LocalExecutor
+    from nasp.study.subrun import SubRun
+
+    subs = [SubRun("a", 0, "search", tmp_path / "a"), SubRun("a", 0, "eval", tmp_path / "e")]
+    before = signal.getsignal(signal.SIGINT)
+    with LocalExecutor(console=False) as executor:
+        for sub in subs:
+            executor.submit(sub)
+        signal.raise_signal(signal.SIGINT)
+        assert executor.stopping
+        ended = [e for _ in range(2) for e in executor.wait()]
+    assert [(e.sub.kind, e.state) for e in ended] == [("eval", "stopped"), ("search", "stopped")]
+    assert not any(s.path.exists() for s in subs)
+    assert signal.getsignal(signal.SIGINT) is before  # handed back

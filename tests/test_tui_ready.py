@@ -90,6 +90,36 @@ async def test_named_genotypes_open_in_the_editor(tmp_path, monkeypatch):
 EVAL_TINY = "epochs=1 data.limit=64 data.test_limit=64 model.layers=2 model.channels=4 batch_size=16 threads=1"
 
 
+# DARTS_V2_RNN in seconds: 8 wide, 1,200 training tokens, one epoch
+RNN_TINY = ("epochs=1 data.limit=1200 data.test_limit=200 rnn.emsize=8 rnn.nhid=8 batch_size=4 eval_batch_size=2 "
+            "rnn.test_batch_size=2 rnn.bptt=12 threads=1")
+
+
+@sync
+async def test_recurrent_evaluation_from_the_editor_shows_its_perplexity(tmp_path, monkeypatch):
+    """A language model scores a perplexity, not an accuracy: the successful evaluation says it (it used to read
+    "evaluation failed: `nasp eval` exited with code 0"), also when the app's runs folder is not ./runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    app = NaspApp(runs_dir=str(tmp_path / "elsewhere"), genotype="DARTS_V2_RNN", nice=0)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, GenotypeScreen)
+        await pilot.press("ctrl+t")
+        extra = app.screen.query_one("#extra", Input)
+        assert extra.value == "--config eval-rnn-cpu"  # the recurrent preset, not the CNN's eval-cpu
+        extra.value += " " + RNN_TINY
+        await pilot.press("enter")
+        await pilot.pause()
+        await wait_for(pilot, lambda: screen.evaluation is None, timeout=180, what="the evaluation's end")
+        text = text_of(screen.query_one("#message", Static))
+        assert "finished: test perplexity" in text and "failed" not in text, text
+        (ev,) = [f for f in (tmp_path / "elsewhere").iterdir() if f.is_dir() and RunFolder(f).kind() == "eval"]
+        ppl = RunFolder(ev).status().values["test_ppl"]
+        assert f"test perplexity {ppl:.2f}" in text and str(ev) in text
+        assert not (tmp_path / "runs").exists()  # written where the app looks
+
+
 @sync
 async def test_evaluation_from_the_editor_runs_offline_and_shows_its_accuracy(tmp_path, monkeypatch):
     """The search's run folder (embedded data) evaluates with no extra arguments but the sizes that keep it short; the
@@ -126,7 +156,7 @@ async def test_evaluation_from_the_editor_runs_offline_and_shows_its_accuracy(tm
         runs = app.screen
         assert isinstance(runs, RunsScreen)
         (ev,) = [i for i in runs.infos if i.kind == "eval"]
-        assert info_row(ev)[5] == f"test {acc:.3f}"
+        assert info_row(ev)[3] == f"test {acc:.3f}"
 
         await pilot.press("f5", "ctrl+t")  # a failure: its message, not a traceback
         app.screen.query_one("#extra", Input).value = f"data=cifar100 data.root={tmp_path / 'nowhere'} epochs=1"

@@ -32,7 +32,7 @@ from .screens.help import HelpScreen
 from .screens.live import LiveScreen
 from .screens.runs import ReplayScreen, RunsScreen
 from .screens.setup import SetupScreen
-from .widgets import PathDialog, UnsavedDialog
+from .widgets import ChoiceDialog, PathDialog, UnsavedDialog
 
 
 def keep_gc_pauses_short() -> None:
@@ -82,6 +82,7 @@ class NaspApp(App[None]):
         self.process: SearchProcess | None = None
         self.tail: EventTail | None = None
         self._stop_asked = False
+        self.pointed_run: Path | None = None  # the run a message points to ("resume it from the runs screen")
         self._quitting = False
         self.genotype_edit: GenotypeEdit | None = None
         self.genotype_version = 0
@@ -190,13 +191,14 @@ class NaspApp(App[None]):
         self.runs_dir = Path(cfg.out)
         self._launch(overrides, f"starting `{command_line(overrides)}`")
 
-    def resume_search(self, run_dir: str | Path) -> None:
-        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`), showing its earlier steps and epochs
-        too (curves and Ā history go on where they were)."""
+    def resume_search(self, run_dir: str | Path, plugins: Sequence[str] = ()) -> None:
+        """Continue a stopped run from its checkpoint (`nasp run resume=RUN`, naming the ``plugins`` it imports),
+        showing its earlier steps and epochs too (curves and Ā history go on where they were)."""
         if not self._can_start():
             return
         run_dir = Path(run_dir)
-        self._launch([f"resume={run_dir}"], f"resuming {run_dir}", load_live_state(run_dir), run_dir)
+        args = [f"resume={run_dir}", *([f"plugins={','.join(plugins)}"] if plugins else [])]
+        self._launch(args, f"resuming {run_dir}", load_live_state(run_dir), run_dir)
 
     def _launch(self, args: list[str], message: str, state: LiveState | None = None,
                 run_dir: Path | None = None) -> None:
@@ -232,7 +234,11 @@ class NaspApp(App[None]):
             info = run_info(self.tail.path.parent)
             if info is not None and info.status == "died" and self.state.active:
                 self.state.status = "died"
-                self.state.message = "the run's process is gone without a clean stop; resume it from the runs screen"
+                self.state.message = ("the run's process is gone without a clean stop; resume it from the runs screen "
+                                      "(F4, r)")
+                self.pointed_run = self.tail.path.parent
+                self.notify(f"{self.tail.path.parent.name} died: its process is gone without a clean stop",
+                            title="run died", severity="error", timeout=10)
                 self.state.version += 1
 
     def _on_exit(self, proc: SearchProcess) -> None:
@@ -273,6 +279,7 @@ class NaspApp(App[None]):
             self.notify(self.state.message, title="search failed", severity="error", timeout=10)
         elif ev.get("status") == "stopped":
             self.state.message = f"stopped; checkpoint in {ev.get('run_dir')}: resume it from the runs screen (F4, r)"
+            self.pointed_run = Path(str(ev.get("run_dir")))
             self.notify(self.state.message, title="search stopped")
         else:
             self.state.message = f"finished: genotype in {RunFolder(str(ev.get('run_dir'))).genotype_path}; g edits it"
@@ -380,6 +387,19 @@ class NaspApp(App[None]):
         else:
             self.switch_mode("genotype")
 
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """Save an SVG of the screen: in the Downloads folder when there is one, else in the current folder (Textual
+        would fail on a missing Downloads folder); a notification says where."""
+        if path is None:
+            from platformdirs import user_downloads_path
+
+            downloads = user_downloads_path()
+            path = str(downloads if downloads.is_dir() else Path.cwd())
+        try:
+            self.deliver_screenshot(filename, path)
+        except OSError as exc:
+            self.notify(f"screenshot not saved: {exc}", title="screenshot", severity="error")
+
     # --- leaving --------------------------------------------------------------------------------
     async def action_quit(self) -> None:
         """Quit (unsaved genotype edits ask first); a search started here is stopped first so it leaves a checkpoint
@@ -387,6 +407,10 @@ class NaspApp(App[None]):
         self.after_editor_edits(self._quit)
 
     def _quit(self) -> None:
+        pid = None if self.running_here else self._target_pid()
+        if pid is not None and self.state.status == "paused" and not self._quitting:
+            self._ask_quit_paused(pid)
+            return
         if self.running_here:
             if not self._quitting:
                 self._quitting = True
@@ -396,6 +420,23 @@ class NaspApp(App[None]):
                 self.run_worker(self._exit_after_search(), group="quit")
             return
         self.exit()
+
+    def _ask_quit_paused(self, pid: int) -> None:
+        """The followed run (another process) is paused: it would wait for a resume nobody sends. Ask first."""
+        assert self.tail is not None
+        name = self.tail.path.parent.name
+
+        def done(answer: str | None) -> None:
+            if answer == "resume":
+                send(pid, RESUME)
+            if answer in ("resume", "leave"):
+                self._quitting = True
+                self.exit()
+
+        self.push_screen(ChoiceDialog(
+            f"{name} is paused", f"Its process (pid {pid}) waits before its next step until something resumes it "
+            f"(`kill -USR2 {pid}`, or p here). Quitting leaves it as it is.",
+            [("r", "Resume it, then quit", "resume"), ("q", "Quit, leave it paused", "leave")]), done)
 
     async def _exit_after_search(self) -> None:
         while self.running_here:
@@ -413,7 +454,7 @@ class NaspApp(App[None]):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``nasp-tui`` console script."""
-    from nasp import __version__
+    from nasp.version import __version__
 
     parser = argparse.ArgumentParser(prog="nasp-tui", description="Configure a NASP search, watch Ā evolve live, "
                                      "browse runs and edit genotypes in the terminal.")

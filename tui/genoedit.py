@@ -37,6 +37,37 @@ class GenotypeEdit:
         self.undo_stack: list[Genotype] = []
         self.saved_to: Path | None = None
         self.saved: Genotype = genotype  # what is on disk: the source, or the last save
+        self._stamp = self._source_stamp()
+        self.source_moved_on = False  # the source changed on disk under unsaved edits
+
+    def _source_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.source.stat() if self.source is not None else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st is not None else None
+
+    def refresh_from_source(self) -> bool:
+        """Follow the source file when something rewrote it (a search writes genotype.json every epoch): without
+        unsaved edits the new genotype replaces the shown one (True); with edits they stay and ``source_moved_on``
+        says so. A source that cannot be read now is left alone."""
+        stamp = self._source_stamp()
+        if stamp is None or stamp == self._stamp or self.source is None:
+            return False
+        try:
+            new = Genotype.load(self.source)
+        except GenotypeError:
+            return False
+        self._stamp = stamp
+        if new == self.original:
+            return False
+        if self.unsaved:
+            self.source_moved_on = True
+            return False
+        self.original = self.saved = self.genotype = new
+        self.undo_stack.clear()
+        self.source_moved_on = False
+        return True
 
     @classmethod
     def load(cls, spec: str | Path) -> GenotypeEdit:

@@ -138,3 +138,36 @@ def load_live_state(path: str | Path) -> LiveState:
         state.apply(event, 0.0)
     state.status = folder.status().state
     return state
+
+
+def resume_plugins(path: str | Path) -> list[str]:
+    """The plugins a run imported (its config.json): a resume must name them again to import them."""
+    plugins = read_json(RunFolder(path).config_path).get("plugins") or []
+    return [str(p) for p in plugins] if isinstance(plugins, list) else []
+
+
+def resume_details(info: RunInfo, plugins: list[str]) -> str:
+    """What resuming ``info`` does: where its checkpoint is, the steps done after it that are trained again, the
+    plugins it imports again."""
+    events = RunFolder(info.path).events()
+    saved: tuple[int, int | None] = (0, None)  # (epoch, step) of the latest checkpoint, as events count them
+    for e in events:  # in order: an epoch's end writes one, and so does a stop (where it stopped)
+        if e.get("event") == "epoch_end":
+            saved = (int(e.get("epoch", 0)), None)
+        elif e.get("event") == "run_end" and e.get("status") == "stopped":
+            saved = (int(e.get("epoch", 0)), int(e.get("step", 0)))
+    steps = [e for e in events if e.get("event") == "step"]
+    seen = (int(steps[-1]["epoch"]), int(steps[-1]["step"])) if steps else (0, 0)
+    where = (f"epoch {saved[0]} step {saved[1]}" if saved[1] is not None
+             else f"the end of epoch {saved[0]}" if saved[0] else "the start")
+    lines = [f"{info.algorithm} on {info.space}, {info.status}; {info.epoch}/{info.epochs} epochs done.",
+             f"It continues from its checkpoint at {where}."]
+    spe = int(steps[-1].get("steps_per_epoch", 0)) if steps else 0
+    done_at_checkpoint = (saved[0] - (1 if saved[1] is not None else 0)) * spe + (saved[1] if saved[1] is not None else 0)
+    done_seen = (seen[0] - 1) * spe + seen[1] if steps else 0
+    if spe and done_seen > done_at_checkpoint:
+        lines.append(f"The {done_seen - done_at_checkpoint} steps after it (up to epoch {seen[0]} step {seen[1]}) were "
+                     f"not saved: they are trained again, to the same result.")
+    if plugins:
+        lines.append(f"It imports its plugins again (their code runs): {', '.join(plugins)}.")
+    return "\n".join(lines)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -161,6 +162,49 @@ class UnsavedDialog(ModalScreen[str | None]):
         self.dismiss(choice)
 
     def action_stay(self) -> None:
+        self.dismiss(None)
+
+
+class ChoiceDialog(ModalScreen[str | None]):
+    """A question, what each answer does, and the answers as keys and buttons (``choices``: key, label, value);
+    escape answers None (nothing happens)."""
+
+    DEFAULT_CSS = """
+    ChoiceDialog { align: center middle; }
+    ChoiceDialog > Vertical { width: 76; max-width: 100%; height: auto; border: thick $accent; padding: 0 1;
+                              background: $surface; }
+    ChoiceDialog #details { margin: 1 0 0 0; }
+    ChoiceDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "answer", "Cancel")]
+
+    def __init__(self, question: str, details: str, choices: list[tuple[str, str, str]]) -> None:
+        super().__init__()
+        self.question, self.details, self.choices = question, details, choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.question, id="question", markup=False)
+            yield Static(self.details, id="details", markup=False)
+            with Horizontal():
+                for i, (key, label, value) in enumerate(self.choices):
+                    yield Button(f"{label} ({key})", variant="primary" if i == 0 else "default", id=f"c-{value}",
+                                 compact=True)
+                    yield Label(" ")
+                yield Button("Cancel (esc)", id="cancel", compact=True)
+
+    def on_key(self, event: events.Key) -> None:
+        for key, _, value in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        bid = event.button.id or ""
+        self.dismiss(bid.removeprefix("c-") if bid.startswith("c-") else None)
+
+    def action_answer(self) -> None:
         self.dismiss(None)
 
 

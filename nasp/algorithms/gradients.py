@@ -9,7 +9,7 @@ import torch
 
 from nasp.model import ArchGradProbe, SearchableNetwork
 from nasp.model.loss import cross_entropy
-from nasp.model.search import Selection
+from nasp.model.probe import Selection
 
 Weights = dict[str, torch.Tensor]
 

@@ -14,7 +14,7 @@ from nasp.algorithms.registry import register_algorithm
 from nasp.algorithms.regularizer import ModelSizeRegularizer
 from nasp.config import AlgorithmOptions
 from nasp.genotype import Genotype
-from nasp.model.search import Selection, selections_of
+from nasp.model.probe import Selection, selections_of
 
 
 def selection_key(selection: dict[str, Selection]) -> tuple[Any, ...]:

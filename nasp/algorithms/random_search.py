@@ -14,7 +14,7 @@ from nasp.algorithms.registry import register_algorithm
 from nasp.config import AlgorithmConfig, AlgorithmOptions, OptimConfig
 from nasp.genotype import Genotype
 from nasp.model import SearchableNetwork
-from nasp.model.search import selections_of
+from nasp.model.probe import selections_of
 from nasp.spaces import SearchSpace
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from nasp.config import AlgorithmConfig, AlgorithmOptions, RunConfig, format_validation_error
+from nasp.config import AlgorithmConfig, AlgorithmOptions, RunConfig, format_validation_error, use_algorithm_catalogue
 from nasp.errors import ConfigError, RegistryError
 from nasp.registry import Registry, did_you_mean
 
@@ -90,6 +90,19 @@ def check_given_options(name: str, given: dict[str, Any], complete: bool = True)
     declared = {k: v for k, v in given.items() if k in cls.Options.model_fields}
     options = validate_options(cls, declared)
     return {key: getattr(options, key) if key in declared else value for key, value in given.items()}
+
+
+class _Catalogue:
+    """The registry as the config sees it (``nasp.config.AlgorithmCatalogue``)."""
+
+    def check(self, name: str, given: dict[str, Any], complete: bool) -> dict[str, Any] | None:
+        return check_given_options(name, given, complete)
+
+    def option_keys(self) -> list[str]:
+        return sorted({f"algorithm.{k}" for n in ALGORITHMS.names() for k in ALGORITHMS.get(n).Options.model_fields})
+
+
+use_algorithm_catalogue(_Catalogue())
 
 
 def algorithm_class(cfg: RunConfig) -> type[SearchAlgorithm]:

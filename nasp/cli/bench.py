@@ -7,7 +7,7 @@ import json
 
 from rich.table import Table
 
-from nasp.cli.main import command, console
+from nasp.cli.common import command, console
 
 
 def _setup(p: argparse.ArgumentParser) -> None:

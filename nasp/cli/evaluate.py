@@ -8,7 +8,7 @@ import json
 
 from rich.table import Table
 
-from nasp.cli.main import command, console, exit_code, fit, resume_args
+from nasp.cli.common import command, console, exit_code, fit, resume_args
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
@@ -138,7 +138,9 @@ def cmd_genotypes(args: argparse.Namespace) -> int:
 
             params = f"{rnn_param_count(geno) / 1e6:.2f}M (PTB, 850 wide)"
         else:
-            params = f"{geno.param_count(36, 20) / 1e6:.2f}M"
+            from nasp.model.budget import genotype_params
+
+            params = f"{genotype_params(geno, 36, 20) / 1e6:.2f}M"
         table.add_row(name, geno.space, params, doc)
     console.print(table)
     return 0

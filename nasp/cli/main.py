@@ -3,114 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, NoReturn
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from nasp.cli.common import (
+    COMMANDS,
+    EXIT_OK,
+    EXIT_STOPPED,
+    command,
+    config_from_args,
+    console,
+    err_console,
+    exit_code,
+    fit,
+    overrides_args,
+    report,
+    resume_args,
+    setup_logging,
+)
 from nasp.errors import NaspError
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
 
-Handler = Callable[[argparse.Namespace], int]
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Handler]] = {}
-
-
-def command(name: str, help: str, setup: Callable[[argparse.ArgumentParser], None] | None = None
-            ) -> Callable[[Handler], Handler]:
-    """Register a subcommand; other modules add theirs the same way (render, eval, ...)."""
-
-    def decorator(fn: Handler) -> Handler:
-        COMMANDS[name] = (help, setup or (lambda p: None), fn)
-        return fn
-
-    return decorator
-
-
-# exit codes of `nasp run` and `nasp eval` (docs/reliability.md)
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED, EXIT_STOPPED = 0, 2, 3, 130
-
-
-def fit(trainer: Any) -> Any:
-    """Run ``trainer`` with the signal handlers of a command; a failed run's error is one line on stderr."""
-    from nasp.trainer.signals import stop_on_signals
-
-    with stop_on_signals(trainer, err_console):
-        end = trainer.fit()
-    if end.status == "failed":
-        report(trainer.task.command, str(end.error))
-    return end
-
-
-def report(command: str, message: str) -> None:
-    """A failure as one line on stderr; under torchrun the first rank to report prints it (once for the run)."""
-    from nasp import distributed
-
-    if distributed.claim_report():  # (err_console is quiet on ranks other than 0)
-        out = err_console if distributed.is_main() else Console(stderr=True, soft_wrap=True)
-        out.print(Text.assemble((f"nasp {command}: error: ", "bold red"), message), soft_wrap=True)
-
-
-def exit_code(end: Any) -> int:
-    if end.status == "finished":
-        return EXIT_OK
-    if end.status == "failed":
-        return EXIT_DIVERGED if end.result.get("reason") == "diverged" else EXIT_USAGE
-    return EXIT_STOPPED
-
-
-def resume_args(tree: dict[str, Any], config_file: str | None, *flags: str) -> list[str]:
-    """The plugins a resume names; any other key is refused (a resume continues a run with its own config)."""
-    others = sorted(set(tree) - {"resume", "plugins", "change_world_size"})
-    if others or config_file is not None or any(flags):
-        raise NaspError(f"resume= continues a run with its own config; drop the other keys "
-                        f"({', '.join(others) or ('--config' if config_file is not None else next(f for f in flags if f))})")
-    return list(tree.get("plugins") or [])
-
-
-class ConsoleLogHandler(logging.Handler):
-    """Library messages (``logging.getLogger("nasp...")``) on the rich stderr console, one line each."""
-
-    STYLES: ClassVar[dict[int, str]] = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            level = record.levelname.lower()
-            prefix = "nasp: " if record.levelno < logging.WARNING else f"nasp: {level}: "
-            err_console.print(Text.assemble((prefix, self.STYLES.get(record.levelno, "dim")), record.getMessage()),
-                              soft_wrap=True, highlight=False)
-        except Exception:
-            self.handleError(record)
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """Route the ``nasp`` loggers to the console (once; a program embedding nasp configures logging itself)."""
-    logger = logging.getLogger("nasp")
-    if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
-        logger.addHandler(ConsoleLogHandler())
-    logger.setLevel(level)
-    logger.propagate = False
-
-
-def _overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. algorithm=nasp epochs=1")
-    p.add_argument("--config", "-c", metavar="FILE|PRESET", help="YAML config file or a preset's name (`nasp presets`); "
-                   "overrides still apply on top")
-
-
-def config_from_args(args: argparse.Namespace) -> Any:
-    from nasp.config import build_config, load_yaml, merge, parse_overrides
-
-    tree = load_yaml(args.config) if getattr(args, "config", None) is not None else {}
-    return build_config(merge(tree, parse_overrides(args.overrides)))
-
-
-@command("run", "run a search: nasp run algorithm=nasp space=cnn12 epochs=1", _overrides)
+@command("run", "run a search: nasp run algorithm=nasp space=cnn12 epochs=1", overrides_args)
 def cmd_run(args: argparse.Namespace) -> int:
     from nasp.config import parse_overrides
     from nasp.search_run import resume_run, start_run
@@ -131,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    _overrides(p)
+    overrides_args(p)
     p.add_argument("--format", choices=["table", "yaml"], default="table",
                    help="yaml: a full config file to start from (every key, the algorithm's options included), e.g. "
                    "`nasp config --format yaml > my.yaml; nasp run --config my.yaml`")
@@ -239,7 +157,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from pathlib import Path
 
-    import nasp
+    from nasp import version
     from nasp.cli import bench as _bench  # noqa: F401  (registers `bench`)
     from nasp.cli import evaluate as _evaluate  # noqa: F401  (registers `eval`, `test`, `genotypes`)
     from nasp.cli import study as _study  # noqa: F401  (registers `study`)
@@ -247,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="nasp", description="Neural architecture search with proximal iterations "
                                      "(NASP, AAAI 2020) and its baselines.")
-    parser.add_argument("--version", action="version", version=f"nasp {nasp.__version__} from {Path(nasp.__file__).parent}")
+    parser.add_argument("--version", action="version", version=f"nasp {version.__version__} from {Path(version.__file__).parent}")
     sub = parser.add_subparsers(dest="command", metavar="command")
     for name, (help, setup, fn) in COMMANDS.items():
         p = sub.add_parser(name, help=help, description=help)
@@ -320,8 +238,7 @@ def _error(command: str, message: str) -> int:
     return 2
 
 
-if __name__ == "__main__":  # `python -m nasp.cli.main`: run the imported module, where every command registers
-    from nasp.cli.main import main as _main
+if __name__ == "__main__":  # `python -m nasp.cli.main`
     from nasp.distributed import exit_process
 
-    exit_process(_main())
+    exit_process(main())

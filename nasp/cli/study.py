@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from nasp.cli.main import EXIT_OK, EXIT_STOPPED, _overrides, command, console
+from nasp.cli.common import EXIT_OK, EXIT_STOPPED, command, console, overrides_args
 
 
 @command("study", "algorithms x seeds, each searched and evaluated: nasp study --config study-cpu "
-         "out=DIR (again, or resume=DIR, continues; table=DIR writes the table again)", _overrides)
+         "out=DIR (again, or resume=DIR, continues; table=DIR writes the table again)", overrides_args)
 def cmd_study(args: argparse.Namespace) -> int:
     from nasp.errors import ConfigError
     from nasp.study import run_study, study_config, write_table
@@ -22,7 +22,7 @@ def cmd_study(args: argparse.Namespace) -> int:
             console.print(str(p), highlight=False)
         return EXIT_OK
     if cfg.resume:  # its own config; plugins= only (named again: study.json never makes nasp import code), and how
-        from nasp.cli.main import resume_args  # it runs (executor=, study.*, ray.*)
+        from nasp.cli.common import resume_args  # it runs (executor=, study.*, ray.*)
         from nasp.config import parse_overrides
         from nasp.study import StudyConfig
         from nasp.study.config import RUN_TIME_KEYS
@@ -36,7 +36,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         folder = StudyFolder(cfg.resume or cfg.out)
         console.print(f"study finished: table in {folder.table_md}; figures: nasp plot {folder.path}", highlight=False)
         return EXIT_OK
-    from nasp.cli.main import err_console
+    from nasp.cli.common import err_console
 
     err_console.print(f"study stopped; continue it with: nasp study resume={cfg.resume or cfg.out}", highlight=False)
     return EXIT_STOPPED

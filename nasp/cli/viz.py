@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nasp.cli.main import command, console
+from nasp.cli.common import command, console
 from nasp.config import build_config, parse_overrides
 from nasp.runfolder import RunFolder
 from nasp.viz import VizError
@@ -107,7 +107,8 @@ def _plot_setup(p: argparse.ArgumentParser) -> None:
          "folder: Fig. 2-5", _plot_setup)
 def cmd_plot(args: argparse.Namespace) -> int:
     from nasp.runfolder import StudyFolder
-    from nasp.viz.plot import plot_runs, plot_study
+    from nasp.study.plot import plot_study
+    from nasp.viz.plot import plot_runs
 
     paths, options = _paths_and_options_of(args, PlotOptions)
     if not paths:

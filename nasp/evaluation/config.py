@@ -15,7 +15,20 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import AUTO_NOTE, SEED_MAX, MLflowConfig, Section, Switch, WandbConfig, build_config, config_tree, load_yaml, merge
+from nasp.config import (
+    AUTO_NOTE,
+    SEED_MAX,
+    MLflowConfig,
+    Section,
+    Switch,
+    Threads,
+    WandbConfig,
+    build_config,
+    config_tree,
+    keys_given,
+    load_yaml,
+    merge,
+)
 from nasp.genotype import Genotype
 
 
@@ -104,7 +117,7 @@ class EvalConfig(Section):
     eval_every: int = Field(1, ge=1, description="test every N epochs (and after the last)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed: weights, data order, augmentation, drop-path")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    threads: int | None = Field(None, ge=1, description="CPU threads of torch (default: torch's; 1 is much faster "
+    threads: Threads = Field(None, description="CPU threads of torch (default: torch's; 1 is much faster "
                                 "on a CPU that other processes keep busy)")
     amp: bool = Field(True, description="bf16 autocast on CUDA")
     channels_last: bool | None = Field(None, description="channels-last memory format (default: on CUDA, where it "
@@ -172,15 +185,7 @@ def apply_rnn_defaults(cfg: EvalConfig) -> EvalConfig:
 
 def image_only_keys_given(cfg: EvalConfig) -> list[str]:
     """The keys of ``IMAGE_ONLY`` that ``cfg`` was given explicitly."""
-    out = []
-    for pattern in IMAGE_ONLY:
-        *path, leaf = pattern.split(".")
-        section: Section = cfg
-        for part in path:
-            section = getattr(section, part)
-        given = section.model_fields_set
-        out += [f"{'.'.join(path)}.{k}" if path else k for k in sorted(given) if leaf in ("*", k)]
-    return out
+    return keys_given(cfg, IMAGE_ONLY)
 
 
 def load_eval_yaml(path: str | Path) -> dict[str, Any]:

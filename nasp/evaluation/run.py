@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from nasp import distributed
-from nasp.config import build_config, merge, parse_overrides
+from nasp.config import build_config, check_cuda_only, merge, parse_overrides
 from nasp.data import CORPORA, DATASETS
 from nasp.errors import ConfigError, DataError, GenotypeError, RegistryError, ResumeError
 from nasp.evaluation.callbacks import MODEL_FORMAT, EvalModels
@@ -45,7 +45,7 @@ def validate_eval(cfg: EvalConfig) -> Genotype:
         (CORPORA if is_recurrent(genotype) else DATASETS).get(cfg.data.name)
     except RegistryError as exc:
         raise ConfigError(f"key 'data': {exc}") from None
-    resolve_device(cfg.device)
+    check_cuda_only(cfg, resolve_device(cfg.device).type)
     return genotype
 
 
@@ -123,7 +123,8 @@ def build_eval_task(cfg: EvalConfig, genotype: Genotype) -> Task:
     data = build_eval_data(cfg, device, channels_last)
     m = cfg.model
     if not is_dense(genotype):  # the estimate follows DARTS's layout
-        estimate = estimate_eval_memory(genotype, m.channels, m.layers, cfg.batch_size, data.image_size, data.channels,
+        rows = min(cfg.batch_size, data.train_images)  # a step's rows: all the data when batch_size is more
+        estimate = estimate_eval_memory(genotype, m.channels, m.layers, rows, data.image_size, data.channels,
                                         data.num_classes, m.stem_multiplier, 8 if m.network == "imagenet" else 1)
         check_memory(estimate, available_memory(device), "the evaluation network", str(device))
     torch.manual_seed(cfg.seed)

@@ -35,6 +35,22 @@ def count_params(net: nn.Module, auxiliary: bool = False) -> int:
     auxiliary head unless asked (DARTS's convention)."""
     return sum(p.numel() for name, p in net.named_parameters() if auxiliary or not name.startswith("auxiliary."))
 
+def genotype_params(genotype: Genotype, channels: int = 16, layers: int = 8, num_classes: int = 10,
+                    in_channels: int = 3) -> int:
+    """Parameters of the network ``genotype`` defines (built on the meta device: no memory). A dense genotype
+    (nb201): ``layers`` is N, the cells of each stage of NAS-Bench-201's skeleton."""
+    from nasp.model.child import ChildNetwork
+    from nasp.model.dense import DenseChildNetwork
+
+    space = genotype.resolve_space(strict=False)
+    with torch.device("meta"):
+        if space is not None and space.kind == "dense":
+            net: nn.Module = DenseChildNetwork(genotype, channels, layers, num_classes, in_channels)
+        else:
+            net = ChildNetwork(genotype, channels, layers, num_classes, in_channels)
+    return sum(p.numel() for p in net.parameters())
+
+
 GIB = 1024**3
 LOWER_KEYS = ("batch_size", "model.channels", "model.layers")
 DENSE_LOWER_KEYS = ("batch_size", "dense.channels", "dense.cells")
@@ -200,6 +216,20 @@ def _eval(genotype: Genotype, channels: int, layers: int, batch_size: int, image
         values += 2 * len(nodes) * plane_out
         sizes.append(h_out)
     return MemoryEstimate(params, values * bytes_per_value, _state_bytes(params, bytes_per_value))
+
+
+def estimate_rnn_search_memory(space: SearchSpace, vocab_size: int, emsize: int, nhid: int, streams: int, bptt: int,
+                               bytes_per_value: int = 4) -> MemoryEstimate:
+    """The recurrent search network (``nasp.model.recurrent``) trained on one window: per token the embedding, the
+    cell's input transform, every node's transform and each candidate op's output (the dense pass), the node
+    states, and the logits with their gradient; the parameters (embedding and decoder tied when emsize == nhid)
+    with their gradients and momentum. Arithmetic only: nothing is allocated."""
+    cell = next(iter(space.cells.values()))
+    n_nodes, n_ops = cell.n_nodes, len(cell.ops)
+    decoder = vocab_size if emsize == nhid else nhid * vocab_size + vocab_size
+    params = vocab_size * emsize + (emsize + nhid) * 2 * nhid + n_nodes * nhid * 2 * nhid + decoder
+    per_token = emsize + 2 * nhid * (n_nodes + 1) + nhid * n_nodes * (n_ops + 1) + 2 * vocab_size
+    return MemoryEstimate(params, streams * bptt * per_token * bytes_per_value, _state_bytes(params, bytes_per_value))
 
 
 def available_memory(device: torch.device | str) -> int | None:

@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasp.model.probe import ArchGradProbe, Selection
 from nasp.model.protocol import register_network
-from nasp.model.search import ArchGradProbe, SearchCell, Selection
+from nasp.model.search import SearchCell
 from nasp.ops import create_op
 from nasp.ops.layers import ReLUConvBN
 from nasp.spaces import CellSpace, SearchSpace

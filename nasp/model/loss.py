@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from nasp.model.search import upcast
+from nasp.model.probe import upcast
 
 
 class _CrossEntropy(torch.autograd.Function):

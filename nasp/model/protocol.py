@@ -17,7 +17,7 @@ from torch import nn
 from nasp.registry import Registry
 
 if TYPE_CHECKING:
-    from nasp.model.search import ArchGradProbe, Selection
+    from nasp.model.probe import ArchGradProbe, Selection
     from nasp.spaces import SearchSpace
 
 

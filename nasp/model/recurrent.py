@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasp.model.probe import ArchGradProbe, Selection, upcast
 from nasp.model.protocol import register_network
-from nasp.model.search import ArchGradProbe, Selection, upcast
 from nasp.ops import create_op
 from nasp.spaces import CellSpace, SearchSpace
 

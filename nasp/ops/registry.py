@@ -137,5 +137,8 @@ def create_op(name: str, C: int, stride: int = 1, affine: bool = True, *, search
 
 
 def op_param_count(name: str, C: int, stride: int = 1, affine: bool = False) -> int:
-    """Parameters of op ``name`` at width C (the p_k of the model-size regulariser, eq. 8)."""
-    return sum(p.numel() for p in create_op(name, C, stride, affine).parameters())
+    """Parameters of op ``name`` at width C (the p_k of the model-size regulariser, eq. 8). Counted on the meta
+    device (no memory: ``model.channels=100000`` is counted, not allocated), after the op's check at a small width."""
+    create_op(name, min(C, 4), stride, affine)  # check_op runs once per op and stride, on real tensors
+    with torch.device("meta"):
+        return sum(p.numel() for p in create_op(name, C, stride, affine).parameters())

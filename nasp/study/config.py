@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from nasp.config import NAMED_SECTIONS, RunConfig, Section, build_config, load_yaml, merge, parse_overrides
+from nasp.config import NAMED_SECTIONS, RunConfig, Section, Threads, build_config, load_yaml, merge, parse_overrides
 from nasp.errors import ConfigError
 from nasp.evaluation.config import EvalConfig
 from nasp.runfolder import check_name
@@ -73,7 +73,7 @@ RUN_TIME_KEYS = ("executor", "study", "ray")  # how a study runs, not what: not 
 class StudyConfig(Section):
     out: str = Field("studies/study", description="the study folder (sub-runs, study.json, the table, plots)")
     seeds: list[int] = Field([0, 1, 2], min_length=1, description="seeds of every arm (unless the arm names its own)")
-    threads: int | None = Field(None, ge=1, description="CPU threads of torch (1 is fastest on a shared CPU)")
+    threads: Threads = Field(None, description="CPU threads of torch (1 is fastest on a shared CPU)")
     search: dict[str, Any] = Field(default_factory=dict, description="search keys shared by every arm (a run config)")
     eval: dict[str, Any] = Field(default_factory=dict, description="evaluation keys of every genotype (an eval config)")
     arms: list[StudyArm] = Field(default_factory=list, description="the algorithms compared, each a label and keys")

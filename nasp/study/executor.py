@@ -9,17 +9,14 @@ study reads everything else from the folder, so the results do not depend on the
 from __future__ import annotations
 
 import abc
+import signal
+import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from nasp.study.subrun import SubRun, run_subrun
-
-if TYPE_CHECKING:
-    from nasp.runfolder import StudyFolder
-    from nasp.study.config import StudyConfig
 
 
 @dataclass
@@ -32,10 +29,15 @@ class Ended:
     message: str | None = None
 
 
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 class StudyExecutor(abc.ABC):
     """Runs sub-runs: ``submit`` queues one, ``wait`` returns those that ended since (blocking up to ``timeout``
     seconds for at least one), ``stop`` asks every queued or running one to stop at its next step boundary
-    (checkpointed; queued ones do not start), ``close`` releases what the executor holds."""
+    (checkpointed; queued ones do not start), ``close`` releases what the executor holds. Used as a context
+    manager (in the main thread), Ctrl-C, SIGTERM or a closed terminal call ``stop`` for as long as it is open,
+    also between sub-runs (a sub-run running in this process catches them itself, then hands them back)."""
 
     name: str = "executor"
     parallel: bool = False  # whether sub-runs run side by side (the study shows a table of them)
@@ -61,11 +63,21 @@ class StudyExecutor(abc.ABC):
     def close(self) -> None:  # noqa: B027 (optional)
         """Release the executor's resources (a Ray it started)."""
 
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop()
+
     def __enter__(self) -> StudyExecutor:
+        self._handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            self._handlers = {sig: signal.signal(sig, self._on_signal) for sig in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            for sig, handler in self._handlers.items():
+                signal.signal(sig, handler)
 
 
 class LocalExecutor(StudyExecutor):
@@ -107,12 +119,3 @@ class LocalExecutor(StudyExecutor):
     @property
     def stopping(self) -> bool:
         return self._stopping
-
-
-def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> StudyExecutor:
-    """The executor ``cfg.executor`` names (Ray's: a MissingExtraError when Ray is not installed)."""
-    if cfg.executor == "ray":
-        from nasp.study.ray_executor import RayExecutor
-
-        return RayExecutor(cfg, folder.logs_dir(), console=console)
-    return LocalExecutor(console=console)

@@ -20,8 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +146,7 @@ class RayExecutor(StudyExecutor):
             self._cancel_all()
         if not self._refs:
             return []
-        with self._stop_on_signals():
-            ready, _ = self.ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        ready, _ = self.ray.wait(list(self._refs), num_returns=1, timeout=timeout)
         if ready:  # and whatever else has ended by now
             ready, _ = self.ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
         return [self._ended(ref) for ref in ready]
@@ -167,9 +164,9 @@ class RayExecutor(StudyExecutor):
             if "TaskCancelledError" in type(exc).__name__:
                 return Ended(sub, "stopped")
             raise NaspError(f"study: {sub.label}: {str(exc.cause or exc).splitlines()[-1]}") from None
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
-            return Ended(sub, "died", f"{sub.label}: its worker died more than study.max_retries times: "
-                         f"{str(exc).splitlines()[0]}")
+        except ray.exceptions.RayError as exc:  # its worker or node died (killed, out of memory) more often than retried
+            return Ended(sub, "died", f"{sub.label}: its worker died (Ray retried it study.max_retries="
+                         f"{self.cfg.study.max_retries} times): {type(exc).__name__}")
         if out["state"] == "error":
             raise NaspError(f"study: {sub.label}: {out['message']}")
         return Ended(sub, out["state"])
@@ -188,26 +185,10 @@ class RayExecutor(StudyExecutor):
         for ref in list(self._refs):
             self.ray.cancel(ref)
 
-    @contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """While waiting: Ctrl-C, SIGTERM or a closed terminal ask every sub-run to stop (the next wait cancels
-        their tasks); a second Ctrl-C at that point is ignored, the sub-runs are writing their checkpoints."""
-        def handler(signum: int, frame: Any) -> None:
-            self._stopping = True
-
-        names = [n for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n)]
-        before = {getattr(signal, n): signal.signal(getattr(signal, n), handler) for n in names}
-        try:
-            yield
-        finally:
-            for sig, h in before.items():
-                signal.signal(sig, h)
-
     def close(self) -> None:
-        if self._refs:  # an error ends the study: stop what still runs, then wait for the checkpoints
-            self._cancel_all()
-            with self._stop_on_signals():
-                self.ray.wait(list(self._refs), num_returns=len(self._refs), timeout=300)
+        if self._refs:  # an error ends the study: stop what still runs, then wait for the checkpoints (a Ctrl-C
+            self._cancel_all()  # meanwhile only asks for the stop again)
+            self.ray.wait(list(self._refs), num_returns=len(self._refs), timeout=300)
             self._refs.clear()
         if self._own:
             self.ray.shutdown()

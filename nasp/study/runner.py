@@ -17,11 +17,20 @@ from rich.console import Console
 from nasp.errors import ConfigError
 from nasp.runfolder import ACTIVE, StudyFolder, check_out
 from nasp.study.config import StudyConfig, eval_config, eval_tree, search_config, search_tree
-from nasp.study.executor import Ended, StudyExecutor, make_executor
+from nasp.study.executor import Ended, LocalExecutor, StudyExecutor
 from nasp.study.subrun import SubRun, sub_state
 
 FORMAT = "nasp-study/1"
 DONE = ("finished", "failed")  # states a resumed study does not run again
+
+
+def make_executor(cfg: StudyConfig, folder: StudyFolder, console: bool = True) -> StudyExecutor:
+    """The executor ``cfg.executor`` names (Ray's: a MissingExtraError when Ray is not installed)."""
+    if cfg.executor == "ray":
+        from nasp.study.ray_executor import RayExecutor
+
+        return RayExecutor(cfg, folder.logs_dir(), console=console)
+    return LocalExecutor(console=console)
 
 
 def plan(cfg: StudyConfig, folder: StudyFolder) -> list[tuple[SubRun, SubRun | None]]:
@@ -82,7 +91,7 @@ def open_study(cfg: StudyConfig) -> tuple[StudyConfig, StudyFolder]:
     if cfg.plugins:
         raise ConfigError("key 'plugins': plugins= names again the plugins of a study continued with resume=; a new "
                           "study's plugins go in search.plugins (and eval.plugins)")
-    folder = StudyFolder(check_out(cfg.out))
+    folder = StudyFolder(cfg.out)  # created once every sub-run's config is checked (run_study): a refused one makes none
     if folder.is_study():
         stored = folder.read_manifest().get("config")
         if stored != cfg.study_tree():
@@ -110,6 +119,7 @@ def run_study(cfg: StudyConfig, console: bool = True) -> str:
     if cfg.executor == "ray" and cfg.threads is None:  # each sub-run's threads match the CPUs it asks for
         cfg = cfg.model_copy(update={"threads": max(1, int(cfg.study.cpus_per_run))})
     pairs = plan(cfg, folder)
+    check_out(folder.path)
     out = Console(stderr=True, soft_wrap=True)
     write_manifest(folder, cfg, pairs, "running")
     with make_executor(cfg, folder, console) as executor:

@@ -80,4 +80,6 @@ def run_subrun(sub: SubRun, console: bool = True, out: Any = None, stop: threadi
         if stop is not None and stop.is_set():
             trainer.request_stop()  # it stops before its first step, with a checkpoint
         end = trainer.fit()
+    if end.status == "finished" and trainer.stop_requested:  # a stop after its last step: the study stops too
+        return "stopped"
     return str(end.status)

@@ -67,6 +67,12 @@ class Trainer:
         self._stop.set()
         self._running.set()
 
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked (also one that came after the last step: the run finished, but whoever drives
+        several runs, a study, must stop too)."""
+        return self._stop.is_set()
+
     def pause(self) -> None:
         self._running.clear()
 
@@ -142,13 +148,13 @@ class Trainer:
             self.emit(EpochEnd(prog.epoch, task.epochs, metrics, record))
         return self._end("finished")
 
-    @staticmethod
-    def _check(values: dict[str, Any], where: str) -> None:
+    def _check(self, values: dict[str, Any], where: str) -> None:
         bad = first_non_finite(values)
         if bad is not None:
             key, value = bad
-            raise Diverged(f"the run diverged at {where}: {key} is {value}; the last good checkpoint is kept "
-                           f"(try a lower learning rate)")
+            kept = ("the last good checkpoint is kept" if self.progress.epoch > 0 or self.folder.has_checkpoint() else
+                    "it had no checkpoint yet (it diverged in its first epoch): start it again")
+            raise Diverged(f"the run diverged at {where}: {key} is {value}; {kept} (try a lower learning rate)")
 
     def _should_stop(self) -> bool:
         if distributed.current() is not None:

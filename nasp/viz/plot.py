@@ -415,7 +415,8 @@ def plot_size_vs_eta(runs: list[RunData], out: Path) -> Path:
 
 
 # --- everything for `nasp plot` ----------------------------------------------------------------------
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A name as a file name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"
 
 
@@ -449,7 +450,7 @@ def plot_runs(paths: list[str | Path], out: str | Path | None = None, epoch: int
         raise VizError(f"out={out} is a file; give a folder")
     written: list[Path] = []
     for r in runs:
-        prefix = "" if len(runs) == 1 else f"{_slug(r.path.name)}_"
+        prefix = "" if len(runs) == 1 else f"{slug(r.path.name)}_"
         for ct in r.space.cells:
             if "ops" in wanted:
                 written.append(plot_op_choices(r, ct, out / f"{prefix}ops_{ct}.png"))
@@ -462,54 +463,4 @@ def plot_runs(paths: list[str | Path], out: str | Path | None = None, epoch: int
         written.append(plot_curves(runs, out / "curves.png"))
     if "size" in wanted and differ:
         written.append(plot_size_vs_eta(runs, out / "size_vs_eta.png"))
-    return written
-
-
-# --- a study folder (`nasp study`): the paper's figures from its searches ----------------------------------
-def plot_study(path: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Fig. 3 (the ``figures.curves`` arms), Fig. 5 (``figures.proximal``), Fig. 2 (the nasp arms that differ only
-    in eta, when there are several etas) and Fig. 4 (first finished seed of each ``figures.op_changes`` arm)
-    from the finished searches of a study folder."""
-    from nasp.config import build_config
-    from nasp.runfolder import StudyFolder
-    from nasp.study.config import StudyConfig
-
-    folder = StudyFolder(path)
-    try:
-        cfg: StudyConfig = build_config(folder.read_manifest().get("config", {}), StudyConfig)
-    except RunFolderError as exc:
-        raise VizError(str(exc)) from None
-    runs: dict[str, list[RunData]] = {}
-    for arm in cfg.arms:
-        for seed in cfg.arm_seeds(arm):
-            run_dir = folder.search_dir() / f"{arm.label}-s{seed}"
-            if run_dir.is_dir() and RunFolder(run_dir).status().state == "finished":
-                run = load_run(run_dir)
-                run.label = f"{arm.label} s{seed}"
-                runs.setdefault(arm.label, []).append(run)
-    if not runs:
-        raise VizError(f"'{path}': no search of the study has finished yet")
-    target = Path(out) if out is not None else folder.plots_dir
-    written: list[Path] = []
-    for name, arms, title in (
-            ("fig3_search_curves.png", cfg.figures.curves,
-             "Validation accuracy and loss against epochs and search time (cf. NASP Fig. 3)"),
-            ("fig5_proximal_curves.png", cfg.figures.proximal,
-             "NASP against the proximal baselines PA-lazy and PA-standard (cf. NASP Fig. 5)")):
-        chosen = [(a, r) for a in arms for r in runs.get(a, [])]
-        if chosen:
-            written.append(plot_curves([r for _, r in chosen], target / name, title, [a for a, _ in chosen]))
-    # Fig. 2: the nasp runs that differ only in eta (the family with the most etas: not the unselected=decay or
-    # eta_cells=normal variants, which would blur the line)
-    families: dict[str, list[RunData]] = {}
-    for r in (r for group in runs.values() for r in group if r.uses_eta and r.algorithm == "nasp"):
-        options = {k: v for k, v in r.config.get("algorithm", {}).items() if k != "eta"}
-        families.setdefault(repr(sorted(options.items())), []).append(r)
-    sized = max(families.values(), key=lambda f: len({r.eta for r in f}), default=[])
-    if len({r.eta for r in sized}) > 1:
-        written.append(plot_size_vs_eta(sized, target / "fig2_size_vs_eta.png"))
-    for arm in cfg.figures.op_changes:
-        if runs.get(arm):
-            for ct in runs[arm][0].space.cells:
-                written.append(plot_op_choices(runs[arm][0], ct, target / f"fig4_ops_{_slug(arm)}_{ct}.png"))
     return written

@@ -34,6 +34,14 @@ def eval_available() -> bool:
         return False
 
 
+def eval_score(values: dict[str, Any]) -> str | None:
+    """An evaluation's test score as its status reports it: accuracy (images) or perplexity (language models)."""
+    acc, ppl = values.get("test_acc"), values.get("test_ppl")
+    if isinstance(ppl, int | float) and not isinstance(acc, int | float):
+        return f"test perplexity {ppl:.2f}"
+    return f"test accuracy {100 * acc:.2f}%" if isinstance(acc, int | float) else None
+
+
 def eval_command(target: str | Path) -> str:
     return f"nasp eval {shlex.quote(f'genotype={target}')}"
 
@@ -51,6 +59,8 @@ class GenotypeScreen(Screen[None]):
     GenotypeScreen .node Label.plus { width: 3; text-align: center; }
     GenotypeScreen .node Select.in { width: 11; }
     GenotypeScreen .node Select.op { width: 18; margin-left: 1; }
+    GenotypeScreen .node Select:focus SelectCurrent { background: $accent; color: $text; text-style: bold; }
+    GenotypeScreen .node:focus-within Label { color: $accent; text-style: bold; }
     GenotypeScreen #sizes { height: 1; margin-top: 1; }
     GenotypeScreen #sizes Label { width: auto; margin-right: 1; }
     GenotypeScreen #sizes Input { width: 6; margin-right: 1; }
@@ -110,9 +120,27 @@ class GenotypeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.load_current()
+        self.set_interval(2.0, self.follow_source)
 
     def on_screen_resume(self) -> None:
+        self.follow_source()
         self.load_current()
+
+    def follow_source(self) -> None:
+        """The genotype file changed on disk (the search wrote a newer epoch's): show the new one, or say so under
+        unsaved edits."""
+        edit = self.edit
+        if edit is None:
+            return
+        moved = edit.source_moved_on
+        if edit.refresh_from_source():
+            self.shown_version = -1  # rebuild the node rows
+            self.load_current()
+            self.set_message(f"{edit.source} changed on disk: showing its new genotype")
+        elif edit.source_moved_on and not moved:
+            self.set_message(f"{edit.source} changed on disk; your edits stay (ctrl+s saves them as a new file; "
+                             f"ctrl+o opens the file again)", error=True)
+            self.redraw()
 
     def on_resize(self) -> None:
         self.redraw()
@@ -137,7 +165,8 @@ class GenotypeScreen(Screen[None]):
         for ct, nodes in edit.genotype.cells.items():
             widgets.append(Label(f"{ct} cell", classes="cellname"))
             cell = edit.space.cells[ct]
-            names = node_names(cell)
+            names = node_names(cell, edit.space.kind)
+            in_width = max(11, 4 + max(len(n) for n in names))  # the widest input name whole (x_{t}/h_{t-1}) and ▼
             for j, node in enumerate(nodes):
                 row = [Label(f"node {names[cell.n_inputs + j]}")]
                 for k, e in enumerate(node):
@@ -146,9 +175,11 @@ class GenotypeScreen(Screen[None]):
                     if cell.all_inputs:  # a dense cell (nb201): every edge is there, only its op is chosen
                         row.append(Label(names[e.input], id=f"s-{ct}-{j}-{k}-in", classes="in"))
                     else:
-                        row.append(Select(edit.input_choices(ct, j), value=e.input, allow_blank=False, compact=True,
-                                          id=f"s-{ct}-{j}-{k}-in", classes="in",
-                                          tooltip=f"{ct} cell node {j}: input {k + 1}"))
+                        choose_input = Select(edit.input_choices(ct, j), value=e.input, allow_blank=False, compact=True,
+                                              id=f"s-{ct}-{j}-{k}-in", classes="in",
+                                              tooltip=f"{ct} cell node {j}: input {k + 1}")
+                        choose_input.styles.width = in_width
+                        row.append(choose_input)
                     row.append(Select([(o, o) for o in edit.op_choices(ct)], value=e.op, allow_blank=False, compact=True,
                                       id=f"s-{ct}-{j}-{k}-op", classes="op", tooltip=f"{ct} cell node {j}: op {k + 1}"))
                 widgets.append(Horizontal(*row, classes="node"))
@@ -167,6 +198,8 @@ class GenotypeScreen(Screen[None]):
             self.query_one("#params", Static).update("")
             return
         state = "edited, not saved" if edit.unsaved else (f"saved as {edit.saved_to}" if edit.saved_to else "unchanged")
+        if edit.source_moved_on:
+            state += " · its file changed on disk since"
         src.update(f"{edit.label} · space {edit.genotype.space} · {state}")
         self.query_one("#drawing", Static).update(cell_texts(edit.genotype.model_dump(mode="json"),
                                                              self.size.width - 4))
@@ -220,7 +253,9 @@ class GenotypeScreen(Screen[None]):
                 n = rnn_param_count(genotype, EvalConfig(rnn={"emsize": nhid, "nhid": nhid}), words)
                 text = f"parameters: {n / 1e6:.3f}M ({n:,}) at emsize = nhid = {nhid}, {words:,} words"
             else:
-                n = genotype.param_count(*sizes)
+                from nasp.model.budget import genotype_params
+
+                n = genotype_params(genotype, *sizes)
                 text = f"parameters: {n / 1e6:.3f}M ({n:,}) at C={sizes[0]}, {sizes[1]} cells, {sizes[2]} classes, " \
                        f"{sizes[3]} in-channels"
         except Exception as exc:
@@ -244,6 +279,16 @@ class GenotypeScreen(Screen[None]):
         old = current.op if what == "op" else current.input
         if value == old or value is Select.NULL:
             return
+        names = dict((i, n) for n, i in edit.input_choices(ct, node))
+        twin = next((i for i, e in enumerate(edit.genotype.cells[ct][node]) if i != edge and e.input == value), None)
+        if what == "in" and twin is not None:  # said with the names the rows show, not the indices
+            with event.select.prevent(Select.Changed):
+                event.select.value = old
+            why = (f"{ct} cell node {node}: {names.get(value, value)} already feeds this node (its edge {twin + 1}); "  # type: ignore[call-overload]
+                   f"each input feeds a node once")
+            self.set_message(f"refused: {why}", error=True)
+            self.notify(why, title="edit refused", severity="error")
+            return
         try:
             if what == "op":
                 edit.edit(ct, node, edge, op=str(value))
@@ -255,7 +300,6 @@ class GenotypeScreen(Screen[None]):
             self.set_message(f"refused: {exc}", error=True)
             self.notify(str(exc), title="edit refused", severity="error")
             return
-        names = dict((i, n) for n, i in edit.input_choices(ct, node))
         shown = (lambda v: names.get(v, v)) if what == "in" else (lambda v: v)
         self.set_message(f"{ct} cell node {node}, edge {edge + 1}: {shown(old)} → {shown(value)}")
         self.redraw()
@@ -371,15 +415,16 @@ class GenotypeScreen(Screen[None]):
                     return
                 self.start_eval(target, words)
 
-        self.app.push_screen(EvalDialog(target, available), done)
+        space = edit.genotype.resolve_space(strict=False)
+        self.app.push_screen(EvalDialog(target, available, space is not None and space.kind == "rnn"), done)
 
     def start_eval(self, target: str, extra: list[str]) -> None:
         """`nasp eval genotype=TARGET EXTRA` as a child process (like a search started here); its progress and
         result, or what went wrong, show under the cell and in a notification."""
-        runs = Path(next((w.split("=", 1)[1] for w in reversed(extra) if w.startswith("out=")), None)
-                    or self.app.runs_dir)  # type: ignore[attr-defined]
-        self.evaluation = SearchProcess([f"genotype={target}", *extra], runs, nice=self.app.nice,  # type: ignore[attr-defined]
-                                        command="eval")
+        # the app's runs folder unless the extra words say otherwise (a later out= wins): the app finds the run there
+        words = [f"genotype={target}", f"out={self.app.runs_dir}", *extra]  # type: ignore[attr-defined]
+        runs = Path(next(w.split("=", 1)[1] for w in reversed(words) if w.startswith("out=")))
+        self.evaluation = SearchProcess(words, runs, nice=self.app.nice, command="eval")  # type: ignore[attr-defined]
         self.eval_label = Path(target).name if Path(target).exists() else target[:40]
         self.set_message(f"evaluation of {self.eval_label} started (pid {self.evaluation.pid}); loading data…")
         self.notify(f"evaluation started, pid {self.evaluation.pid}")
@@ -394,22 +439,24 @@ class GenotypeScreen(Screen[None]):
         exited = not proc.running
         run_dir = proc.find_run_dir()
         st = RunFolder(run_dir).status() if run_dir is not None else None
+        score = eval_score(st.values) if st is not None else None
         if not exited:
             if st is not None:
-                acc = st.values.get("test_acc")
-                self.set_message(f"evaluating {self.eval_label}: epoch {st.epoch}/{st.epochs}"
-                                 + (f", test accuracy {100 * acc:.2f}%" if isinstance(acc, int | float) else "")
-                                 + f" (pid {proc.pid}; run folder {run_dir})")
+                self.set_message(f"evaluating {self.eval_label}: {st.epoch}/{st.epochs} epochs done"
+                                 + (f", {score}" if score else "") + f" (pid {proc.pid}; run folder {run_dir})")
             return
         self.eval_timer.stop()
         self.evaluation = None
-        acc = st.values.get("test_acc") if st is not None else None
-        if proc.returncode == 0 and isinstance(acc, int | float):
+        if proc.returncode == 0 and st is not None:
             proc.discard_log()
-            self.last_eval_acc = float(acc)
-            text = f"evaluation of {self.eval_label} finished: test accuracy {100 * acc:.2f}% (run folder {run_dir})"
+            acc = st.values.get("test_acc")
+            self.last_eval_acc = float(acc) if isinstance(acc, int | float) else None
+            text = f"evaluation of {self.eval_label} finished: {score or 'no test score recorded'} (run folder {run_dir})"
             self.set_message(text)
             self.notify(text, title="evaluation finished", timeout=10)
+        elif proc.returncode == 0:
+            self.set_message(f"evaluation of {self.eval_label} finished, but its run folder is not under {proc.runs_dir} "
+                             f"(its output: {proc.log})", error=True)
         elif proc.returncode == 130:
             self.set_message(f"evaluation of {self.eval_label} stopped (run folder {run_dir})")
         else:
@@ -430,16 +477,17 @@ class EvalDialog(ModalScreen[str | None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close")]
 
-    def __init__(self, target: str, available: bool) -> None:
+    def __init__(self, target: str, available: bool, recurrent: bool = False) -> None:
         super().__init__()
-        self.target, self.available = target, available
+        self.target, self.available, self.recurrent = target, available, recurrent
 
     def compose(self) -> ComposeResult:
         from nasp.evaluation.config import search_of
 
-        # a search's genotype brings its data (and eval-cpu for the embedded data); any other starts from eval-cpu,
-        # which needs no download
-        extra = "" if search_of(self.target) is not None else "--config eval-cpu"
+        # a search's genotype brings its data (and eval-cpu for the embedded data); any other starts from eval-cpu
+        # (a recurrent cell: eval-rnn-cpu), which needs no download
+        preset = "eval-rnn-cpu" if self.recurrent else "eval-cpu"
+        extra = "" if search_of(self.target) is not None else f"--config {preset}"
         with Vertical():
             yield Label("Evaluate this genotype (train its network from scratch, then test it)")
             yield Label("extra arguments (config overrides, --config PRESET):")

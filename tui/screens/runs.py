@@ -6,18 +6,58 @@ from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
 from ..livestate import LiveState, kept_rows
-from ..runs import UNREADABLE, RunInfo, list_runs, load_run_state
-from ..widgets import NavBar, PathDialog
+from ..runs import UNREADABLE, RunInfo, list_runs, load_run_state, resume_details, resume_plugins
+from ..widgets import ChoiceDialog, NavBar, PathDialog
 from .live import GridPair, cell_texts, score_text, scroll_active_pane
 
-COLUMNS = ("run", "algorithm", "space", "status", "epoch", "score", "params")
+# the short columns first: a long run name, algorithm or space (an evaluation's genotype) cannot push the score off
+COLUMNS = ("run", "status", "epochs", "score", "params", "algorithm", "space")
+SORTS = ("newest", "score", "params", "status")
+
+
+def _score_key(info: RunInfo) -> tuple[int, float]:
+    """Best first: a higher accuracy, a lower perplexity; runs without a score last."""
+    if isinstance(info.perplexity, int | float):
+        return (0, info.perplexity)
+    return (0, -info.val_acc) if isinstance(info.val_acc, int | float) else (1, 0.0)
+
+
+def sort_runs(infos: list[RunInfo], by: str) -> list[RunInfo]:
+    """``infos`` (newest first, as listed) in the order ``by`` (one of SORTS) names; ties keep the newest first."""
+    if by == "score":
+        return sorted(infos, key=_score_key)
+    if by == "params":
+        return sorted(infos, key=lambda i: (i.param_count is None, i.param_count or 0))
+    if by == "status":
+        return sorted(infos, key=lambda i: i.status)
+    return list(infos)
+
+
+def changed_entries(before: list[list[float]] | None, after: list[list[float]] | None) -> set[tuple[int, int]]:
+    """The (edge, op) entries of Ā that differ between two epochs (none without an earlier one)."""
+    if before is None or after is None:
+        return set()
+    return {(r, c) for r, (rb, ra) in enumerate(zip(before, after, strict=False))
+            for c, (b, a) in enumerate(zip(rb, ra, strict=False)) if b != a}
+
+
+def matches(info: RunInfo, text: str) -> bool:
+    """Whether every word of ``text`` is part of the run's name, algorithm, space, status or kind."""
+    hay = " ".join((info.name, info.algorithm, info.space, info.status, info.kind)).lower()
+    return all(word in hay for word in text.lower().split())
+WIDE = 28  # the longest a name column gets (cut with "…"; the detail below the table shows it whole)
+
+
+def _cut(text: str, width: int = WIDE) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def info_row(info: RunInfo) -> tuple[str, ...]:
@@ -29,13 +69,14 @@ def info_row(info: RunInfo) -> tuple[str, ...]:
     else:
         acc = f"{which} {info.val_acc:.3f}" if isinstance(info.val_acc, (int, float)) else "-"
     params = f"{info.param_count / 1e6:.3f}M" if isinstance(info.param_count, int) else "-"
-    return (info.name, info.algorithm, info.space, info.status, f"{info.epoch}/{info.epochs}", acc, params)
+    return (_cut(info.name, 34), info.status, f"{info.epoch}/{info.epochs}", acc, params, _cut(info.algorithm),
+            _cut(info.space))
 
 
 def info_detail(info: RunInfo) -> Text:
     text = Text()
     text.append(f"{info.path}\n", style="bold")
-    text.append(f"{info.algorithm} on {info.space}, data {info.data}; {info.status} at epoch {info.epoch}/{info.epochs}\n")
+    text.append(f"{info.algorithm} on {info.space}, data {info.data}; {info.status} after {info.epoch} of {info.epochs} epochs\n")
     if info.error:
         text.append(f"error: {info.error}\n", style="red")
     if info.has_genotype:
@@ -62,6 +103,7 @@ class RunsScreen(Screen[None]):
 
     DEFAULT_CSS = """
     RunsScreen #folder { height: 1; padding: 0 1; background: $boost; }
+    RunsScreen #filter { margin: 0 1; }
     RunsScreen DataTable { height: 1fr; min-height: 5; }
     RunsScreen #detail { height: auto; max-height: 8; padding: 0 1; border-top: solid $accent; }
     """
@@ -72,15 +114,21 @@ class RunsScreen(Screen[None]):
         Binding("g", "genotype", "Edit genotype"),
         Binding("o", "folder", "Runs folder"),
         Binding("u", "refresh", "Refresh", show=False),
+        Binding("s", "sort", "Sort"),
+        Binding("slash", "filter", "Filter"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.infos: list[RunInfo] = []
+        self.sort_by = SORTS[0]
+        self.filter = ""
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", "runs")
         yield Static("", id="folder", markup=False)
+        yield Input(placeholder="filter: part of a name, algorithm, space or status (enter: done, escape: clear)",
+                    id="filter", compact=True)
         table: DataTable[str] = DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield table
         with VerticalScroll(id="detail"):
@@ -88,20 +136,34 @@ class RunsScreen(Screen[None]):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False  # shown by /
+        self.query_one(DataTable).focus()
         self.query_one(DataTable).add_columns(*COLUMNS)
         self.refresh_runs()
+        self._select_pointed()
         self.set_interval(2.0, self.refresh_runs)
 
     def on_screen_resume(self) -> None:
         self.refresh_runs()
+        self._select_pointed()
+
+    def _select_pointed(self) -> None:
+        """The run a message of the app pointed to ("resume it from the runs screen") comes selected."""
+        pointed = getattr(self.app, "pointed_run", None)
+        if pointed is not None and self.select(pointed):
+            self.app.pointed_run = None  # type: ignore[attr-defined]
 
     @property
     def folder(self) -> Path:
         return self.app.runs_dir  # type: ignore[attr-defined, no-any-return]
 
     def refresh_runs(self) -> None:
-        infos = list_runs(self.folder)
-        self.query_one("#folder", Static).update(f"runs folder: {self.folder}  ({len(infos)} runs; o: change)")
+        every = list_runs(self.folder)
+        infos = sort_runs([i for i in every if matches(i, self.filter)], self.sort_by)
+        shown = f"{len(infos)} of {len(every)} runs" if self.filter else f"{len(every)} runs"
+        self.query_one("#folder", Static).update(
+            f"runs folder: {self.folder}  ({shown}, by {self.sort_by}"
+            + (f", filter '{self.filter}'" if self.filter else "") + "; o: change, s: sort, /: filter)")
         if [info_row(i) for i in infos] == [info_row(i) for i in self.infos]:
             return
         table = self.query_one(DataTable)
@@ -143,11 +205,44 @@ class RunsScreen(Screen[None]):
             return None
         return info
 
+    def action_sort(self) -> None:
+        """Newest first, then best score, fewest parameters, status."""
+        self.sort_by = SORTS[(SORTS.index(self.sort_by) + 1) % len(SORTS)]
+        self.action_refresh()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter = event.value.strip()
+            self.action_refresh()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            event.input.display = bool(self.filter)
+            self.query_one(DataTable).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        box = self.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
+            event.stop()
+            box.value = ""
+            box.display = False
+            self.query_one(DataTable).focus()
+
     def action_refresh(self) -> None:
         self.infos = []
         self.refresh_runs()
 
     def action_replay(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus:  # enter in the filter (the table's enter binding comes first): done filtering
+            box.display = bool(self.filter)
+            self.query_one(DataTable).focus()
+            return
         info = self._need()
         if info is not None and info.kind == "eval":
             self.notify(f"{info.name} is an evaluation: it has no architecture history to replay (g shows its genotype)",
@@ -166,7 +261,23 @@ class RunsScreen(Screen[None]):
                 why = f"it is an evaluation (continue it with `nasp eval resume={info.path}`)"
             self.notify(f"cannot resume {info.name}: {why}", severity="warning")
             return
-        self.app.resume_search(info.path)  # type: ignore[attr-defined]
+        plugins = resume_plugins(info.path)
+
+        def done(answer: str | None) -> None:
+            if answer == "resume":
+                self.app.resume_search(info.path, plugins)  # type: ignore[attr-defined]
+
+        self.app.push_screen(ChoiceDialog(f"Resume {info.name}?", resume_details(info, plugins),
+                                          [("y", "Resume", "resume")]), done)
+
+    def select(self, path: str | Path) -> bool:
+        """Put the cursor on the run in ``path`` (the one a message pointed to); False when it is not listed."""
+        for i, info in enumerate(self.infos):
+            if info.path == Path(path):
+                self.query_one(DataTable).move_cursor(row=i)
+                self.show_detail()
+                return True
+        return False
 
     def action_follow(self) -> None:
         info = self._need()
@@ -266,6 +377,14 @@ class ReplayScreen(Screen[None]):
             where.append(f"val {score_text(m)}  ")
         if "param_count" in m:
             where.append(f"params {int(m['param_count']) / 1e6:.3f}M  ")
+        prev = hist[self.index - 1] if self.index > 0 else None
+        changed = {ct: changed_entries(prev.discrete.get(ct) if prev else None, rec.discrete.get(ct))
+                   for ct in state.space.cells}
+        n_changed = sum(len(c) for c in changed.values())
+        if prev is not None and n_changed:
+            where.append(f"{n_changed} Ā entries changed since epoch {prev.epoch} (highlighted)  ", style="bold")
+        elif prev is not None:
+            where.append(f"Ā unchanged since epoch {prev.epoch}  ")
         where.append("playing" if self.playing else "←/→ epoch · space play", style="dim")
         self.query_one("#where", Static).update(where)
         width = self.size.width - 2
@@ -277,7 +396,8 @@ class ReplayScreen(Screen[None]):
         for ct, cell in space.cells.items():
             kept = kept_rows(space, ct, rec.genotype)
             if active == "r-abar":
-                texts.append(render.discrete_grid(cell, rec.discrete.get(ct), f"{ct} cell Ā, epoch {rec.epoch}", kept))
+                texts.append(render.discrete_grid(cell, rec.discrete.get(ct), f"{ct} cell Ā, epoch {rec.epoch}", kept,
+                                                  changed[ct]))
             elif active == "r-a":
                 texts.append(render.heatmap(cell, rec.A.get(ct), f"{ct} cell A, epoch {rec.epoch}", state.softmax_A, kept))
             elif active == "r-fig4":

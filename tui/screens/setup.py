@@ -33,14 +33,13 @@ class SetupScreen(Screen[None]):
     SetupScreen .row { height: 1; }
     SetupScreen .row Label { width: 26; }
     SetupScreen .row Input, SetupScreen .row Select { width: 1fr; }
-    SetupScreen #field-error { color: $error; padding-left: 26; display: none; height: 1; text-wrap: nowrap;
-                               text-overflow: ellipsis; }
+    SetupScreen #field-error { color: $error; padding-left: 26; display: none; height: auto; max-height: 3; }
     SetupScreen #field-error.-shown { display: block; }
     SetupScreen .row.-bad Label { color: $error; text-style: bold; }
     SetupScreen #buttons { height: 1; margin-top: 1; }
     SetupScreen #buttons Button { margin-right: 2; }
     SetupScreen #fieldhelp { height: auto; max-height: 2; padding: 0 1; color: $text-muted; }
-    SetupScreen #problem { height: 1; padding: 0 1; color: $error; text-wrap: nowrap; text-overflow: ellipsis; }
+    SetupScreen #problem { height: auto; max-height: 3; padding: 0 1; color: $error; }
     SetupScreen #problem.-ok { color: $success; }
     SetupScreen #cmdline { height: auto; padding: 0 1; background: $boost; }
     """
@@ -212,8 +211,8 @@ class SetupScreen(Screen[None]):
             self.query_one(f"#row-{_wid(spec.key)}").set_class(spec.key == bad, "-bad")
         err = self.query_one("#field-error", Static)
         err.set_class(bad is not None, "-shown")
-        # one line each: under the field what is wrong with it (its key is beside it), below the form the whole
-        # message (cut at the edge; its tooltip holds all of it)
+        # under the field what is wrong with it (its key is beside it), below the form the whole message: each
+        # wraps to at most three lines (its tooltip holds all of it)
         err.update(configform.field_message(self.checked.error, bad) if bad is not None else "")
         if bad is not None and self._error_under != bad:
             self._error_under = bad
