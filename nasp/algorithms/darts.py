@@ -109,7 +109,9 @@ class DARTSFirst(DARTS):
 
 @register_algorithm("darts-2nd")
 class DARTSSecond(DARTS):
-    """DARTS, second order: unrolled virtual step and finite-difference Hessian term (eq. 6); on recurrent spaces
-    DARTS's recurrent form, with the weights' gradient clip in the virtual step and the Hessian term."""
+    """DARTS, second order: unrolled virtual step and finite-difference Hessian term (eq. 6).
+
+    On recurrent spaces it is DARTS's recurrent form: the weights' gradient clip in the virtual step and in the
+    Hessian term."""
 
     second_order = True

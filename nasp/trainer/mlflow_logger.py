@@ -12,7 +12,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from nasp.runfolder import RunFolder
+from nasp.runfolder import GENOTYPE, RunFolder
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, RunEnd, RunStart
 from nasp.trainer.tracking import (
@@ -74,7 +74,7 @@ class MLflowLogger(Callback):
         for i in range(0, len(params), BATCH):
             self.client.log_batch(self.run_id, params=params[i:i + BATCH])
         if "genotype" in event.info:  # an evaluation: what it trains
-            self.client.log_text(self.run_id, genotype_text(event.info["genotype"]), "genotype.json")
+            self.client.log_text(self.run_id, genotype_text(event.info["genotype"]), GENOTYPE)
 
     def on_epoch_end(self, trainer: Trainer, event: EpochEnd) -> None:
         if self.run_id is None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from nasp.errors import NaspError
-from nasp.runfolder import RunFolder, atomic_write_text
+from nasp.runfolder import RESULT, RunFolder, atomic_write_text
 from nasp.safe_io import read_bounded
 
 MAX_PARAM_TEXT = 500  # MLflow's limit for a parameter's value was 500 characters for years; W&B and TB have none
@@ -88,7 +88,7 @@ def discrete_images(record: dict[str, Any], epoch: int) -> dict[str, Any]:
 
 def artifacts(folder: RunFolder) -> list[Path]:
     """The run folder's files worth keeping next to its metrics: genotype, result and the latest cell drawings."""
-    names = [folder.genotype_path, folder.file("result.json")]
+    names = [folder.genotype_path, folder.file(RESULT)]
     cells = folder.cells_dir
     drawings = sorted(cells.glob("latest_*.svg")) + sorted(cells.glob("latest_*.png")) if cells.is_dir() else []
     return [p for p in [*names, *drawings] if p.is_file() and not p.is_symlink()]
