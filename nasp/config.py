@@ -43,6 +43,13 @@ class AlgorithmOptions(Section):
     betas: tuple[Beta, Beta] = Field((0.5, 0.999), description="Adam betas of the architecture A, each in [0, 1)")
     weight_decay: float = Field(1e-3, ge=0, description="Adam weight decay of the architecture A")
     init: float = Field(0.5, description="initial value of A")
+    init_jitter: float = Field(0.0, ge=0, le=0.5, description="seeded jitter of A's start: every entry starts at "
+                               "init + init_jitter * U(-1, 1), drawn from the run's seed, so that the seed, not float "
+                               "rounding, breaks the ties of a uniform start (nasp, pa-*; darts starts at init * randn, "
+                               "random draws its own); 0 is the authors' start. A cnn search's quick default: 0.01")
+    warmup: float = Field(0.0, ge=0, lt=1, description="share of a search's steps, from the first, that train only the "
+                          "weights (A's first update comes after them); 0 is the papers'. A cnn search's quick "
+                          "default: 0.375")
 
     @model_validator(mode="before")
     @classmethod
@@ -273,7 +280,7 @@ class RunConfig(Section):
     rnn: RecurrentConfig = Field(default_factory=RecurrentConfig)
     dense: DenseConfig = Field(default_factory=DenseConfig)
     bench201: Bench201Config = Field(default_factory=Bench201Config)
-    epochs: int = Field(3, ge=1, description="search epochs (paper: 50)")
+    epochs: int = Field(4, ge=1, description="search epochs (paper: 50)")
     batch_size: int = Field(32, ge=2, description="images (rnn: token streams) per step, for each of the two steps "
                             "(paper: 64; DARTS rnn: 256)")
     seed: int = Field(0, ge=0, le=SEED_MAX, description="random seed; same seed on CPU gives the same genotype")

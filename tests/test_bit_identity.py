@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["data.limit=128", "batch_size=16", "model.channels=4", "model.layers=3", "epochs=1"]
+TINY = ["data.limit=128", "batch_size=16", "model.channels=4", "model.layers=3", "epochs=1", "algorithm.warmup=0"]
 
 
 @pytest.fixture(scope="module")

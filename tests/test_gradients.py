@@ -313,3 +313,23 @@ def test_cnn_darts_second_order_clips_nothing():
     algo = ALGORITHMS.get("darts-2nd")(space, net, AlgorithmConfig(name="darts-2nd"), OptimConfig(), 1,
                                        torch.device("cpu"))
     assert algo.unrolled_clip is None
+
+
+@pytest.mark.parametrize("space_name", ["cnn7", "cnn12"])
+def test_the_probe_moves_every_batch_norms_statistics_as_a_full_pass(space_name):
+    """The authors' architecture pass runs every op of every edge, so every BatchNorm's running statistics move once;
+    the probe runs a pool once per source, yet each edge's own BatchNorm on it: every buffer equals a full pass's."""
+    import copy
+
+    space, net, x, y, A = _setup(space_name)
+    full = copy.deepcopy(net)
+    values, masks = {}, {}
+    for ct, a in A.items():
+        values[ct], masks[ct] = discretize(a, space.cells[ct], "one")
+    fast_arch_grad(net, x, y, None, {ct: selection_of(m, space.cells[ct]) for ct, m in masks.items()})
+    naive_arch_grad(full, x, y, values)  # every op of every edge run (zero-weighted ones too)
+    got, want = dict(net.named_buffers()), dict(full.named_buffers())
+    pools = [n for n in got if n.endswith("running_var") and ".edge_ops." in n and n.split(".")[-2] == "1"]
+    assert pools  # (a pool's BatchNorm is layer 1 of its Sequential)
+    for name, b in want.items():
+        assert torch.allclose(got[name].double(), b.double(), rtol=1e-10, atol=1e-12), name

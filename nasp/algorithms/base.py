@@ -55,7 +55,7 @@ class SearchAlgorithm(ABC):
         self.device = device
         self.amp = amp and device.type == "cuda"
         self.generator = torch.Generator().manual_seed(seed + 7919)
-        self.A = {ct: self.init_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
+        self.A = {ct: self.start_arch(shape).to(device).requires_grad_(True) for ct, shape in net.arch_shapes.items()}
         self.grad_norm: torch.Tensor | None = None  # of the last weight step, before clipping
         self.graphs = GraphedSteps(1, False, lambda: self.w_opt.zero_grad(set_to_none=True))  # eager until enabled
         self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
@@ -79,9 +79,19 @@ class SearchAlgorithm(ABC):
         raise TypeError(f"{cls.__name__} takes its options as {cls.Options.__name__}, not {type(options).__name__}")
 
     # --- what each algorithm defines ------------------------------------------------------
+    tied_start: ClassVar[bool] = True  # init_arch gives every entry one value: ``init_jitter`` applies
+
     def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
         """A's starting value for one cell type (rows: edges, columns: ops): ``init`` everywhere."""
         return torch.full(shape, self.cfg.init)
+
+    def start_arch(self, shape: tuple[int, int]) -> torch.Tensor:
+        """A's start: ``init_arch``, plus ``init_jitter`` * U(-1, 1) from the run's generator where the start is a tie
+        (``tied_start``); without jitter the generator is not drawn from, so its later draws stay as they were."""
+        a = self.init_arch(shape)
+        if self.tied_start and self.cfg.init_jitter > 0:
+            a = a + self.cfg.init_jitter * (2 * torch.rand(shape, generator=self.generator, dtype=a.dtype) - 1)
+        return a
 
     @abstractmethod
     def arch_step(self, val: Batch, train: Batch) -> torch.Tensor | float:

@@ -21,6 +21,7 @@ class DARTSOptions(AlgorithmOptions):
 class DARTS(SearchAlgorithm):
     Options = DARTSOptions
     second_order = False
+    tied_start = False  # A starts at init * randn: no tie to break
 
     def init_arch(self, shape: tuple[int, int]) -> torch.Tensor:
         return self.cfg.init * torch.randn(shape, generator=self.generator)

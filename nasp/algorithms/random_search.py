@@ -34,6 +34,7 @@ class RandomSearch(SearchAlgorithm):
 
     Options = RandomOptions
     cfg: RandomOptions
+    tied_start = False  # A is each trial's draw
 
     def __init__(self, space: SearchSpace, net: SearchableNetwork, options: AlgorithmOptions | AlgorithmConfig,
                  optim: OptimConfig, epochs: int, device: torch.device, amp: bool = True, seed: int = 0) -> None:

@@ -28,7 +28,10 @@ class CellProbe:
 
     Work saved without changing the result: the selected ops' outputs are kept from the forward
     pass; ops starting with a ReLU share one ReLU of their source node; parameter-free ops (pools,
-    identity) give the same output on every edge leaving a node, so each runs once per source."""
+    identity) give the same output on every edge leaving a node, so each runs once per source. A pool
+    with its (non-affine) BatchNorm pools once per source and runs each edge's own BatchNorm on that, so
+    the running statistics of every edge move as in a pass that ran every op (the authors'); other
+    parameter-free ops with buffers run on each edge."""
 
     def __init__(self, probe: ArchGradProbe, cell: SearchCell, states: list[torch.Tensor]) -> None:
         self.grads = probe.grads[cell.cell_type]
@@ -61,7 +64,14 @@ class CellProbe:
         cell = self.cell
         op = cell.edge_ops[e][k]
         key = ("op", src, k)
-        if cell.param_free[e][k] and key in self.shared:
+        split = cell.pool_norms[e][k]
+        if split is not None:  # a pool and its BatchNorm: the pool once per source, each edge's own norm on it, so
+            pooled = self.shared.get(("pooled", src, k))  # every edge's running statistics move, as in a full pass
+            if pooled is None:
+                pooled = self.shared[("pooled", src, k)] = split[0](self.states[src].detach())
+            return split[1](pooled)
+        shareable = cell.param_free[e][k] and not cell.stateful[e][k]  # a stateful op runs on its own edge
+        if shareable and key in self.shared:
             return self.shared[key]
         x = self.states[src].detach()
         tail = cell.relu_tails[e][k]
@@ -72,7 +82,7 @@ class CellProbe:
             y = tail(relu)
         else:
             y = op(x)
-        if cell.param_free[e][k]:
+        if shareable:
             self.shared[key] = y
         return y
 
@@ -114,6 +124,18 @@ class CellProbe:
         return (y.unflatten(1, (len(group), -1)) * gy).sum(dim=(0, 2, 3, 4))
 
 
+def split_trailing_norm(op: nn.Module) -> tuple[nn.Module, nn.BatchNorm2d] | None:
+    """(the layers before it, the BatchNorm) of an ``op`` ending in a non-affine BatchNorm whose other layers hold
+    no parameters and no buffers (a search network's pool, ``create_op(search=True)``), else None."""
+    if type(op) is not nn.Sequential or len(op) < 2 or not isinstance(op[-1], nn.BatchNorm2d) or op[-1].affine:
+        return None
+    layers = list(op)
+    head = nn.Sequential(*layers[:-1])
+    if any(True for _ in head.parameters()) or any(True for _ in head.buffers()):
+        return None
+    return head, layers[-1]
+
+
 class SearchCell(nn.Module):
     def __init__(self, cell_type: str, space: CellSpace, C_pp: int, C_p: int, C: int, reduction_prev: bool) -> None:
         super().__init__()
@@ -135,6 +157,8 @@ class SearchCell(nn.Module):
         # for the probe: ops without parameters (output depends on the source only), and each op
         # without its leading ReLU (plain lists: the layers stay registered once, in edge_ops)
         self.param_free = [[not any(True for _ in op.parameters()) for op in ops] for ops in self.edge_ops]
+        self.stateful = [[any(True for _ in op.buffers()) for op in ops] for ops in self.edge_ops]
+        self.pool_norms = [[split_trailing_norm(op) for op in ops] for ops in self.edge_ops]
         self.relu_tails = [[split_leading_relu(op) for op in ops] for ops in self.edge_ops]
         self.stack_groups = [self._stack_groups(j) for j in range(space.n_nodes)]
 

@@ -1,0 +1,72 @@
+"""The quick search's defaults (a bare `nasp run`): A's start jittered by the seed, the first steps training only the
+weights; the paper presets keep the authors' start and schedule, rnn spaces their own defaults."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from nasp.algorithms import ALGORITHMS, algorithm_options
+from nasp.config import AlgorithmConfig, OptimConfig, build_config, load_yaml, merge, parse_overrides
+from nasp.model import SearchNetwork
+from nasp.search_run import CNN_QUICK_DEFAULTS, build_task, prepare
+from nasp.spaces import get_space
+from nasp.study.config import search_config, study_config
+
+
+def _options(overrides=(), preset=None):
+    tree = load_yaml(preset) if preset else {}
+    cfg, _ = prepare(build_config(merge(tree, parse_overrides(list(overrides)))))
+    return algorithm_options(cfg)
+
+
+def test_a_bare_cnn_run_takes_the_quick_defaults_and_given_keys_win():
+    o = _options()
+    assert (o.init_jitter, o.warmup) == (CNN_QUICK_DEFAULTS["algorithm.init_jitter"], CNN_QUICK_DEFAULTS["algorithm.warmup"])
+    o = _options(["algorithm.init_jitter=0", "algorithm.warmup=0.1"])
+    assert (o.init_jitter, o.warmup) == (0.0, 0.1)
+    assert (_options(["space=rnn"]).init_jitter, _options(["space=rnn"]).warmup) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("algorithm", ["nasp", "darts-1st"])
+def test_the_paper_presets_keep_the_authors_start_and_schedule(algorithm):
+    o = _options([f"algorithm={algorithm}"], "paper-cifar10")
+    assert (o.init_jitter, o.warmup) == (0.0, 0.0)
+    for preset in ("study-cifar10", "study-cpu"):
+        study = study_config([], preset)
+        for arm in study.arms:
+            cfg, _ = prepare(search_config(study, arm, 0, Path("unused")))
+            assert (algorithm_options(cfg).init_jitter, algorithm_options(cfg).warmup) == (0.0, 0.0), (preset, arm.label)
+
+
+def _algo(name, seed, jitter):
+    space = get_space("cnn12")
+    torch.manual_seed(0)
+    net = SearchNetwork(space, 2, 3, num_classes=2, in_channels=1)
+    return ALGORITHMS.get(name)(space, net, AlgorithmConfig(name=name, init_jitter=jitter), OptimConfig(), 1,
+                                torch.device("cpu"), False, seed)
+
+
+def test_the_jitter_is_seeded_bounded_and_breaks_every_tie():
+    a, b, c = (_algo("nasp", s, 0.01).A["normal"] for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a - 0.5).abs().max() <= 0.01 and len(set(a.flatten().tolist())) == a.numel()
+    plain = _algo("nasp", 0, 0.0)
+    assert torch.equal(plain.A["normal"], torch.full_like(a, 0.5))  # no jitter: the authors' start, exactly
+    assert torch.equal(plain.generator.get_state(), torch.Generator().manual_seed(7919).get_state())  # not drawn from
+    assert torch.equal(_algo("darts-1st", 0, 0.01).A["normal"], _algo("darts-1st", 0, 0.0).A["normal"])  # no tie
+
+
+def test_the_warmup_steps_leave_a_unchanged(tmp_path):
+    cfg = build_config(parse_overrides(["data.limit=128", "batch_size=16", "model.channels=4", "model.layers=3",
+                                        "epochs=2", "algorithm.warmup=0.375", f"out={tmp_path}", "threads=1"]))
+    task = build_task(cfg)
+    assert task.steps_per_epoch == 4 and task.warmup_steps == 3  # int(0.375 * 8)
+    start = {ct: a.detach().clone() for ct, a in task.algorithm.A.items()}
+    moved = []
+    for epoch in range(2):
+        task.start_epoch(epoch)
+        for i, batch in enumerate(task.batches(epoch, 0)):
+            task.step(batch, epoch, i)
+            moved.append(any(not torch.equal(a, start[ct]) for ct, a in task.algorithm.A.items()))
+    assert moved[:4] == [False, False, False, True]
