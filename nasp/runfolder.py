@@ -32,6 +32,7 @@ import io
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ LOCK = ".lock"
 CELLS = "cells"
 METRICS_CSV = "metrics.csv"  # loggers=csv
 TENSORBOARD = "tensorboard"  # loggers=tensorboard: event files
+WANDB = "wandb"  # loggers=wandb: its offline files, caches and settings
+SUBFOLDERS = (CELLS, TENSORBOARD, WANDB)  # what nasp writes into inside a run folder: never a planted link
 LOGS = ".logs"  # in the runs folder: output of searches the terminal app started
 # a study folder (`nasp study`): its manifest, its sub-runs' folders, its table and figures
 STUDY = "study.json"
@@ -309,6 +312,7 @@ class RunFolder:
     def lock(self, wait_s: float = 1.0) -> None:
         """Become the one writer of this folder, or RunLockedError naming the holder's pid. The OS drops the
         lock when this process exits however it exits (SIGKILL included)."""
+        self._check_subfolders()
         fd = self._open_lock()
         deadline = time.monotonic() + wait_s  # a reader probing the lock holds it for microseconds
         while not filelock.try_lock(fd):
@@ -321,6 +325,22 @@ class RunFolder:
                                  f"wait for it or stop it first")
         filelock.write_pid(fd)
         self._lock_fd = fd
+
+    def _check_subfolders(self) -> None:
+        """RunFolderError when a folder nasp writes into (cells/, tensorboard/, wandb/) is a link or not a folder:
+        O_NOFOLLOW guards a file's last name only, so a planted ``cells -> /elsewhere`` would take the drawings."""
+        for name in SUBFOLDERS:
+            path = self.path / name
+            try:
+                st = path.lstat()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise RunFolderError(f"cannot use '{path}': {exc.strerror or exc}") from None
+            if not stat.S_ISDIR(st.st_mode):
+                what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a folder"
+                raise RunFolderError(f"cannot lock '{self.path}': '{path}' is {what}; nasp writes only into folders "
+                                     f"it created (remove it, or start a new run)")
 
     def _open_lock(self) -> int:
         """The lock file, created (O_EXCL) or an existing one that is a regular file with one name holding at

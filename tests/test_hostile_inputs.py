@@ -102,19 +102,29 @@ def test_study_resume_imports_no_plugin_named_by_its_study_json(tmp_path: Path, 
     (".lock", "text", "other than a pid"),
     ("events.jsonl", "symlink", "symbolic link"),
     ("metrics.jsonl", "symlink", "symbolic link"),
+    ("cells", "dirlink", "symbolic link"),  # O_NOFOLLOW guards the last name only: the folders are checked
+    ("tensorboard", "dirlink", "symbolic link"),
 ])
 def test_resume_never_writes_through_a_planted_link(run_copy: Path, tmp_path: Path, name: str, plant: str,
                                                     needle: str) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("someone's file\n")
-    (run_copy / name).unlink()
-    if plant == "symlink":
+    if (run_copy / name).is_dir():
+        shutil.rmtree(run_copy / name)
+    elif (run_copy / name).exists():
+        (run_copy / name).unlink()
+    if plant == "dirlink":  # a folder of someone's, in place of one nasp writes into
+        (tmp_path / "theirs").mkdir()
+        victim = tmp_path / "theirs" / "victim.txt"
+        victim.write_text("someone's file\n")
+        (run_copy / name).symlink_to(tmp_path / "theirs", target_is_directory=True)
+    elif plant == "symlink":
         (run_copy / name).symlink_to(victim)
     elif plant == "hardlink":
         os.link(victim, run_copy / name)
     else:  # a regular file nasp did not write: never truncated
         (run_copy / name).write_text("not a pid but someone's notes\n")
-    kept = (run_copy / name).read_bytes()
+    kept = (run_copy / name).read_bytes() if plant != "dirlink" else b""
     outside = {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("run")}
     code, err = nasp("run", f"resume={run_copy}")
     assert code == 2, err
@@ -122,7 +132,7 @@ def test_resume_never_writes_through_a_planted_link(run_copy: Path, tmp_path: Pa
     assert needle in line and name in line, line
     assert victim.read_text() == "someone's file\n"
     assert {k: v for k, v in snapshot(tmp_path).items() if not k.startswith("run")} == outside
-    if plant != "symlink":
+    if plant not in ("symlink", "dirlink"):
         assert (run_copy / name).read_bytes() == kept
 
 

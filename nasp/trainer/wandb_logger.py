@@ -10,7 +10,7 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from nasp.runfolder import RunFolder
+from nasp.runfolder import WANDB, RunFolder
 from nasp.trainer.callback import Callback
 from nasp.trainer.events import EpochEnd, RunEnd, RunStart
 from nasp.trainer.tracking import artifacts, discrete_images, end_state, genotype_text, numbers, remember_id, remembered_id
@@ -28,7 +28,7 @@ _SET_BY_NASP: set[str] = set()
 def _inside(folder: RunFolder) -> None:
     for var, sub in HOME_DIRS.items():
         if var not in os.environ or var in _SET_BY_NASP:
-            os.environ[var] = str(folder.path.resolve() / "wandb" / sub)
+            os.environ[var] = str(folder.path.resolve() / WANDB / sub)
             _SET_BY_NASP.add(var)
 
 
