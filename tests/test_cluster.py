@@ -23,6 +23,7 @@ from nasp.runfolder import RunFolder
 
 # three steps an epoch (48 training and 48 validation images, the global batch 16: 8 a rank), two epochs, no SyncBN
 SEARCH = ["data.limit=96", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "threads=1",
+          "algorithm.warmup=0", "algorithm.init_jitter=0",  # every step an architecture step: the faults count them
           "algorithm=nasp-faulty"]
 EVAL = ["genotype=NASP", "data=embedded", "data.limit=48", "data.test_limit=40", "batch_size=16", "model.channels=4",
         "model.layers=3", "epochs=2", "model.drop_path=0.2", "threads=1"]

@@ -21,7 +21,8 @@ from nasp.runfolder import RunFolder
 from nasp.search_run import start_run
 
 # two steps an epoch (32 training and 32 validation images, the global batch 16: 8 a rank); two epochs
-SEARCH = ["data.limit=64", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true"]
+SEARCH = ["data.limit=64", "batch_size=16", "model.channels=4", "model.layers=2", "epochs=2", "model.sync_bn=true",
+          "algorithm.warmup=0", "algorithm.init_jitter=0"]  # every step an architecture step: the faults count them
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 PLUGIN = '''
@@ -106,9 +107,11 @@ def test_a_failing_rank_stops_both_with_one_message(runs):
     proc = runs["failed"]
     assert proc.returncode != 0  # torchrun returned: no rank is left waiting in a collective
     errors = [line for line in proc.stderr.splitlines() if line.startswith("nasp run: error:")]
-    assert errors == ["nasp run: error: rank 1: RuntimeError: injected failure"], proc.stderr
+    # one line, by the failing rank, naming the plugin that failed (issue 23, class 9)
+    assert len(errors) == 1 and errors[0].startswith("nasp run: error: rank 1: plugin '"), proc.stderr
+    assert "faulty.py' (line " in errors[0] and errors[0].endswith("RuntimeError: injected failure"), proc.stderr
     status = runs["failed_status"]
-    assert status.state == "failed" and status.error == "rank 1: RuntimeError: injected failure"
+    assert status.state == "failed" and status.error == errors[0].removeprefix("nasp run: error: ")
 
 
 def test_a_two_rank_run_resumes_to_the_one_process_result(runs):
