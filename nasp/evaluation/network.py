@@ -32,6 +32,21 @@ class DropControl:
         self.generator: torch.Generator | None = None
 
 
+class DropPathSetting:
+    """The drop-path knob of an evaluation network whose ops share one DropControl (``self.drop``)."""
+
+    drop: DropControl
+
+    @property
+    def drop_path(self) -> float:
+        return self.drop.prob
+
+    def set_drop_path(self, prob: float, generator: torch.Generator | None = None) -> None:
+        """Drop probability of every non-identity op, and the generator its masks come from."""
+        self.drop.prob = float(prob)
+        self.drop.generator = generator
+
+
 class DropPath(nn.Module):
     """Zeroes an op's output for a random subset of the batch (scaled by 1/keep), in training only."""
 
@@ -94,7 +109,7 @@ def _imagenet_stem(in_channels: int, C: int) -> tuple[nn.Module, nn.Module]:
     return stem0, stem1
 
 
-class EvalNetwork(nn.Module):
+class EvalNetwork(DropPathSetting, nn.Module):
     """The network a genotype is evaluated with. ``stem="cifar"``: DARTS's NetworkCIFAR (3x3 stem to
     stem_multiplier*C); ``stem="imagenet"``: NetworkImageNet (three stride-2 convs, 224 -> 28).
     Reductions at layers//3 and 2*layers//3; the auxiliary head reads the second reduction's output.
@@ -127,15 +142,6 @@ class EvalNetwork(nn.Module):
         self.auxiliary = AuxiliaryHead(C_aux, num_classes, 3 if stem == "cifar" else 2, stem == "cifar") if auxiliary else None
         self.classifier = nn.Linear(C_p, num_classes)
 
-    @property
-    def drop_path(self) -> float:
-        return self.drop.prob
-
-    def set_drop_path(self, prob: float, generator: torch.Generator | None = None) -> None:
-        """Drop probability of every non-identity op, and the generator its masks come from."""
-        self.drop.prob = float(prob)
-        self.drop.generator = generator
-
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         if self.stem_kind == "cifar":
             s0 = s1 = self.stem(x)
@@ -152,7 +158,7 @@ class EvalNetwork(nn.Module):
 
 
 
-class DenseEvalNetwork(DenseChildNetwork):
+class DenseEvalNetwork(DropPathSetting, DenseChildNetwork):
     """NAS-Bench-201's network of a dense genotype (stem, three stages of ``cells`` cells, residual reductions), as
     the benchmark trains it: no auxiliary head; drop path on non-identity ops only when asked (the benchmark: none).
     In training ``forward`` returns (logits, None); in eval mode the logits only."""
@@ -167,14 +173,6 @@ class DenseEvalNetwork(DenseChildNetwork):
                 for k, op in enumerate(ops):
                     if not isinstance(op, Identity | nn.Identity):
                         ops[k] = DropPath(op, self.drop)
-
-    @property
-    def drop_path(self) -> float:
-        return self.drop.prob
-
-    def set_drop_path(self, prob: float, generator: torch.Generator | None = None) -> None:
-        self.drop.prob = float(prob)
-        self.drop.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:  # type: ignore[override]
         logits = super().forward(x)
