@@ -129,6 +129,42 @@ def test_divergence_fails_the_run_with_exit_3(tmp_path):
         assert "no checkpoint yet" in line and "kept" not in line, line
 
 
+FAIL_THEN_SIGTERM = """
+import os
+import signal
+
+import nasp.cli.common
+import nasp.cli.main
+from nasp.algorithms.nasp import NASP
+from nasp.algorithms.registry import register_algorithm
+
+original = nasp.cli.main.report
+
+
+def report(command, message):  # what torchrun does to the ranks of a failed group: SIGTERM, as the line is due
+    os.kill(os.getpid(), signal.SIGTERM)
+    original(command, message)
+
+
+nasp.cli.main.report = nasp.cli.common.report = report
+
+
+@register_algorithm("nasp-broken")
+class Broken(NASP):
+    def arch_step(self, val, train):
+        raise RuntimeError("broken on purpose")
+"""
+
+
+def test_a_stop_signal_after_a_failure_does_not_cut_off_its_line(tmp_path):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text(FAIL_THEN_SIGTERM)
+    proc = nasp("run", *TINY, "algorithm=nasp-broken", "algorithm.warmup=0", f"plugins={plugin}", f"out={tmp_path}")
+    line = one_line_error(proc)  # exit 2 with its line, not killed by the signal before it
+    assert "broken.py" in line and "broken on purpose" in line, line
+    assert only_run(tmp_path).status().state == "failed"
+
+
 # --- resume exactness after SIGKILL; a damaged latest checkpoint --------------------------------------------
 def compare_runs(a: RunFolder, b: RunFolder) -> None:
     assert without_timings(a.metrics()) == without_timings(b.metrics())

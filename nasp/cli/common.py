@@ -40,10 +40,10 @@ def fit(trainer: Any) -> Any:
     """Run ``trainer`` with the signal handlers of a command; a failed run's error is one line on stderr."""
     from nasp.trainer.signals import stop_on_signals
 
-    with stop_on_signals(trainer, err_console):
+    with stop_on_signals(trainer, err_console, hold_on_failure=True):  # (main releases them after the line)
         end = trainer.fit()
-    if end.status == "failed":
-        report(trainer.task.command, str(end.error))
+        if end.status == "failed":
+            report(trainer.task.command, str(end.error))
     return end
 
 

@@ -213,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     setup_logging()
+    from nasp.trainer.signals import release_held_signals
+
     try:
         code = args.handler(args)
     except NaspError as exc:
@@ -224,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if distributed.current() is None:
             raise
         return _error(args.command, f"{type(exc).__name__}: {exc}")  # e.g. a collective broken by a failed rank
+    finally:
+        release_held_signals()  # a failed run's line is out
     if code in (EXIT_OK, EXIT_STOPPED):
         distributed.shutdown()
     return code
