@@ -134,7 +134,7 @@ class NaspApp(App[None]):
         if self._deferred:
             self.call_after_refresh(startup.begin)  # the imports start once the first screen is drawn
             self._imports_timer = self.set_interval(0.1, self._check_imports)
-        if self.current_mode != "loading":
+        if not self._loading_first:
             self._open_initial()
         keep_gc_pauses_short()
 
