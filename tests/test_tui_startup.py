@@ -117,6 +117,18 @@ def test_a_start_on_the_editor_shows_loading_then_the_genotype(tmp_path):
     assert len(f2["option_rows"]) >= 2 and f2["algorithm_choices"] > 1 and f2["problem"] == "✓ valid config"
 
 
+def test_a_config_opened_at_start_shows_before_the_load_and_its_options_after(tmp_path):
+    seen = run_scenario("config", tmp_path)
+    assert seen["main_thread_heavy_imports"] == []
+    before, after = seen["before"], seen["after"]
+    assert before["torch"] is False and before["screen"] == "SetupScreen"
+    assert before["algorithm"] == "darts" and before["inputs"]["f-epochs"] == "2"
+    assert before["option_rows"] == [] and "algorithm.init=0.01" in before["cmdline"]
+    assert "row-f-algorithm-init" in after["option_rows"] and after["inputs"]["f-algorithm-init"] == "0.01"
+    assert after["inputs"]["f-epochs"] == "2" and after["problem"] == "✓ valid config"
+    assert after["focused"] == before["focused"] == "f-algorithm-name"
+
+
 # --- the scenarios (run in a fresh interpreter) -----------------------------------------------------
 
 
@@ -319,6 +331,27 @@ async def scenario_genotype(tmp: Path) -> dict[str, Any]:
         f2 = _form(app)
         f2["new_modules"] = _new_modules(modules)
     return {"before": before, "after": after, "f2": f2, "main_thread_heavy_imports": held.on_main}
+
+
+async def scenario_config(tmp: Path) -> dict[str, Any]:
+    _import_package()
+    held = HeldImport(_heavy_names())
+    sys.meta_path.insert(0, held)
+    from nasp_tui.app import NaspApp
+
+    config = tmp / "run.yaml"
+    config.write_text("algorithm: {name: darts, init: 0.01}\nepochs: 2\n")
+    app = NaspApp(runs_dir=tmp / "runs", config=str(config))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.pause()
+        await _until(pilot, held.reached.is_set, "the loader to start importing torch")
+        before = _form(app)
+        before["algorithm"] = app.screen.query_one("#f-algorithm-name").value
+        held.released.set()
+        await _until(pilot, lambda: not app.screen.query("#options-loading"), "the algorithm's options")
+        await pilot.pause()
+        after = _form(app)
+    return {"before": before, "after": after, "main_thread_heavy_imports": held.on_main}
 
 
 if __name__ == "__main__":

@@ -208,9 +208,9 @@ class SetupScreen(Screen[None]):
                     widget.value = str(value)
 
     def _refresh_choices(self, spec: FieldSpec, widget: Select[Any]) -> None:
-        choices = configform.registry_choices(spec.key)
-        if choices is None:
+        if spec.key not in configform.REGISTRY_KEYS:
             return
+        choices = configform.registry_choices(spec.key) or []  # (while nasp loads: the value alone)
         value = self.values[spec.key]
         if value and value not in choices:
             choices = [*choices, str(value)]
