@@ -122,7 +122,7 @@ def test_a_config_opened_at_start_shows_before_the_load_and_its_options_after(tm
     assert seen["main_thread_heavy_imports"] == []
     before, after = seen["before"], seen["after"]
     assert before["torch"] is False and before["screen"] == "SetupScreen"
-    assert before["algorithm"] == "darts" and before["inputs"]["f-epochs"] == "2"
+    assert before["algorithm"] == "darts-1st" and before["inputs"]["f-epochs"] == "2"
     assert before["option_rows"] == [] and "algorithm.init=0.01" in before["cmdline"]
     assert "row-f-algorithm-init" in after["option_rows"] and after["inputs"]["f-algorithm-init"] == "0.01"
     assert after["inputs"]["f-epochs"] == "2" and after["problem"] == "✓ valid config"
@@ -320,7 +320,8 @@ async def scenario_genotype(tmp: Path) -> dict[str, Any]:
                   "torch": "torch" in sys.modules}
         held.released.set()
         await _until(pilot, lambda: type(app.screen).__name__ == "GenotypeScreen", "the genotype editor")
-        await _until(pilot, lambda: "counting" not in str(app.screen.query_one("#params").render()),
+        params = lambda: str(app.screen.query_one("#params").render())  # noqa: E731
+        await _until(pilot, lambda: params().startswith("parameters: ") and "counting" not in params(),
                      "the parameter count")
         after = {"screen": type(app.screen).__name__, "label": app.genotype_edit.label,
                  "modes": sorted(app._modes), "params_text": str(app.screen.query_one("#params").render())}
@@ -340,7 +341,7 @@ async def scenario_config(tmp: Path) -> dict[str, Any]:
     from nasp_tui.app import NaspApp
 
     config = tmp / "run.yaml"
-    config.write_text("algorithm: {name: darts, init: 0.01}\nepochs: 2\n")
+    config.write_text("algorithm: {name: darts-1st, init: 0.01}\nepochs: 2\n")
     app = NaspApp(runs_dir=tmp / "runs", config=str(config))
     async with app.run_test(size=(100, 40)) as pilot:
         await pilot.pause()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widget import AwaitMount
@@ -24,6 +24,7 @@ from nasp.errors import NaspError
 
 from . import startup
 from .configform import command_line
+from .keyorder import KeysInOrderApp
 from .livestate import LiveState
 from .process import PAUSE, RESUME, STOP, SearchProcess, send
 from .screens.help import HelpScreen
@@ -78,7 +79,7 @@ def keep_gc_pauses_short() -> None:
     gc.freeze()
 
 
-class NaspApp(App[None]):
+class NaspApp(KeysInOrderApp[None]):
     """Four screens (F2 setup, F3 live, F4 runs, F5 genotype) around one run at a time."""
 
     TITLE = "nasp"
