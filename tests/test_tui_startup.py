@@ -129,6 +129,29 @@ def test_a_config_opened_at_start_shows_before_the_load_and_its_options_after(tm
     assert after["focused"] == before["focused"] == "f-algorithm-name"
 
 
+def test_a_burst_of_keys_follows_the_focus_each_tab_moves(tmp_path):
+    """Keys read together (typed during any stall, not only the start-up's) reach the field each tab led to: in this
+    process (torch imported, nothing deferred), queued at once as a terminal delivers them after a stall (a field
+    reached by tab has its text selected: end goes past it)."""
+    from textual.widgets import Input
+
+    from tui.app import NaspApp
+
+    async def body() -> dict[str, str]:
+        app = NaspApp(runs_dir=tmp_path / "runs")
+        async with app.run_test(size=(100, 40)) as pilot:
+            app.screen.query_one("#f-space-name").focus()
+            await pilot.pause()
+            _type_now(app, ["tab", *"skip_connect", "tab", *"max_pool_3x3", "shift+tab", "end", *",none"])
+            await _until(pilot, lambda: app.screen.query_one("#f-space-normal", Input).value.endswith("none"),
+                         "the keys", 30, fail=False)
+            return {w.id: w.value for w in app.screen.query(Input) if w.id in ("f-space-normal", "f-space-reduce")} | {
+                "focused": app.focused.id if app.focused else ""}
+
+    seen = asyncio.run(body())
+    assert seen == {"f-space-normal": "skip_connect,none", "f-space-reduce": "max_pool_3x3", "focused": "f-space-normal"}
+
+
 # --- the scenarios (run in a fresh interpreter) -----------------------------------------------------
 
 
