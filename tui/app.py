@@ -144,9 +144,12 @@ class NaspApp(App[None]):
 
     # --- help ---------------------------------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[Any]]]:
+        from .screens.compare import CompareScreen
+
         return [("everywhere", list(self.BINDINGS)), ("setup (F2)", list(SetupScreen.BINDINGS)),
                 ("live (F3)", list(LiveScreen.BINDINGS)), ("runs (F4)", list(RunsScreen.BINDINGS)),
                 ("replay (enter on a run)", list(ReplayScreen.BINDINGS)),
+                ("compare (c, d in F4)", list(CompareScreen.BINDINGS)),
                 ("genotype editor (F5)", list(GenotypeScreen.BINDINGS))]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
