@@ -275,3 +275,48 @@ async def test_diff_a_runs_genotype_with_a_genotype_file(real_runs):
         assert all((a, b) == (ea.get(k, "·"), eb.get(k, "·")) for k, (_, a, b) in rows.items())
         assert number_row(text_of(compare.query_one("#numbers", Static)).split("\n"), "edges differing") == [
             str(len(differing))]
+
+
+# --- a language model: perplexity -----------------------------------------------------------------------
+RNN = ("space=rnn", "rnn.nhid=12", "batch_size=4", "rnn.bptt=8", "data.limit=1200", "threads=1")
+
+
+@sync
+async def test_a_language_models_curves_and_comparison_speak_perplexity(tmp_path):
+    """Two real recurrent searches on the embedded corpus: the replay charts their validation perplexity per epoch,
+    and the comparison puts both perplexities side by side."""
+    runs = tmp_path / "runs"
+    a = nasp.search(None, *RNN, epochs=2, seed=1, name="rnn-a", out=str(runs))
+    b = nasp.search(None, *RNN, epochs=2, seed=2, name="rnn-b", out=str(runs))
+    ma, mb = RunFolder(a.run_dir).metrics(), RunFolder(b.run_dir).metrics()
+    app = NaspApp(runs_dir=runs, mode="runs")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_runs(pilot, app)
+        select_run(screen, Path(a.run_dir))
+        await pilot.press("enter", "5")
+        await pilot.pause(0.3)
+        score = app.screen.query_one("#rc-score", CurveChart).lines()
+        assert score[0].startswith("perplexity per epoch") and "val ppl" in score[0]
+        ppl = [m["val_ppl"] for m in ma]
+        assert score[1].split()[0] == f"{max(ppl):.1f}" and score[-3].split()[0] == f"{min(ppl):.1f}"
+        await pilot.press("escape")
+        await pilot.pause()
+        select_run(screen, Path(a.run_dir))
+        await pilot.press("c")
+        select_run(screen, Path(b.run_dir))
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        numbers = text_of(compare.query_one("#numbers", Static)).split("\n")
+        assert number_row(numbers, "val ppl")[:2] == [f"{ma[-1]['val_ppl']:.2f}", f"{mb[-1]['val_ppl']:.2f}"]
+        heads = [chart.lines()[0] for chart in compare.query(CurveChart)]
+        assert heads[1].startswith("perplexity per epoch") and "A val ppl" in heads[1] and "B val ppl" in heads[1]
+        assert set(diff_rows(compare.diff_lines())) == set(edges_rnn(a.run_dir)) | set(edges_rnn(b.run_dir))
+
+
+def edges_rnn(run: Path) -> dict[tuple[str, str], str]:
+    """A recurrent cell's kept edges (its first node reads x_t and h_(t-1) together, then the nodes), as edges()."""
+    genotype = json.loads((Path(run) / "genotype.json").read_text())
+    return {(ct, f"{'x_{t}/h_{t-1}' if e['input'] == 0 else e['input'] - 1}→{j}"): e["op"]
+            for ct, nodes in genotype["cells"].items() for j, node in enumerate(nodes) for e in node}
