@@ -163,6 +163,19 @@ async def test_replay_marks_the_epochs_where_the_genotype_changed(real_runs, siz
         await pilot.press("left_square_bracket")  # none before the first: stays
         await pilot.pause()
         assert replay.state.history[replay.index].epoch == first
+        # d: that epoch's genotype against the last epoch's, the edges that differ marked
+        await pilot.press("d")
+        await pilot.pause(0.3)
+        diff = app.screen
+        assert isinstance(diff, CompareScreen)
+        then = edges(next(h for h in history if h["epoch"] == first)["genotype"])
+        final = edges(history[-1]["genotype"])
+        rows = diff_rows(diff.diff_lines())
+        assert set(rows) == set(then) | set(final)
+        assert {k for k, (differs, _, _) in rows.items() if differs} == {k for k in rows if then.get(k) != final.get(k)}
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is replay
 
 
 # --- comparison -----------------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ def changes_text(changes: Sequence[tuple[int, Sequence[EdgeDiff]]], epochs: int,
         text.append(f"the genotype is the same in all {epochs} recorded epochs", style="dim")
         return text
     text.append(f"genotype changed at {len(changes)} of {epochs} recorded epochs (▲ on the x axis; [ and ] jump "
-                "between them):", style="bold")
+                "between them; d diffs the epoch shown with the last):", style="bold")
     for epoch, diffs in changes:
         text.append("\n")
         here = epoch == current

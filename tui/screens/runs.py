@@ -407,6 +407,7 @@ class ReplayScreen(Screen[None]):
         Binding("right_square_bracket", "change(1)", "Next genotype change", show=False, priority=True),
         Binding("left_square_bracket", "change(-1)", "Previous genotype change", show=False, priority=True),
         Binding("g", "genotype", "Edit this genotype"),
+        Binding("d", "diff_last", "Diff with the last epoch's genotype", show=False),
         Binding("1", "tab(0)", "Ā grid", show=False),
         Binding("2", "tab(1)", "A heatmap", show=False),
         Binding("3", "tab(2)", "Ops over epochs", show=False),
@@ -569,6 +570,18 @@ class ReplayScreen(Screen[None]):
             return
         rec = self.state.history[self.index]
         self.app.open_genotype_dict(rec.genotype, f"{self.run.name} epoch {rec.epoch}", self.run)  # type: ignore[attr-defined]
+
+    def action_diff_last(self) -> None:
+        """d: the shown epoch's genotype against the last recorded epoch's, edge by edge (what the search went on to
+        change)."""
+        hist = self.state.history
+        if not hist:
+            return
+        from .compare import CompareScreen, Side
+
+        rec, last = hist[self.index], hist[-1]
+        self.app.push_screen(CompareScreen(Side(f"{self.run.name} epoch {rec.epoch}", rec.genotype, self.state.space),
+                                           Side(f"{self.run.name} epoch {last.epoch}", last.genotype, self.state.space)))
 
     def action_back(self) -> None:
         self.app.pop_screen()
