@@ -11,10 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
-from test_tui import sync, text_of, wait_for
+from test_tui import NORMAL, REDUCE, fixed_run, sync, text_of, wait_for
 from textual.widgets import DataTable, Input, Static
 
 import nasp
+from nasp.genotype import Genotype
 from nasp.runfolder import RunFolder
 from tui.app import NaspApp
 from tui.curves import CURSOR, MARK, CurveChart
@@ -309,7 +310,7 @@ async def test_a_language_models_curves_and_comparison_speak_perplexity(tmp_path
         await pilot.press("enter", "5")
         await pilot.pause(0.3)
         score = app.screen.query_one("#rc-score", CurveChart).lines()
-        assert score[0].startswith("perplexity per epoch") and "val ppl" in score[0]
+        assert score[0].startswith("perplexity ") and "val ppl" in score[0]
         ppl = [m["val_ppl"] for m in ma]
         assert score[1].split()[0] == f"{max(ppl):.1f}" and score[-3].split()[0] == f"{min(ppl):.1f}"
         await pilot.press("escape")
@@ -324,7 +325,7 @@ async def test_a_language_models_curves_and_comparison_speak_perplexity(tmp_path
         numbers = text_of(compare.query_one("#numbers", Static)).split("\n")
         assert number_row(numbers, "val ppl")[:2] == [f"{ma[-1]['val_ppl']:.2f}", f"{mb[-1]['val_ppl']:.2f}"]
         heads = [chart.lines()[0] for chart in compare.query(CurveChart)]
-        assert heads[1].startswith("perplexity per epoch") and "A val ppl" in heads[1] and "B val ppl" in heads[1]
+        assert heads[1].startswith("perplexity ") and "A val ppl" in heads[1] and "B val ppl" in heads[1]
         assert set(diff_rows(compare.diff_lines())) == set(edges_rnn(a.run_dir)) | set(edges_rnn(b.run_dir))
 
 
@@ -333,3 +334,46 @@ def edges_rnn(run: Path) -> dict[tuple[str, str], str]:
     genotype = json.loads((Path(run) / "genotype.json").read_text())
     return {(ct, f"{'x_{t}/h_{t-1}' if e['input'] == 0 else e['input'] - 1}→{j}"): e["op"]
             for ct, nodes in genotype["cells"].items() for j, node in enumerate(nodes) for e in node}
+
+
+# --- snapshots (fixed run folders, as tests/test_tui.py's: stable pictures) ------------------------------
+@pytest.fixture
+def fixed_pair(tmp_path, monkeypatch):
+    """Two fixed run folders whose genotypes differ in two edges of the normal cell."""
+    monkeypatch.chdir(tmp_path)
+    fixed_run(Path("runs"))
+    other = fixed_run(Path("runs"), name="20250102-000000-darts-1st-cnn12", status="stopped", done=2)
+    normal = [("skip_connect", 0) if k == 0 else ("sep_conv_7x7", 2) if k == 5 else pair for k, pair in enumerate(NORMAL)]
+    (other / "genotype.json").write_text(Genotype.from_pairs("cnn12", normal=normal, reduce=REDUCE).to_json())
+    return Path("runs")
+
+
+def test_snapshot_compare(snap_compare, fixed_pair):
+    async def compare(pilot):
+        await pilot.press("c", "down", "c")
+        await pilot.pause(0.3)
+        pilot.app.clear_notifications()  # "marked ...": a toast over the picture
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, CompareScreen)
+
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=compare)
+
+
+def test_snapshot_compare_wide(snap_compare, fixed_pair):
+    async def compare(pilot):
+        await pilot.press("c", "down", "c")
+        await pilot.pause(0.3)
+        pilot.app.clear_notifications()  # "marked ...": a toast over the picture
+        await pilot.pause()
+        assert isinstance(pilot.app.screen, CompareScreen)
+
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(200, 50), run_before=compare)
+
+
+def test_snapshot_replay_curves(snap_compare, fixed_pair):
+    async def curves(pilot):
+        await pilot.press("enter", "5")
+        await pilot.pause(0.3)
+        assert isinstance(pilot.app.screen, ReplayScreen)
+
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=curves)

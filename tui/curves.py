@@ -244,7 +244,7 @@ def run_charts(records: Sequence[Mapping[str, Any]], marks: Sequence[float] = ()
     for chart_keys, chart_title, chart_fmt in ((LOSSES, "loss", "{:.3f}"), (keys, title, fmt)):
         series = tuple(Series(_label(k), pts, COLORS[k.split("_")[0]]) for k in chart_keys
                        if (pts := epoch_points(records, k)))
-        out.append(Chart(f"{chart_title} per epoch", series, chart_fmt, tuple(marks), cursor))
+        out.append(Chart(chart_title, series, chart_fmt, tuple(marks), cursor))
     return out
 
 
@@ -278,7 +278,7 @@ def compare_charts(runs: Sequence[Sequence[Mapping[str, Any]]]) -> list[Chart]:
                 pts = epoch_points(records, k)
                 if pts:
                     series.append(Series(f"{tag} {_label(k)}", pts, colors[k.split("_")[0]], line))
-        out.append(Chart(f"{chart_title} per epoch", tuple(series), chart_fmt))
+        out.append(Chart(chart_title, tuple(series), chart_fmt))
     return out
 
 

@@ -154,6 +154,7 @@ class CompareScreen(Screen[None]):
     CompareScreen #body { height: 1fr; padding: 0 1; }
     CompareScreen #charts { layout: vertical; height: auto; }
     CompareScreen #charts.-wide { layout: horizontal; }
+    CompareScreen #charts.-wide #chart-0 { margin-right: 2; }
     CompareScreen #facts { layout: vertical; height: auto; margin-top: 1; }
     CompareScreen #facts.-wide { layout: horizontal; }
     CompareScreen #numbers { width: auto; height: auto; margin: 0 4 1 0; }

@@ -396,6 +396,7 @@ class ReplayScreen(Screen[None]):
     ReplayScreen #rc-charts { layout: vertical; height: 1fr; }
     ReplayScreen #rc-charts.-side { layout: horizontal; }
     ReplayScreen #rc-charts CurveChart { width: 1fr; height: 1fr; }
+    ReplayScreen #rc-charts.-side #rc-loss { margin-right: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         # priority: the focused tab bar would take ←/→ to switch tabs (1-5 switch them here)
