@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -377,3 +378,35 @@ def test_snapshot_replay_curves(snap_compare, fixed_pair):
         assert isinstance(pilot.app.screen, ReplayScreen)
 
     assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=curves)
+
+
+@sync
+async def test_compare_a_search_with_the_evaluation_of_its_genotype(real_runs, tmp_path):
+    """A search and a real `nasp eval` of its genotype: the evaluation's test accuracy per epoch is charted and its
+    last one shown (the search has none: -), and the two genotypes are the same edge for edge."""
+    from nasp.evaluation import eval_config, start_eval
+
+    _, run_a, _ = real_runs
+    runs = tmp_path / "runs"
+    shutil.copytree(run_a, runs / run_a.name)
+    cfg = eval_config([f"genotype={runs / run_a.name}", "epochs=2", "data.limit=32", "data.test_limit=16",
+                       "model.layers=2", "model.channels=4", "batch_size=16", "threads=1", f"out={runs}", "name=ev"])
+    start_eval(cfg, console=False).fit()
+    test_acc = [m["test_acc"] for m in RunFolder(runs / "ev").metrics()]
+    app = NaspApp(runs_dir=runs, mode="runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot, app)
+        select_run(screen, runs / run_a.name)
+        await pilot.press("c")
+        select_run(screen, runs / "ev")
+        await pilot.press("c")
+        await pilot.pause(0.3)
+        compare = app.screen
+        assert isinstance(compare, CompareScreen)
+        numbers = text_of(compare.query_one("#numbers", Static)).split("\n")
+        assert number_row(numbers, "test acc") == ["-", f"{test_acc[-1]:.4f}"]
+        assert number_row(numbers, "edges differing") == ["0"]
+        score = [chart.lines() for chart in compare.query(CurveChart)][1]
+        assert "B test acc" in score[0] and "A val acc" in score[0]
+        rows = diff_rows(compare.diff_lines())
+        assert rows and not any(differs for differs, _, _ in rows.values())
