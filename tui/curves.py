@@ -58,7 +58,8 @@ class Chart:
     x_name: str = "epoch"
 
 
-def _finite(v: Any) -> bool:
+def finite(v: Any) -> bool:
+    """Whether ``v`` is a number to draw or compare (not None, not a bool, not NaN or infinite)."""
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
@@ -114,7 +115,7 @@ def draw(chart: Chart, width: int, height: int) -> Text:
     """The chart as ``height`` lines of ``width`` columns: a title line with the legend, the plot (y labels on the
     left, each series a braille line), the x axis (▲ marks, ● cursor) and its epoch labels."""
     width, height = max(width, 24), max(height, 4)
-    series = [Series(s.label, tuple(p for p in s.points if _finite(p[0]) and _finite(p[1])), s.color, s.line)
+    series = [Series(s.label, tuple(p for p in s.points if finite(p[0]) and finite(p[1])), s.color, s.line)
               for s in chart.series]
     points = [p for s in series for p in s.points]
     lines = [_fit(_legend(chart, width), width)]
@@ -217,7 +218,7 @@ def draw(chart: Chart, width: int, height: int) -> Text:
 def epoch_points(records: Sequence[Mapping[str, Any]], key: str) -> tuple[tuple[float, float], ...]:
     """(epoch, value) of every per-epoch record holding a number under ``key``."""
     return tuple((float(r["epoch"]), float(r[key])) for r in records
-                 if _finite(r.get(key)) and _finite(r.get("epoch")))
+                 if finite(r.get(key)) and finite(r.get("epoch")))
 
 
 def step_points(values: Sequence[float], steps_per_epoch: int) -> tuple[tuple[float, float], ...]:
@@ -232,7 +233,7 @@ def _label(key: str) -> str:
 
 def _score_keys(records: Sequence[Mapping[str, Any]]) -> tuple[tuple[str, ...], str, str]:
     """A language model's runs are scored by perplexity, the others by accuracy: (keys, title, format)."""
-    if any(_finite(r.get(k)) for r in records for k in PERPLEXITIES):
+    if any(finite(r.get(k)) for r in records for k in PERPLEXITIES):
         return PERPLEXITIES, "perplexity", "{:.1f}"
     return ACCURACIES, "accuracy", "{:.3f}"
 

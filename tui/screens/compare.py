@@ -16,7 +16,7 @@ from textual.widgets import Footer, Static
 
 from nasp.spaces import SearchSpace
 
-from ..curves import LINES, RUN_STYLES, RUN_TAGS, CurveChart, compare_charts
+from ..curves import LINES, RUN_STYLES, RUN_TAGS, CurveChart, compare_charts, finite
 from ..genodiff import EdgeDiff, as_dict, diff_genotypes, diff_text
 from ..runs import RunInfo
 from ..widgets import Drawing, NavBar
@@ -72,14 +72,10 @@ def genotype_side(label: str, genotype: Any) -> Side:
     return Side(label, as_dict(genotype), genotype.resolve_space(strict=False))
 
 
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
 def _last(records: list[dict[str, Any]], key: str) -> float | None:
     for r in reversed(records):
-        if _number(r.get(key)) is not None:
-            return _number(r[key])
+        if finite(r.get(key)):
+            return float(r[key])
     return None
 
 
@@ -103,7 +99,7 @@ def numbers_text(a: Side, b: Side, diffs: list[EdgeDiff]) -> Text:
     for key, pick in BEST.items():
         best = []
         for side in (a, b):
-            scored = [(float(r[key]), int(r["epoch"])) for r in side.records if _number(r.get(key)) is not None]
+            scored = [(float(r[key]), int(r["epoch"])) for r in side.records if finite(r.get(key))]
             best.append(pick(scored, key=lambda t: t[0]) if scored else None)
         if any(best):
             fmt = FORMATS[key]
