@@ -50,6 +50,10 @@ class AlgorithmOptions(Section):
     warmup: float = Field(0.0, ge=0, lt=1, description="share of a search's steps, from the first, that train only the "
                           "weights (A's first update comes after them); 0 is the papers'. A cnn search's quick "
                           "default: 0.375")
+    lr_schedule: Literal["constant", "cosine"] = Field("constant", description="learning rate schedule of A: constant "
+                                                        "(the papers') or cosine to 0 over the epochs, stepped at each "
+                                                        "epoch's end, so the cell settles before the search returns it. "
+                                                        "A cnn search's quick default: cosine")
 
     @model_validator(mode="before")
     @classmethod

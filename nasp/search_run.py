@@ -69,9 +69,10 @@ RNN_DEFAULTS: dict[str, Any] = {
 # The quick cnn search (a bare `nasp run`) where the authors' start does not fit it: A = 0.5 everywhere makes every
 # choice of Ā a tie that float rounding decides (a thread count changed the cell and the accuracy), and the arch step
 # (about twice a weight step) is worth more once the weights are trained. A's start jittered by the seed, and the first
-# 3/8 of the steps weights only (docs/benchmarks.md, "The first run"); keys given explicitly win, and the paper presets
-# give 0 for both
-CNN_QUICK_DEFAULTS: dict[str, Any] = {"algorithm.init_jitter": 0.01, "algorithm.warmup": 0.375}
+# 3/8 of the steps weights only, A's learning rate annealed so the cell settles before it is returned (docs/benchmarks.md,
+# "The first run"); keys given explicitly win, and the paper presets give the authors' values
+CNN_QUICK_DEFAULTS: dict[str, Any] = {"algorithm.init_jitter": 0.01, "algorithm.warmup": 0.375,
+                                      "algorithm.lr_schedule": "cosine"}
 
 
 def with_space_defaults(cfg: RunConfig, space: SearchSpace) -> RunConfig:

@@ -22,21 +22,24 @@ def _options(overrides=(), preset=None):
 
 def test_a_bare_cnn_run_takes_the_quick_defaults_and_given_keys_win():
     o = _options()
-    assert (o.init_jitter, o.warmup) == (CNN_QUICK_DEFAULTS["algorithm.init_jitter"], CNN_QUICK_DEFAULTS["algorithm.warmup"])
-    o = _options(["algorithm.init_jitter=0", "algorithm.warmup=0.1"])
-    assert (o.init_jitter, o.warmup) == (0.0, 0.1)
-    assert (_options(["space=rnn"]).init_jitter, _options(["space=rnn"]).warmup) == (0.0, 0.0)
+    assert (o.init_jitter, o.warmup, o.lr_schedule) == tuple(CNN_QUICK_DEFAULTS[f"algorithm.{k}"]
+                                                             for k in ("init_jitter", "warmup", "lr_schedule"))
+    o = _options(["algorithm.init_jitter=0", "algorithm.warmup=0.1", "algorithm.lr_schedule=constant"])
+    assert (o.init_jitter, o.warmup, o.lr_schedule) == (0.0, 0.1, "constant")
+    rnn = _options(["space=rnn"])
+    assert (rnn.init_jitter, rnn.warmup, rnn.lr_schedule) == (0.0, 0.0, "constant")
 
 
 @pytest.mark.parametrize("algorithm", ["nasp", "darts-1st"])
 def test_the_paper_presets_keep_the_authors_start_and_schedule(algorithm):
     o = _options([f"algorithm={algorithm}"], "paper-cifar10")
-    assert (o.init_jitter, o.warmup) == (0.0, 0.0)
+    assert (o.init_jitter, o.warmup, o.lr_schedule) == (0.0, 0.0, "constant")
     for preset in ("study-cifar10", "study-cpu"):
         study = study_config([], preset)
         for arm in study.arms:
             cfg, _ = prepare(search_config(study, arm, 0, Path("unused")))
-            assert (algorithm_options(cfg).init_jitter, algorithm_options(cfg).warmup) == (0.0, 0.0), (preset, arm.label)
+            o = algorithm_options(cfg)
+            assert (o.init_jitter, o.warmup, o.lr_schedule) == (0.0, 0.0, "constant"), (preset, arm.label)
 
 
 def _algo(name, seed, jitter):
@@ -70,3 +73,28 @@ def test_the_warmup_steps_leave_a_unchanged(tmp_path):
             task.step(batch, epoch, i)
             moved.append(any(not torch.equal(a, start[ct]) for ct, a in task.algorithm.A.items()))
     assert moved[:4] == [False, False, False, True]
+
+
+def test_a_cosine_schedule_anneals_a_learning_rate_each_epoch_and_resumes_with_it():
+    import math
+
+    space = get_space("cnn12")
+    torch.manual_seed(0)
+    net = SearchNetwork(space, 2, 3, num_classes=2, in_channels=1)
+    epochs, lr = 4, 3e-4
+    algo = ALGORITHMS.get("nasp")(space, net, AlgorithmConfig(name="nasp", lr_schedule="cosine"), OptimConfig(),
+                                  epochs, torch.device("cpu"), False, 0)
+    seen = [algo.arch_opt.param_groups[0]["lr"]]
+    for _ in range(epochs):
+        algo.end_epoch()
+        seen.append(algo.arch_opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([lr * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs + 1)], abs=1e-12)
+    state = algo.state_dict()
+    again = ALGORITHMS.get("nasp")(space, net, AlgorithmConfig(name="nasp", lr_schedule="cosine"), OptimConfig(),
+                                   epochs, torch.device("cpu"), False, 0)
+    again.load_state_dict(state)
+    assert again.arch_opt.param_groups[0]["lr"] == seen[-1] and again.arch_sched.last_epoch == epochs
+    constant = ALGORITHMS.get("nasp")(space, net, AlgorithmConfig(name="nasp"), OptimConfig(), epochs,
+                                      torch.device("cpu"), False, 0)
+    constant.end_epoch()
+    assert constant.arch_opt.param_groups[0]["lr"] == lr  # the papers' constant rate

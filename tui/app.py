@@ -6,33 +6,65 @@ import argparse
 import asyncio
 import functools
 import gc
+import importlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual.app import App, SystemCommand
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widget import AwaitMount
+from textual.widgets import Footer, Static
 
 from nasp.config import RunConfig
 from nasp.errors import NaspError
-from nasp.runfolder import RunFolder
-from nasp.trainer.events import next_step
 
+from . import startup
 from .configform import command_line
-from .genoedit import GenotypeEdit
+from .keyorder import KeysInOrderApp
 from .livestate import LiveState
 from .process import PAUSE, RESUME, STOP, SearchProcess, send
-from .runs import EventTail, load_live_state, run_info
-from .screens.genotype import GenotypeScreen
 from .screens.help import HelpScreen
-from .screens.live import LiveScreen
-from .screens.runs import ReplayScreen, RunsScreen
 from .screens.setup import SetupScreen
-from .widgets import ChoiceDialog, PathDialog, UnsavedDialog
+from .widgets import ChoiceDialog, NavBar, PathDialog, UnsavedDialog
+
+if TYPE_CHECKING:
+    from .genoedit import GenotypeEdit
+    from .runs import EventTail
+
+# the screens that need torch and nasp's registries, imported when first shown (startup.py imports them
+# in the background after the first screen is drawn): mode -> (module, class)
+HEAVY_SCREENS = {"live": (".screens.live", "LiveScreen"), "runs": (".screens.runs", "RunsScreen"),
+                 "genotype": (".screens.genotype", "GenotypeScreen")}
+
+
+def heavy(module: str, name: str) -> Any:
+    """``name`` of the app's ``module`` (relative, ``.screens.live``); waits for the background import first if it
+    still runs, so the UI thread never imports a module the loader is importing."""
+    startup.wait()
+    return getattr(importlib.import_module(module, __package__), name)
+
+
+def _screen_factory(mode: str) -> Callable[[], Screen[Any]]:
+    module, name = HEAVY_SCREENS[mode]
+    return lambda: heavy(module, name)()
+
+
+class LoadingScreen(Screen[None]):
+    """Shown at once when the app starts on a screen that needs torch (--genotype, --attach, --screen): the screen
+    asked for replaces it when the background import is done."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        yield NavBar(self.mode, "loading")
+        yield Static("… loading nasp (torch)", id="loading")
+        yield Footer(show_command_palette=False)
 
 
 def keep_gc_pauses_short() -> None:
@@ -47,11 +79,11 @@ def keep_gc_pauses_short() -> None:
     gc.freeze()
 
 
-class NaspApp(App[None]):
+class NaspApp(KeysInOrderApp[None]):
     """Four screens (F2 setup, F3 live, F4 runs, F5 genotype) around one run at a time."""
 
     TITLE = "nasp"
-    MODES: ClassVar[dict[str, Any]] = {"setup": SetupScreen, "live": LiveScreen, "runs": RunsScreen, "genotype": GenotypeScreen}
+    MODES: ClassVar[dict[str, Any]] = {"setup": SetupScreen, **{mode: _screen_factory(mode) for mode in HEAVY_SCREENS}}
     DEFAULT_MODE = "setup"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
@@ -68,8 +100,16 @@ class NaspApp(App[None]):
                  genotype: str | None = None, mode: str | None = None, poll_s: float = 0.5, nice: int = 10) -> None:
         # start on the screen asked for (mounting the setup form first costs a second on a slow machine)
         start = mode or ("setup" if config else "genotype" if genotype else "live" if attach else "setup")
-        self.DEFAULT_MODE = start  # type: ignore[misc]  (App reads it in __init__)
+        # torch and nasp's registries are imported behind the first screen (startup.py); a start that needs them
+        # at once (another screen, a genotype, a followed run) shows a loading screen until they are there
+        self._deferred = startup.defer()
+        self._start = start
+        first = "loading" if self._deferred and (start != "setup" or genotype or attach) else start
+        self.DEFAULT_MODE = first  # type: ignore[misc]  (App reads it in __init__)
         super().__init__()
+        self._loading_first = first == "loading"
+        if self._loading_first:
+            self.add_mode("loading", lambda: LoadingScreen(start))
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             # no animations: a tab switch then costs half the CPU, which keeps keys quick while a search
             # competes for the CPU (and sends less over a remote terminal)
@@ -89,9 +129,33 @@ class NaspApp(App[None]):
 
     # --- start-up -----------------------------------------------------------------------------
     def on_mount(self) -> None:
-        ini = self.initial
         if self.runs_dir is None:
             self.runs_dir = Path(RunConfig().out)
+        self.set_interval(self.poll_s, self._poll_tail)
+        if self._deferred:
+            self.call_after_refresh(startup.begin)  # the imports start once the first screen is drawn
+            self._imports_timer = self.set_interval(0.1, self._check_imports)
+        if not self._loading_first:
+            self._open_initial()
+        keep_gc_pauses_short()
+
+    def _check_imports(self) -> None:
+        """The background imports are done: freeze what they brought (as after start-up), and a start on a screen
+        that needed them goes on."""
+        if startup.loading():
+            return
+        self._imports_timer.stop()
+        keep_gc_pauses_short()
+        if self._loading_first:
+            self._loading_first = False
+            self._open_initial()
+            if self.current_mode == "loading":  # (e.g. the genotype did not open: the editor shows why)
+                self.switch_mode(self._start)
+            self.remove_mode("loading")
+
+    def _open_initial(self) -> None:
+        """What the command line asked for: a config in the form, a genotype in the editor, a run to follow."""
+        ini = self.initial
         if ini["config"]:
             self.switch_mode("setup")
             setup = self.screen
@@ -105,8 +169,6 @@ class NaspApp(App[None]):
             self.attach(ini["attach"])
         if ini["mode"] and ini["mode"] != self.current_mode:
             self.switch_mode(ini["mode"])
-        self.set_interval(self.poll_s, self._poll_tail)
-        keep_gc_pauses_short()
 
     async def action_switch_mode(self, mode: str) -> None:
         """F2-F5 and the top line: leaving the genotype editor with unsaved edits asks first."""
@@ -129,7 +191,8 @@ class NaspApp(App[None]):
                 self.genotype_version += 1  # the editor shows the saved version when it comes back
                 then()
             elif choice == "save":
-                screen = next((s for s in self.screen_stack if isinstance(s, GenotypeScreen)), None)
+                editor = heavy(".screens.genotype", "GenotypeScreen")
+                screen = next((s for s in self.screen_stack if isinstance(s, editor)), None)
                 if screen is not None:
                     screen.action_save(then=then)
 
@@ -144,13 +207,14 @@ class NaspApp(App[None]):
 
     # --- help ---------------------------------------------------------------------------------
     def help_sections(self) -> list[tuple[str, list[Any]]]:
-        from .screens.compare import CompareScreen
-
+        live, runs, replay, genotype = (heavy(".screens.live", "LiveScreen"), heavy(".screens.runs", "RunsScreen"),
+                                        heavy(".screens.runs", "ReplayScreen"),
+                                        heavy(".screens.genotype", "GenotypeScreen"))
+        compare = heavy(".screens.compare", "CompareScreen")
         return [("everywhere", list(self.BINDINGS)), ("setup (F2)", list(SetupScreen.BINDINGS)),
-                ("live (F3)", list(LiveScreen.BINDINGS)), ("runs (F4)", list(RunsScreen.BINDINGS)),
-                ("replay (enter on a run)", list(ReplayScreen.BINDINGS)),
-                ("compare (c, d in F4)", list(CompareScreen.BINDINGS)),
-                ("genotype editor (F5)", list(GenotypeScreen.BINDINGS))]
+                ("live (F3)", list(live.BINDINGS)), ("runs (F4)", list(runs.BINDINGS)),
+                ("replay (enter on a run)", list(replay.BINDINGS)), ("compare (c, d in F4)", list(compare.BINDINGS)),
+                ("genotype editor (F5)", list(genotype.BINDINGS))]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (ctrl+p): every action of the app and of the screen it was opened on, by the name its
@@ -201,14 +265,14 @@ class NaspApp(App[None]):
             return
         run_dir = Path(run_dir)
         args = [f"resume={run_dir}", *([f"plugins={','.join(plugins)}"] if plugins else [])]
-        self._launch(args, f"resuming {run_dir}", load_live_state(run_dir), run_dir)
+        self._launch(args, f"resuming {run_dir}", heavy(".runs", "load_live_state")(run_dir), run_dir)
 
     def _launch(self, args: list[str], message: str, state: LiveState | None = None,
                 run_dir: Path | None = None) -> None:
         """Start the child; ``state`` holds what a resumed run did before, so the grids, curves and Fig. 4
         show the whole run, and only the events appended from now on are read."""
         assert self.runs_dir is not None
-        self.tail = EventTail(run_dir, from_end=True) if run_dir is not None else None
+        self.tail = heavy(".runs", "EventTail")(run_dir, from_end=True) if run_dir is not None else None
         self.state = state or LiveState()
         self.state.status, self.state.message = "starting", message
         self.state.version += 1
@@ -219,6 +283,10 @@ class NaspApp(App[None]):
     def _poll_tail(self) -> None:
         """Read what the followed run appended; notice a child that has exited or a followed run that died."""
         proc = self.process
+        if proc is None and self.tail is None:
+            return  # (nothing to follow: and nothing imported while the background imports run)
+        from .runs import EventTail, run_info
+
         exited = proc is not None and not proc.running  # asked first: then everything it wrote is read below
         if proc is not None and self.tail is None and proc.find_run_dir() is not None:
             self.tail = EventTail(proc.run_dir)  # type: ignore[arg-type]
@@ -267,6 +335,8 @@ class NaspApp(App[None]):
             if kind == "run_start":
                 self.state.message = f"run folder {ev.get('run_dir')}"
             elif kind == "paused":
+                from nasp.trainer.events import next_step
+
                 epoch, step = next_step(int(ev.get("epoch", 1)), int(ev.get("step", 0)), self.state.steps_per_epoch)
                 self.state.message = f"paused before step {step} of epoch {epoch}: p resumes, x stops (with a checkpoint)"
             elif kind == "resumed":
@@ -285,6 +355,8 @@ class NaspApp(App[None]):
             self.pointed_run = Path(str(ev.get("run_dir")))
             self.notify(self.state.message, title="search stopped")
         else:
+            from nasp.runfolder import RunFolder
+
             self.state.message = f"finished: genotype in {RunFolder(str(ev.get('run_dir'))).genotype_path}; g edits it"
             self.notify(self.state.message, title="search finished")
 
@@ -294,6 +366,8 @@ class NaspApp(App[None]):
             assert self.process is not None
             return self.process.pid
         if self.tail is not None:
+            from .runs import run_info
+
             info = run_info(self.tail.path.parent)
             if info is not None and info.followable and info.pid and info.pid != os.getpid():
                 return info.pid
@@ -344,12 +418,12 @@ class NaspApp(App[None]):
             self.notify("a search is running here; stop it before following another", severity="warning")
             return
         run_dir = Path(run_dir)
-        if not RunFolder(run_dir).has_events():
+        if not heavy("nasp.runfolder", "RunFolder")(run_dir).has_events():
             self.notify(f"'{run_dir}' has no events yet: not a run folder of `nasp run`", severity="error")
             return
         self.process = None
         self._stop_asked = False
-        self.tail = EventTail(run_dir)
+        self.tail = heavy(".runs", "EventTail")(run_dir)
         self.state = LiveState(message=f"following {run_dir}")
         self._poll_tail()
         self.switch_mode("live")
@@ -358,7 +432,7 @@ class NaspApp(App[None]):
     def open_genotype(self, source: str | Path) -> bool:
         """Load a genotype file, run folder, name (DARTS_V2, NASP) or DARTS string into the editor and show it."""
         try:
-            edit = GenotypeEdit.load(source)
+            edit = heavy(".genoedit", "GenotypeEdit").load(source)
             edit.space  # noqa: B018  (a genotype of an unknown space fails here, not in the editor)
         except NaspError as exc:
             self.notify(str(exc), title="cannot open genotype", severity="error")
@@ -368,7 +442,11 @@ class NaspApp(App[None]):
 
     def open_genotype_dict(self, genotype: dict[str, Any], label: str, folder: Path) -> None:
         """An epoch's genotype from a run's history (saved next to the run's genotype.json)."""
+        startup.wait()
         from nasp.genotype import Genotype
+        from nasp.runfolder import RunFolder
+
+        from .genoedit import GenotypeEdit
 
         try:
             geno = Genotype.model_validate(genotype)
@@ -385,7 +463,7 @@ class NaspApp(App[None]):
         self.genotype_version += 1
         if self.current_mode == "genotype":
             screen = self.screen
-            if isinstance(screen, GenotypeScreen):
+            if isinstance(screen, heavy(".screens.genotype", "GenotypeScreen")):
                 screen.load_current()
         else:
             self.switch_mode("genotype")

@@ -28,9 +28,12 @@ from nasp.config import (
 )
 from nasp.errors import NaspError
 
+from . import startup
+
 # keys the form leaves out: resume continues a run with its own config (the runs screen does it)
 HIDDEN_KEYS = {"resume"}
 OPLIST_KEYS = {"space.normal", "space.reduce"}
+REGISTRY_KEYS = ("algorithm.name", "space.name", "data.name")
 
 Kind = Literal["select", "bool", "text", "oplist"]
 
@@ -53,7 +56,10 @@ class FieldSpec:
 
 
 def registry_choices(key: str) -> list[str] | None:
-    """Names a ``*.name`` key can take, read from the registries (plugins' names included)."""
+    """Names a ``*.name`` key can take, read from the registries (plugins' names included); None for another key,
+    and while the registries are still being imported (``startup.loading()``: the form shows the value alone)."""
+    if key not in REGISTRY_KEYS or startup.loading():
+        return None
     if key == "algorithm.name":
         from nasp.algorithms import ALGORITHMS
 
@@ -80,10 +86,9 @@ def _literal_choices(ann: Any) -> tuple[list[str], bool] | None:
 
 
 def _spec(key: str, ann: Any, default: Any, desc: str) -> FieldSpec:
-    choices = registry_choices(key)
+    if key in REGISTRY_KEYS:
+        return FieldSpec(key, default, desc, "select", registry_choices(key) or [])
     literal = _literal_choices(ann)
-    if choices is not None:
-        return FieldSpec(key, default, desc, "select", choices)
     if literal is not None:
         return FieldSpec(key, default, desc, "select", literal[0], optional=literal[1])
     if ann is bool:
@@ -99,10 +104,14 @@ def _algorithm_name(values: dict[str, str | bool] | None) -> str:
 
 def algorithm_fields(values: dict[str, str | bool] | None = None) -> list[FieldSpec]:
     """The fields of the chosen algorithm's own keys (a plugin's too, once loaded), then any other
-    ``algorithm.*`` value the user set: a key of another algorithm stays, so its error shows under it."""
+    ``algorithm.*`` value the user set: a key of another algorithm stays, so its error shows under it. While the
+    registry is being imported (``startup.loading()``), only the keys set, as text (their types are not known)."""
+    name = _algorithm_name(values)
+    if startup.loading():
+        return [FieldSpec(key, None, f"option of {name}", "text") for key in (values or {})
+                if is_algorithm_option(key)]
     from nasp.algorithms import ALGORITHMS
 
-    name = _algorithm_name(values)
     specs: list[FieldSpec] = []
     if name in ALGORITHMS:
         for key, f in ALGORITHMS.get(name).Options.model_fields.items():
@@ -110,7 +119,7 @@ def algorithm_fields(values: dict[str, str | bool] | None = None) -> list[FieldS
                                f.description or ""))
     own = {s.key for s in specs}
     for key, value in (values or {}).items():
-        if not key.startswith("algorithm.") or key == "algorithm.name" or key in own:
+        if not is_algorithm_option(key) or key in own:
             continue
         owners = [n for n in ALGORITHMS.names() if key.split(".", 1)[1] in ALGORITHMS.get(n).Options.model_fields]
         if owners:
@@ -121,6 +130,11 @@ def algorithm_fields(values: dict[str, str | bool] | None = None) -> list[FieldS
         if value != format_value(spec.default):
             specs.append(spec)
     return specs
+
+
+def is_algorithm_option(key: str) -> bool:
+    """An ``algorithm.<option>`` key (the chosen algorithm's, from its registry entry), not ``algorithm.name``."""
+    return key.startswith("algorithm.") and key != "algorithm.name"
 
 
 def form_fields(algorithm: str | None = None, values: dict[str, str | bool] | None = None) -> list[FieldSpec]:
@@ -158,14 +172,16 @@ def get_dotted(cfg: Any, key: str) -> Any:
 
 
 def values_of(cfg: RunConfig) -> dict[str, str | bool]:
-    """The form values that show ``cfg`` (its algorithm's options: the ones set, else the defaults)."""
-    from nasp.algorithms import ALGORITHMS
-
+    """The form values that show ``cfg`` (its algorithm's options: the ones set, else the defaults; while the
+    registry is being imported only the ones set, ``startup.loading()``)."""
     values: dict[str, str | bool] = {key: format_value(get_dotted(cfg, key)) for key, _, _ in iter_keys(RunConfig)
                                      if key not in HIDDEN_KEYS}
-    if cfg.algorithm.name in ALGORITHMS:
-        for key, f in ALGORITHMS.get(cfg.algorithm.name).Options.model_fields.items():
-            values[f"algorithm.{key}"] = format_value(f.get_default(call_default_factory=True))
+    if not startup.loading():
+        from nasp.algorithms import ALGORITHMS
+
+        if cfg.algorithm.name in ALGORITHMS:
+            for key, f in ALGORITHMS.get(cfg.algorithm.name).Options.model_fields.items():
+                values[f"algorithm.{key}"] = format_value(f.get_default(call_default_factory=True))
     for key, value in cfg.algorithm.given.items():
         values[f"algorithm.{key}"] = format_value(value)
     order = [f.key for f in form_fields(values=values)]

@@ -7,10 +7,10 @@ through its run folder feed the same state. ``apply`` is cheap: it stores number
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from nasp.spaces import SearchSpace
-from nasp.trainer.events import run_position
+if TYPE_CHECKING:  # (imported where used: the app imports this module before torch, see startup.py)
+    from nasp.spaces import SearchSpace
 
 Matrix = list[list[float]]
 
@@ -117,6 +117,8 @@ class LiveState:
         elif kind == "run_end":
             self.status = str(event.get("status", "finished"))
             if "epoch" in event:  # events count from 1 (nasp.trainer.events); the state holds epochs done
+                from nasp.trainer.events import run_position
+
                 self.epoch, self.step = run_position(int(event["epoch"]), int(event.get("step", 0)), self.steps_per_epoch)
             if self.status == "finished":
                 self.step = 0
@@ -125,6 +127,8 @@ class LiveState:
     def _run_start(self, ev: dict[str, Any]) -> None:
         self.run_dir = ev.get("run_dir")
         self.config = ev.get("config", {})
+        from nasp.spaces import SearchSpace
+
         self.space = SearchSpace.model_validate(ev["space"]) if ev.get("space") else None
         self.epochs = int(ev.get("epochs", 0))
         self.steps_per_epoch = int(ev.get("steps_per_epoch", 0))

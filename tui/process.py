@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from nasp.runfolder import LOGS, iter_run_folders
-
 PAUSE, RESUME = getattr(signal, "SIGUSR1", None), getattr(signal, "SIGUSR2", None)
 STOP = signal.SIGTERM
 
@@ -46,6 +44,8 @@ class SearchProcess:
         self.command = command
         self.run_dir = run_dir  # known for a resume; found by the child's pid for a new run
         self.started = time.time()
+        from nasp.runfolder import LOGS  # (imported here: the app imports this module before torch, see startup.py)
+
         logs = runs_dir / LOGS
         logs.mkdir(parents=True, exist_ok=True)
         log = tempfile.NamedTemporaryFile(dir=logs, prefix=time.strftime("%Y%m%d-%H%M%S-"), suffix=".log",  # noqa: SIM115
@@ -74,6 +74,8 @@ class SearchProcess:
     def find_run_dir(self) -> Path | None:
         """The run folder the child created: the newest one whose status names the child's pid."""
         if self.run_dir is None:
+            from nasp.runfolder import iter_run_folders
+
             for folder in iter_run_folders(self.runs_dir):
                 if folder.status().pid == self.pid:
                     self.run_dir = folder.path

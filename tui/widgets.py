@@ -17,6 +17,8 @@ from textual.screen import ModalScreen
 from textual.suggester import Suggester
 from textual.widgets import Button, Input, Label, Static
 
+from . import startup
+
 
 class Drawing(Static):
     """A Static for drawings redrawn from live data: ``show`` skips an unchanged drawing.
@@ -76,12 +78,12 @@ class OpListSuggester(Suggester):
         super().__init__(use_cache=False, case_sensitive=True)
 
     async def get_suggestion(self, value: str) -> str | None:
-        from nasp.ops import list_ops
-
         head, _, tail = value.rpartition(",")
         tail = tail.strip()
-        if not tail:
+        if not tail or startup.loading():  # (no op names before nasp is imported: a key never waits for torch)
             return None
+        from nasp.ops import list_ops
+
         for name in list_ops():
             if name.startswith(tail) and name != tail:
                 return f"{head}{',' if head else ''}{name}"

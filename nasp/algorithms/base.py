@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, ClassVar
@@ -60,6 +61,10 @@ class SearchAlgorithm(ABC):
         self.graphs = GraphedSteps(1, False, lambda: self.w_opt.zero_grad(set_to_none=True))  # eager until enabled
         self.arch_opt = torch.optim.Adam(list(self.A.values()), lr=self.cfg.lr, betas=self.cfg.betas,
                                          weight_decay=self.cfg.weight_decay)
+        self.arch_sched: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.arch_opt, epochs, eta_min=0.0)
+            if getattr(self.cfg, "lr_schedule", "constant") == "cosine"
+            else torch.optim.lr_scheduler.ConstantLR(self.arch_opt, factor=1.0, total_iters=0))
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
                                      weight_decay=optim.weight_decay)
         self.sched: torch.optim.lr_scheduler.LRScheduler = (
@@ -177,8 +182,11 @@ class SearchAlgorithm(ABC):
         return None
 
     def end_epoch(self) -> None:
-        """Called after each epoch: steps the weights' learning-rate schedule."""
-        self.sched.step()
+        """Called after each epoch: steps the learning-rate schedules of the weights and of A."""
+        with warnings.catch_warnings():  # (an epoch of the warm-up ends before A's first step: torch warns of it)
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
+            self.sched.step()
+            self.arch_sched.step()
 
     def arch_values(self) -> dict[str, list[list[float]]]:
         """A of each cell type as nested lists (rows: edges, columns: ops)."""
@@ -217,6 +225,7 @@ class SearchAlgorithm(ABC):
             "arch_opt": self.arch_opt.state_dict(),
             "w_opt": self.w_opt.state_dict(),
             "sched": self.sched.state_dict(),
+            "arch_sched": self.arch_sched.state_dict(),
             "generator": self.generator.get_state(),
         }
 
@@ -230,6 +239,8 @@ class SearchAlgorithm(ABC):
         self.w_opt.load_state_dict(state["w_opt"])
         self.graphs.forget()  # captured steps point at the momentum buffers just replaced
         self.sched.load_state_dict(state["sched"])
+        if "arch_sched" in state:  # (checkpoints before A had a schedule: constant)
+            self.arch_sched.load_state_dict(state["arch_sched"])
         self.generator.set_state(state["generator"])
 
     def parameters_of_ops(self) -> Iterator[nn.Parameter]:

@@ -15,13 +15,16 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from nasp.errors import NaspError
 
-from .. import configform
+from .. import configform, startup
 from ..configform import FieldSpec
 from ..widgets import NavBar, OpListSuggester, PathDialog
 
 
 def _wid(key: str) -> str:
     return "f-" + key.replace(".", "-")
+
+
+LOADING = "… loading nasp (torch): the choice lists, the algorithm's options and the check follow"
 
 
 class SetupScreen(Screen[None]):
@@ -42,6 +45,8 @@ class SetupScreen(Screen[None]):
     SetupScreen #problem { height: auto; max-height: 3; padding: 0 1; color: $error; }
     SetupScreen #problem.-ok { color: $success; }
     SetupScreen #cmdline { height: auto; padding: 0 1; background: $boost; }
+    SetupScreen #options-loading { height: 1; padding-left: 26; color: $text-muted; }
+    SetupScreen #problem.-loading { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "start", "Start search", priority=True),
@@ -52,8 +57,10 @@ class SetupScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
+        # nasp's registries are still being imported (startup.py): the form is the schema's until they are
+        self._loading = startup.loading()
         self.values: dict[str, str | bool] = configform.default_values()
-        self.fields = configform.form_fields(values=self.values)
+        self.fields = self._form_fields()
         self.checked = configform.Checked(None)
         self.config_path: str | None = None
         self._error_under: str | None = None
@@ -68,6 +75,8 @@ class SetupScreen(Screen[None]):
                     section = spec.section
                     yield Label(section, classes="section")
                 yield self._row(spec)
+                if spec.key == "algorithm.name" and self._loading:  # its options come with the registry
+                    yield Static("… loading the algorithm's options", id="options-loading")
             yield Static("", classes="error", id="field-error", markup=False)  # moved under the bad field
             with Horizontal(id="buttons"):
                 yield Button("Start search (ctrl+r)", id="start", variant="primary", compact=True)
@@ -81,10 +90,17 @@ class SetupScreen(Screen[None]):
     def _row(self, spec: FieldSpec) -> Horizontal:
         return Horizontal(Label(spec.key), self._widget(spec), classes="row", id=f"row-{_wid(spec.key)}")
 
+    def _form_fields(self) -> list[FieldSpec]:
+        """The rows to show: while nasp's registries load, without the algorithm's options (not known yet)."""
+        fields = configform.form_fields(values=self.values)
+        if self._loading:
+            fields = [f for f in fields if not configform.is_algorithm_option(f.key)]
+        return fields
+
     def _sync_rows(self) -> None:
         """Show the chosen algorithm's own keys (a plugin's once it is loaded): rows of keys that no longer
         apply go, rows of new ones are mounted after the row before them."""
-        fields = configform.form_fields(values=self.values)
+        fields = self._form_fields()
         for spec in fields:
             self.values.setdefault(spec.key, configform.format_value(spec.default))
         old = {f.key: f for f in self.fields}
@@ -124,6 +140,13 @@ class SetupScreen(Screen[None]):
     def on_mount(self) -> None:
         self.refresh_check()
         self.query_one(f"#{_wid(self.fields[0].key)}").focus()
+        if self._loading:
+            self._loaded_timer = self.set_interval(0.1, self._check_loaded)
+
+    def _check_loaded(self) -> None:
+        if not startup.loading():
+            self._loaded_timer.stop()
+            self.refresh_check()  # (it shows the registries' part first)
 
     # --- values -------------------------------------------------------------------------------
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -185,9 +208,9 @@ class SetupScreen(Screen[None]):
                     widget.value = str(value)
 
     def _refresh_choices(self, spec: FieldSpec, widget: Select[Any]) -> None:
-        choices = configform.registry_choices(spec.key)
-        if choices is None:
+        if spec.key not in configform.REGISTRY_KEYS:
             return
+        choices = configform.registry_choices(spec.key) or []  # (while nasp loads: the value alone)
         value = self.values[spec.key]
         if value and value not in choices:
             choices = [*choices, str(value)]
@@ -201,9 +224,31 @@ class SetupScreen(Screen[None]):
     def overrides(self) -> list[str]:
         return configform.to_overrides(self.values)
 
+    def registries_loaded(self) -> None:
+        """nasp's registries are imported: the algorithm's options appear under its name and the choice lists fill
+        in. What was typed meanwhile stays, and so does the focus (new rows never take it)."""
+        self._loading = False
+        for note in self.query("#options-loading"):
+            note.remove()
+        self._sync_rows()
+        for spec in self.fields:
+            found = self.query(f"#{_wid(spec.key)}")
+            if spec.kind == "select" and found:
+                self._refresh_choices(spec, found.first(Select))
+
     def refresh_check(self) -> configform.Checked:
-        """Check the form like `nasp run` would and show the outcome inline and in the command line."""
+        """Check the form like `nasp run` would and show the outcome inline and in the command line (while nasp's
+        registries load, the command line and a note that the check follows)."""
+        if self._loading and not startup.loading():
+            self.registries_loaded()
         overrides = self.overrides()
+        if self._loading:
+            problem = self.query_one("#problem", Static)
+            problem.set_classes("-loading")
+            problem.update(LOADING)
+            self.query_one("#cmdline", Static).update("$ " + configform.command_line(overrides))
+            return self.checked
+        self.query_one("#problem", Static).remove_class("-loading")
         self.checked = configform.check(overrides)
         self._sync_rows()  # a plugin named in the form may have brought the chosen algorithm's keys
         bad = self.checked.key
@@ -239,6 +284,7 @@ class SetupScreen(Screen[None]):
             actions[event.button.id]()
 
     def action_start(self) -> None:
+        startup.wait()  # (the check needs nasp's registries: pressed while they load, this waits for them)
         checked = self.refresh_check()
         if checked.config is None:
             self.notify(checked.error or "invalid config", title="cannot start", severity="error")
@@ -271,6 +317,7 @@ class SetupScreen(Screen[None]):
         return True
 
     def action_save(self) -> None:
+        startup.wait()
         checked = self.refresh_check()
         if checked.config is None:
             self.notify(checked.error or "invalid config", title="fix the config first", severity="error")
