@@ -210,9 +210,11 @@ class NaspApp(KeysInOrderApp[None]):
         live, runs, replay, genotype = (heavy(".screens.live", "LiveScreen"), heavy(".screens.runs", "RunsScreen"),
                                         heavy(".screens.runs", "ReplayScreen"),
                                         heavy(".screens.genotype", "GenotypeScreen"))
+        compare = heavy(".screens.compare", "CompareScreen")
         return [("everywhere", list(self.BINDINGS)), ("setup (F2)", list(SetupScreen.BINDINGS)),
                 ("live (F3)", list(live.BINDINGS)), ("runs (F4)", list(runs.BINDINGS)),
-                ("replay (enter on a run)", list(replay.BINDINGS)), ("genotype editor (F5)", list(genotype.BINDINGS))]
+                ("replay (enter on a run)", list(replay.BINDINGS)), ("compare (c, d in F4)", list(compare.BINDINGS)),
+                ("genotype editor (F5)", list(genotype.BINDINGS))]
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette (ctrl+p): every action of the app and of the screen it was opened on, by the name its

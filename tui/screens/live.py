@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, VerticalScroll
+from textual.containers import Container, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from .. import render
+from ..curves import CurveChart, live_charts
 from ..livestate import LiveState, format_seconds, kept_rows
 from ..widgets import Drawing, NavBar
 
@@ -106,21 +107,25 @@ def grids(state: LiveState, kind: str, width: int) -> list[Text]:
     return out
 
 
-def curves(state: LiveState, width: int) -> Text:
+def curves(state: LiveState, width: int, compact: bool = False) -> Text:
+    """The numbers under the loss and accuracy charts: step seconds and genotype size per epoch as sparklines
+    (``compact``, a short terminal: one line of their latest values, so the charts keep the rows)."""
     width = max(width - 2, 30)
-    text = Text()
-    rows = [("train loss", state.step_train_loss, "{:.3f}"), ("train acc", state.step_train_acc, "{:.2f}"),
-            ("arch loss", state.step_arch_loss, "{:.3f}"), ("val loss/epoch", state.epoch_series("val_loss"), "{:.3f}"),
-            *([("val ppl/epoch", state.epoch_series("val_ppl"), "{:.1f}")]
-              if any("val_ppl" in h.metrics for h in state.history) else
-              [("val acc/epoch", state.epoch_series("val_acc"), "{:.3f}")]),
-            ("arch s/epoch", state.epoch_series("arch_s"), "{:.1f}"),
+    rows = [("arch s/epoch", state.epoch_series("arch_s"), "{:.1f}"),
             ("weight s/epoch", state.epoch_series("weight_s"), "{:.1f}"),
             ("params/epoch", [v / 1e6 for v in state.epoch_series("param_count")], "{:.3f}M")]
+    text = Text()
+    if compact:
+        latest = [f"{label} {fmt.format(values[-1])}" for label, values, fmt in rows if values]
+        text.append(" · ".join(latest) if latest else "step seconds and genotype size arrive at each epoch's end",
+                    style="dim")
+        text.truncate(width, overflow="ellipsis")
+        return text
     for label, values, fmt in rows:
         text.append_text(render.chart_line(label, values, width, fmt))
         text.append("\n")
-    text.append("per step: train loss/acc, arch loss; per epoch: validation, step seconds, genotype size", style="dim")
+    text.append("charts: train loss/acc and arch loss per step, validation per epoch; below: step seconds and "
+                "genotype size per epoch", style="dim")
     return text
 
 
@@ -194,7 +199,9 @@ class LiveScreen(Screen[None]):
                 yield GridPair("a", id="heat")
             with TabPane("3 ops/epoch", id="tab-fig4"), VerticalScroll():
                 yield GridPair("fig4", id="fig4")
-            with TabPane("4 curves", id="tab-curves"), VerticalScroll():
+            with TabPane("4 curves", id="tab-curves"), Vertical():
+                yield CurveChart(id="c-loss")
+                yield CurveChart(id="c-score")
                 yield Drawing("", id="curves")
             with TabPane("5 cell", id="tab-cell"), VerticalScroll():
                 yield Drawing("", id="cell")
@@ -244,7 +251,10 @@ class LiveScreen(Screen[None]):
         elif active == "tab-fig4":
             self.query_one("#fig4", GridPair).show(grids(state, "fig4", width // 2 - 3), width)
         elif active == "tab-curves":
-            self.query_one("#curves", Drawing).show(curves(state, width))
+            loss, score = live_charts(state)
+            self.query_one("#c-loss", CurveChart).show(loss)
+            self.query_one("#c-score", CurveChart).show(score)
+            self.query_one("#curves", Drawing).show(curves(state, width, compact))
         elif active == "tab-cell":
             self.query_one("#cell", Drawing).show(cell_texts(state.genotype, width))
         self.drawn_tab = active

@@ -9,14 +9,17 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Container, Vertical, VerticalScroll
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
+from ..curves import CurveChart, run_charts
+from ..genodiff import changes_text, genotype_changes
 from ..livestate import LiveState, kept_rows
 from ..runs import UNREADABLE, RunInfo, list_runs, load_run_state, resume_details, resume_plugins
 from ..widgets import ChoiceDialog, NavBar, PathDialog
-from .live import GridPair, cell_texts, score_text, scroll_active_pane
+from .live import COMPACT_BELOW, GridPair, cell_texts, score_text, scroll_active_pane
 
 # the short columns first: a long run name, algorithm or space (an evaluation's genotype) cannot push the score off
 COLUMNS = ("run", "status", "epochs", "score", "params", "algorithm", "space")
@@ -94,6 +97,9 @@ def info_detail(info: RunInfo) -> Text:
         hints.append("r: resume it here")
     if info.followable:
         hints.append("f: follow it live")
+    hints.append("c: compare with another run")
+    if info.has_genotype:
+        hints.append("d: diff its genotype")
     text.append(" · ".join(hints), style="dim")
     return text
 
@@ -116,6 +122,8 @@ class RunsScreen(Screen[None]):
         Binding("u", "refresh", "Refresh", show=False),
         Binding("s", "sort", "Sort"),
         Binding("slash", "filter", "Filter"),
+        Binding("c", "compare", "Compare two runs"),
+        Binding("d", "diff_genotype", "Diff genotypes"),
     ]
 
     def __init__(self) -> None:
@@ -123,6 +131,7 @@ class RunsScreen(Screen[None]):
         self.infos: list[RunInfo] = []
         self.sort_by = SORTS[0]
         self.filter = ""
+        self.marked: Path | None = None  # the run c marked, to compare with the next one c is pressed on
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", "runs")
@@ -164,14 +173,14 @@ class RunsScreen(Screen[None]):
         self.query_one("#folder", Static).update(
             f"runs folder: {self.folder}  ({shown}, by {self.sort_by}"
             + (f", filter '{self.filter}'" if self.filter else "") + "; o: change, s: sort, /: filter)")
-        if [info_row(i) for i in infos] == [info_row(i) for i in self.infos]:
+        if [self.row(i) for i in infos] == [self.row(i) for i in self.infos]:
             return
         table = self.query_one(DataTable)
         current = self.selected()
         self.infos = infos
         table.clear()
         for info in infos:
-            table.add_row(*info_row(info), key=str(info.path))
+            table.add_row(*self.row(info), key=str(info.path))
         if current is not None:
             for i, info in enumerate(infos):
                 if info.path == current.path:
@@ -293,6 +302,78 @@ class RunsScreen(Screen[None]):
             return
         self.app.open_genotype(info.path)  # type: ignore[attr-defined]
 
+    def row(self, info: RunInfo) -> tuple[str, ...]:
+        """The table row of ``info``; the run marked for a comparison starts with ◆."""
+        cells = info_row(info)
+        return (f"◆ {cells[0]}", *cells[1:]) if info.path == self.marked else cells
+
+    def _mark(self, path: Path | None) -> None:
+        """Mark the run in ``path`` for a comparison (None: no run), redrawing the name cells that change."""
+        table = self.query_one(DataTable)
+        before, self.marked = self.marked, path
+        for i, info in enumerate(self.infos):
+            if info.path in (before, path):
+                table.update_cell_at(Coordinate(i, 0), self.row(info)[0])
+
+    def action_compare(self) -> None:
+        """c marks the selected run, c on a second run compares the two (curves, numbers, genotypes); c on the
+        marked run unmarks it."""
+        info = self._need()
+        if info is None:
+            return
+        if self.marked is None or self.marked == info.path:
+            self._mark(None if self.marked == info.path else info.path)
+            if self.marked is not None:
+                self.notify(f"marked {info.name}: c on another run compares the two")
+            return
+        first = self.marked
+        self._mark(None)
+        from nasp.errors import NaspError
+
+        from .compare import CompareScreen
+
+        try:
+            screen = CompareScreen.of_runs(first, info.path)
+        except NaspError as exc:
+            self.notify(f"cannot compare: {exc}", severity="error")
+            return
+        self.app.push_screen(screen)
+
+    def action_diff_genotype(self) -> None:
+        """d: the selected run's genotype against another one (a genotype file, a run folder, a name such as
+        DARTS_V2 or a DARTS string), edge by edge."""
+        info = self._need()
+        if info is None:
+            return
+        if not info.has_genotype:
+            self.notify(f"{info.name} has no genotype yet (written at the end of its first epoch)", severity="warning")
+            return
+
+        def done(spec: str | None) -> None:
+            if not spec:
+                return
+            from nasp.errors import NaspError
+            from nasp.genotype import Genotype
+            from nasp.runfolder import GENOTYPE
+
+            from ..genoedit import GenotypeEdit
+            from .compare import CompareScreen, genotype_side
+
+            try:
+                other = GenotypeEdit.load(spec.strip())
+                mine = Genotype.load(info.path)
+            except NaspError as exc:
+                self.notify(str(exc), title="cannot compare genotypes", severity="error")
+                return
+            src = other.source  # a run folder's genotype.json is named by its run
+            label = other.label if src is None else src.parent.name if src.name == GENOTYPE else src.name
+            self.app.push_screen(CompareScreen(genotype_side(info.name, mine), genotype_side(label, other.genotype)))
+
+        start = str(self.marked) if self.marked is not None else f"{self.folder}/"
+        self.app.push_screen(PathDialog(f"Compare the genotype of {info.name} with", start,
+                                        "a genotype .json, a run folder or a name (DARTS_V2, NASP) · tab completes · "
+                                        "escape: cancel", (".json",)), done)
+
     def action_folder(self) -> None:
         def done(path: str | None) -> None:
             if path:
@@ -303,33 +384,43 @@ class RunsScreen(Screen[None]):
 
 
 class ReplayScreen(Screen[None]):
-    """One run's architecture, epoch by epoch: ←/→ step, space plays, home/end jump."""
+    """One run's architecture, epoch by epoch: ←/→ step, space plays, home/end jump, ]/[ go to the next / previous
+    epoch where the genotype changed (marked on the curves of tab 5)."""
 
     DEFAULT_CSS = """
     ReplayScreen #where { height: auto; padding: 0 1; background: $boost; }
     ReplayScreen #rtabs { height: 1fr; }
     ReplayScreen TabPane { padding: 0 1; height: 1fr; }
     ReplayScreen VerticalScroll { height: 1fr; }
+    ReplayScreen #rchanges-box { height: auto; max-height: 6; }
+    ReplayScreen #rc-charts { layout: vertical; height: 1fr; }
+    ReplayScreen #rc-charts.-side { layout: horizontal; }
+    ReplayScreen #rc-charts CurveChart { width: 1fr; height: 1fr; }
+    ReplayScreen #rc-charts.-side #rc-loss { margin-right: 2; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
-        # priority: the focused tab bar would take ←/→ to switch tabs (1-4 switch them here)
+        # priority: the focused tab bar would take ←/→ to switch tabs (1-5 switch them here)
         Binding("left,h", "step(-1)", "Epoch -1", priority=True),
         Binding("right,l", "step(1)", "Epoch +1", priority=True),
         Binding("home", "jump(0)", "First epoch", show=False, priority=True),
         Binding("end", "jump(-1)", "Last epoch", show=False, priority=True),
         Binding("space", "play", "Play/pause"),
+        Binding("right_square_bracket", "change(1)", "Next genotype change", show=False, priority=True),
+        Binding("left_square_bracket", "change(-1)", "Previous genotype change", show=False, priority=True),
         Binding("g", "genotype", "Edit this genotype"),
+        Binding("d", "diff_last", "Diff with the last epoch's genotype", show=False),
         Binding("1", "tab(0)", "Ā grid", show=False),
         Binding("2", "tab(1)", "A heatmap", show=False),
         Binding("3", "tab(2)", "Ops over epochs", show=False),
         Binding("4", "tab(3)", "Cell", show=False),
+        Binding("5", "tab(4)", "Curves", show=False),
         Binding("down,j", "scroll_pane(1)", "Scroll", show=False),
         Binding("up,k", "scroll_pane(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_pane(10)", "Page down", show=False),
         Binding("pageup", "scroll_pane(-10)", "Page up", show=False),
         Binding("escape,q", "back", "Back"),
     ]
-    TABS = ("r-abar", "r-a", "r-fig4", "r-cell")
+    TABS = ("r-abar", "r-a", "r-fig4", "r-cell", "r-curves")
 
     def __init__(self, run: Path) -> None:
         super().__init__()
@@ -337,6 +428,8 @@ class ReplayScreen(Screen[None]):
         self.state: LiveState = load_run_state(self.run)
         self.index = len(self.state.history) - 1
         self.playing = False
+        # the epochs whose genotype differs from the recorded epoch before, with the edges that changed
+        self.changes = genotype_changes([(h.epoch, h.genotype) for h in self.state.history], self.state.space)
 
     def compose(self) -> ComposeResult:
         yield NavBar("runs", f"replay {self.run.name}")
@@ -350,6 +443,12 @@ class ReplayScreen(Screen[None]):
                 yield GridPair("fig4", id="rfig4")
             with TabPane("4 cell", id="r-cell"), VerticalScroll():
                 yield Static("", id="rcell")
+            with TabPane("5 curves", id="r-curves"), Vertical():
+                with Container(id="rc-charts"):  # side by side under 30 rows, so each keeps its height
+                    yield CurveChart(id="rc-loss")
+                    yield CurveChart(id="rc-score")
+                with VerticalScroll(id="rchanges-box"):
+                    yield Static("", id="rchanges")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -385,6 +484,9 @@ class ReplayScreen(Screen[None]):
             where.append(f"{n_changed} Ā entries changed since epoch {prev.epoch} (highlighted)  ", style="bold")
         elif prev is not None:
             where.append(f"Ā unchanged since epoch {prev.epoch}  ")
+        edges = dict(self.changes).get(rec.epoch)
+        if edges:
+            where.append(f"genotype: {len(edges)} edge{'s' if len(edges) > 1 else ''} changed  ", style="bold yellow")
         where.append("playing" if self.playing else "←/→ epoch · space play", style="dim")
         self.query_one("#where", Static).update(where)
         width = self.size.width - 2
@@ -407,6 +509,12 @@ class ReplayScreen(Screen[None]):
         target = {"r-abar": "#rabar", "r-a": "#rheat", "r-fig4": "#rfig4"}.get(active)
         if target:
             self.query_one(target, GridPair).show(texts, width)
+        elif active == "r-curves":
+            self.query_one("#rc-charts").set_class(self.size.height < COMPACT_BELOW, "-side")
+            loss, score = run_charts([h.metrics for h in hist], [e for e, _ in self.changes], rec.epoch)
+            self.query_one("#rc-loss", CurveChart).show(loss)
+            self.query_one("#rc-score", CurveChart).show(score)
+            self.query_one("#rchanges", Static).update(changes_text(self.changes, len(hist), rec.epoch))
         else:
             self.query_one("#rcell", Static).update(cell_texts(rec.genotype, width))
 
@@ -419,6 +527,20 @@ class ReplayScreen(Screen[None]):
         if self.state.history:
             self.index = index % len(self.state.history)
             self.redraw()
+
+    def action_change(self, direction: int) -> None:
+        """Go to the next (1) or previous (-1) epoch where the genotype changed."""
+        hist = self.state.history
+        if not hist:
+            return
+        here = hist[self.index].epoch
+        epochs = [e for e, _ in self.changes if (e > here if direction > 0 else e < here)]
+        if not epochs:
+            self.notify("no genotype change " + ("after" if direction > 0 else "before") + f" epoch {here}")
+            return
+        target = min(epochs) if direction > 0 else max(epochs)
+        self.index = next(i for i, h in enumerate(hist) if h.epoch == target)
+        self.redraw()
 
     def action_play(self) -> None:
         self.playing = not self.playing
@@ -449,6 +571,18 @@ class ReplayScreen(Screen[None]):
             return
         rec = self.state.history[self.index]
         self.app.open_genotype_dict(rec.genotype, f"{self.run.name} epoch {rec.epoch}", self.run)  # type: ignore[attr-defined]
+
+    def action_diff_last(self) -> None:
+        """d: the shown epoch's genotype against the last recorded epoch's, edge by edge (what the search went on to
+        change)."""
+        hist = self.state.history
+        if not hist:
+            return
+        from .compare import CompareScreen, Side
+
+        rec, last = hist[self.index], hist[-1]
+        self.app.push_screen(CompareScreen(Side(f"{self.run.name} epoch {rec.epoch}", rec.genotype, self.state.space),
+                                           Side(f"{self.run.name} epoch {last.epoch}", last.genotype, self.state.space)))
 
     def action_back(self) -> None:
         self.app.pop_screen()
