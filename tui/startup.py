@@ -25,7 +25,7 @@ import threading
 HEAVY = ("torch", "nasp.ops", "nasp.spaces", "nasp.algorithms", "nasp.data", "nasp.search_run", "nasp.runfolder",
          "nasp.genotypes", "nasp.trainer.events", "nasp.viz.text", "nasp.viz.read", "nasp.evaluation.config",
          "nasp.evaluation.recurrent", "nasp.model.budget", ".genoedit", ".runs", ".render", ".screens.live",
-         ".screens.runs", ".screens.genotype")
+         ".screens.runs", ".screens.genotype", ".screens.compare")
 
 _lock = threading.Lock()
 _done = threading.Event()
