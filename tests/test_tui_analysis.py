@@ -349,26 +349,20 @@ def fixed_pair(tmp_path, monkeypatch):
     return Path("runs")
 
 
-def test_snapshot_compare(snap_compare, fixed_pair):
-    async def compare(pilot):
-        await pilot.press("c", "down", "c")
-        await pilot.pause(0.3)
-        pilot.app.clear_notifications()  # "marked ...": a toast over the picture
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, CompareScreen)
+async def _compare_first_two(pilot):
+    await pilot.press("c", "down", "c")
+    await pilot.pause(0.3)
+    pilot.app.clear_notifications()  # "marked ...": a toast over the picture
+    await pilot.pause()
+    assert isinstance(pilot.app.screen, CompareScreen)
 
-    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=compare)
+
+def test_snapshot_compare(snap_compare, fixed_pair):
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(80, 24), run_before=_compare_first_two)
 
 
 def test_snapshot_compare_wide(snap_compare, fixed_pair):
-    async def compare(pilot):
-        await pilot.press("c", "down", "c")
-        await pilot.pause(0.3)
-        pilot.app.clear_notifications()  # "marked ...": a toast over the picture
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, CompareScreen)
-
-    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(200, 50), run_before=compare)
+    assert snap_compare(NaspApp(runs_dir="runs", mode="runs"), terminal_size=(200, 50), run_before=_compare_first_two)
 
 
 def test_snapshot_replay_curves(snap_compare, fixed_pair):

@@ -293,14 +293,18 @@ class RunsScreen(Screen[None]):
         if info is not None:
             self.app.attach(info.path)  # type: ignore[attr-defined]
 
-    def action_genotype(self) -> None:
+    def _need_genotype(self) -> RunInfo | None:
+        """The selected run if it has a genotype, else None (and a notice saying when it will)."""
         info = self._need()
-        if info is None:
-            return
-        if not info.has_genotype:
+        if info is not None and not info.has_genotype:
             self.notify(f"{info.name} has no genotype yet (written at the end of its first epoch)", severity="warning")
-            return
-        self.app.open_genotype(info.path)  # type: ignore[attr-defined]
+            return None
+        return info
+
+    def action_genotype(self) -> None:
+        info = self._need_genotype()
+        if info is not None:
+            self.app.open_genotype(info.path)  # type: ignore[attr-defined]
 
     def row(self, info: RunInfo) -> tuple[str, ...]:
         """The table row of ``info``; the run marked for a comparison starts with ◆."""
@@ -342,11 +346,8 @@ class RunsScreen(Screen[None]):
     def action_diff_genotype(self) -> None:
         """d: the selected run's genotype against another one (a genotype file, a run folder, a name such as
         DARTS_V2 or a DARTS string), edge by edge."""
-        info = self._need()
+        info = self._need_genotype()
         if info is None:
-            return
-        if not info.has_genotype:
-            self.notify(f"{info.name} has no genotype yet (written at the end of its first epoch)", severity="warning")
             return
 
         def done(spec: str | None) -> None:
