@@ -19,14 +19,14 @@ from nasp.runfolder import RunFolder
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'nasp-search[ray]'); scripts/setup.sh installs it")
 
 TIMEOUT = 300
-# 4 sub-runs: arm a's search is the long one (2 epochs of 8 steps), b's search and both evaluations are short
+# 4 sub-runs: arm a's search is the long one (4 epochs of 8 steps: a kill after its first leaves 24 steps to land in), b's search and both evaluations are short
 STUDY = {
     "seeds": [0], "threads": 1,
     "search": {"batch_size": 16, "device": "cpu", "data": {"limit": 64}, "model": {"channels": 4, "layers": 2},
                "epochs": 1},
     "eval": {"device": "cpu", "epochs": 1, "batch_size": 16, "data": {"name": "embedded", "limit": 32, "test_limit": 32},
              "model": {"channels": 4, "layers": 2, "auxiliary": False}},
-    "arms": [{"label": "a", "search": {"algorithm": "nasp", "epochs": 2, "data": {"limit": 256}}},
+    "arms": [{"label": "a", "search": {"algorithm": "nasp", "epochs": 4, "data": {"limit": 256}}},
              {"label": "b", "search": {"algorithm": "darts-1st"}}],
     "figures": {"curves": ["a"], "proximal": [], "op_changes": ["a"]},
 }
@@ -110,7 +110,7 @@ def test_ray_study_ends_with_the_numbers_of_a_local_one(cluster, config, local, 
     manifest = json.loads((study / "study.json").read_text())
     assert manifest["state"] == "finished" and {r["state"] for r in manifest["runs"]} == {"finished"}
     # one line per change when not a terminal: each sub-run was seen finished, with its score
-    assert "study: search a seed 0: finished, epoch 2/2, val_acc" in err
+    assert "study: search a seed 0: finished, epoch 4/4, val_acc" in err
     assert "study: eval b seed 0: finished, epoch 1/1, test_acc" in err
     # the study folder's config is the local one's (out= aside): a study may continue under either executor
     local_config = json.loads((local / "study.json").read_text())["config"]
@@ -132,7 +132,7 @@ def test_a_killed_worker_is_retried_and_its_subrun_continues_from_its_checkpoint
     starts = [e for e in RunFolder(run).events() if e["event"] == "run_start"]
     assert len(starts) == 2, starts  # Ray ran the task again, which continued the run folder
     assert (starts[1]["start_epoch"], starts[1]["start_step"]) > (0, 0)
-    assert [m["epoch"] for m in RunFolder(run).metrics()] == [1, 2]
+    assert [m["epoch"] for m in RunFolder(run).metrics()] == [1, 2, 3, 4]
     assert _numbers(study) == _numbers(local)  # as if it had never been interrupted
     assert f"(worker pid {worker})" in (study / "logs" / "search-a-s0.log").read_text()
 
