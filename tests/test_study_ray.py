@@ -19,7 +19,8 @@ from nasp.runfolder import RunFolder
 ray = pytest.importorskip("ray", reason="the ray extra (pip install 'nasp-search[ray]'); scripts/setup.sh installs it")
 
 TIMEOUT = 300
-# 4 sub-runs: arm a's search is the long one (4 epochs of 8 steps: a kill after its first leaves 24 steps to land in), b's search and both evaluations are short
+# 4 sub-runs: arm a's search is the long one (4 epochs of 8 steps: a kill after its first leaves 24 steps to
+# land in), b's search and both evaluations are short
 STUDY = {
     "seeds": [0], "threads": 1,
     "search": {"batch_size": 16, "device": "cpu", "data": {"limit": 64}, "model": {"channels": 4, "layers": 2},
