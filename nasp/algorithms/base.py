@@ -63,7 +63,7 @@ class SearchAlgorithm(ABC):
                                          weight_decay=self.cfg.weight_decay)
         self.arch_sched: torch.optim.lr_scheduler.LRScheduler = (
             torch.optim.lr_scheduler.CosineAnnealingLR(self.arch_opt, epochs, eta_min=0.0)
-            if getattr(self.cfg, "lr_schedule", "constant") == "cosine"
+            if self.cfg.lr_schedule == "cosine"
             else torch.optim.lr_scheduler.ConstantLR(self.arch_opt, factor=1.0, total_iters=0))
         self.w_opt = torch.optim.SGD(net.parameters(), lr=optim.lr, momentum=optim.momentum,
                                      weight_decay=optim.weight_decay)
