@@ -113,6 +113,15 @@ def test_ray_study_ends_with_the_numbers_of_a_local_one(cluster, config, local, 
     # one line per change when not a terminal: each sub-run was seen finished, with its score
     assert "study: search a seed 0: finished, epoch 4/4, val_acc" in err
     assert "study: eval b seed 0: finished, epoch 1/1, test_acc" in err
+    # each sub-run ran in the process of the Ray worker its log names, and the 2 workers ran the 4 one after another
+    pids = set()
+    for kind in ("search", "eval"):
+        for run in (study / kind).iterdir():
+            log = (study / "logs" / f"{kind}-{run.name}.log").read_text()
+            pid = RunFolder(run).status().pid
+            assert f"(worker pid {pid})" in log, (run, log)
+            pids.add(pid)
+    assert len(pids) <= 2, pids
     # the study folder's config is the local one's (out= aside): a study may continue under either executor
     local_config = json.loads((local / "study.json").read_text())["config"]
     assert {**manifest["config"], "out": None} == {**local_config, "out": None}
@@ -122,10 +131,10 @@ def test_a_killed_worker_is_retried_and_its_subrun_continues_from_its_checkpoint
     study = tmp_path / "study"
     run = study / "search" / "a-s0"
     proc = _study(config, study, cluster)
-    _wait_for(lambda: _epoch_ended(run, 1), "search a's first epoch", proc)
-    child = RunFolder(run).status().pid  # the sub-run's process; its parent is the Ray worker running the task
-    assert child is not None
-    worker = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    # its first epoch's checkpoint written (after the epoch's event): a kill from then on loses less than an epoch
+    _wait_for(lambda: _epoch_ended(run, 1) and RunFolder(run).has_checkpoint(), "search a's first checkpoint", proc)
+    worker = RunFolder(run).status().pid  # the sub-run runs in the Ray worker's process
+    assert worker is not None and worker != os.getpid() and worker != proc.pid
     assert "ray" in Path(f"/proc/{worker}/cmdline").read_bytes().decode(errors="replace").lower()
     os.kill(worker, signal.SIGKILL)
     _out, err = proc.communicate(timeout=TIMEOUT)

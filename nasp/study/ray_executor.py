@@ -1,42 +1,41 @@
 """``executor=ray``: each sub-run a Ray task, side by side, on this machine (Ray started in this process) or on a
 cluster (``ray.address``). Ray is an optional extra (``pip install "nasp-search[ray]"``), imported only here.
 
-A task runs its sub-run in a process of its own (``python -m nasp.study``), which continues from the run
-folder's checkpoint whenever there is one, so every way a task can end is safe:
-- its worker dies (killed, its node lost): Ray runs the task again (``study.max_retries``); the sub-run's process
-  has been asked to stop (Linux: it gets SIGTERM when its parent dies) and the new attempt continues from its
-  checkpoint, exactly as a resume does;
-- the study is stopped (Ctrl-C, SIGTERM): every task is cancelled; a running one forwards the stop (SIGTERM) to
-  its sub-run, which stops after its step with a checkpoint; queued ones never start;
-- its process is killed (not by the task): the task fails with SubRunDied, which Ray retries the same way.
+A task runs its sub-run in the Ray worker's own process (a worker runs sub-run after sub-run with torch loaded;
+Ray gives a GPU task a fresh worker each time), continuing from the run folder's checkpoint whenever there is
+one, so every way a task can end is safe:
+- its worker dies (killed, out of memory, its node lost): Ray runs the task again (``study.max_retries``) and the
+  new attempt continues from the last checkpoint (each epoch's end), exactly as a resume does;
+- the study is stopped (Ctrl-C, SIGTERM): every task is cancelled; Ray's cancel of a running task reaches the
+  worker as a SIGINT to its main thread (``_thread.interrupt_main``), which stops the sub-run after its step with
+  a checkpoint, and the task returns; queued ones never start.
 Sub-runs write their run folders under the study folder, so on a cluster ``out=`` is a shared file system
 mounted at the same path on every node (docs/study.md)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from nasp.errors import NaspError
+from nasp.runfolder import RunFolder
 from nasp.study.config import StudyConfig
 from nasp.study.executor import Ended, StudyExecutor
-from nasp.study.subrun import PARENT_ENV, STATE_OF, SubRun
+from nasp.study.subrun import SubRun, run_subrun
 
 INSTALL = 'pip install "nasp-search[ray]"'
 
 
 class MissingExtraError(NaspError):
     """An optional extra a key needs is not installed."""
-
-
-class SubRunDied(Exception):
-    """The sub-run's process was killed (not stopped by its task): Ray runs the task again."""
 
 
 def require_ray() -> Any:
@@ -49,40 +48,33 @@ def require_ray() -> Any:
 
 
 def run_in_worker(spec: str, log: str) -> dict[str, Any]:
-    """The body of a sub-run's Ray task: its process, started and waited for (polling: Ray's cancel is a
-    KeyboardInterrupt between bytecodes); a cancel forwards a stop to the process and waits for its checkpoint."""
+    """The body of a sub-run's Ray task, in the worker's process: its output goes to ``log``; a cancel (a SIGINT
+    to this thread, also while the sub-run is being set up) stops it after its step, with a checkpoint."""
     sub = SubRun.from_json(spec)
-    threads = str(sub.threads or 1)
-    env = {**os.environ, PARENT_ENV: str(os.getpid()), "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    stop = threading.Event()
+    before = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
     Path(log).parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {sub.label} on {os.uname().nodename} "
-                  f"(worker pid {os.getpid()})\n".encode())
-        out.flush()
-        # a session of its own: a Ctrl-C at the study's terminal reaches the study, which stops its tasks
-        proc = subprocess.Popen([sys.executable, "-m", "nasp.study", spec], stdin=subprocess.DEVNULL,
-                                stdout=out, stderr=out, env=env, start_new_session=True)
-        try:
-            while proc.poll() is None:
-                time.sleep(0.1)
-        except KeyboardInterrupt:  # ray.cancel: stop it after its step (SIGTERM again until it has ended)
-            while proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                time.sleep(0.5)
-            raise
-    code = proc.returncode
-    if code < 0:
-        raise SubRunDied(f"{sub.label}: its process was killed by signal {-code}")
-    state = STATE_OF.get(code, "error")
-    return {"state": state, "code": code, "message": _last_line(log) if state == "error" else None}
-
-
-def _last_line(log: str) -> str:
     try:
-        lines = [ln.strip() for ln in Path(log).read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return f"see {log}"
-    return (lines[-1] if lines else "no output") + f" (log: {log})"
+        with open(log, "a", encoding="utf-8") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            out.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {sub.label} on {os.uname().nodename} "
+                      f"(worker pid {os.getpid()})\n")
+            out.flush()
+            console = Console(file=out, soft_wrap=True)
+            try:
+                _wait_unlocked(sub.path, 120.0)
+                return {"state": run_subrun(sub, console=False, out=console, stop=stop)}
+            except NaspError as exc:
+                console.print(f"nasp study: error: {exc}", highlight=False)
+                return {"state": "error", "message": f"{exc} (log: {log})"}
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _wait_unlocked(path: Path, wait_s: float) -> None:
+    """An earlier attempt on another node (its worker lost, its process not yet) may still be writing."""
+    deadline = time.monotonic() + wait_s
+    while path.is_dir() and RunFolder(path).locked_by_someone() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 class RayExecutor(StudyExecutor):
@@ -111,7 +103,9 @@ class RayExecutor(StudyExecutor):
                 raise NaspError(f"key 'ray.address': cannot start or join {where}: {str(exc).splitlines()[0]}") from None
             self._own = True
         self._gpus = float(ray.cluster_resources().get("GPU", 0))
-        self._remote = ray.remote(run_in_worker)
+        # a CPU worker runs sub-run after sub-run; a GPU task's worker ends after it (max_calls=1), so CUDA, which
+        # keeps the GPU a process first saw, never serves a later task given another GPU, and its memory is freed
+        self._remote = {False: ray.remote(run_in_worker), True: ray.remote(max_calls=1)(run_in_worker)}
         self._refs: dict[Any, SubRun] = {}
         self._stopping = False
         self._cancelled = False
@@ -122,9 +116,9 @@ class RayExecutor(StudyExecutor):
         if gpus is None:  # one GPU each where there are GPUs, unless the sub-run runs on the CPU
             gpus = 1.0 if self._gpus > 0 and str(sub.tree.get("device", "auto")) != "cpu" else 0.0
         options = {"num_cpus": res.cpus_per_run, "num_gpus": gpus, "max_retries": res.max_retries,
-                   "retry_exceptions": [SubRunDied], "name": f"nasp-{sub.kind}-{sub.arm}-s{sub.seed}"}
+                   "name": f"nasp-{sub.kind}-{sub.arm}-s{sub.seed}"}
         # nasp's environment variables (NASP_DATA, NASP_BENCH201...) reach the sub-runs on every node
-        nasp_env = {k: v for k, v in os.environ.items() if k.startswith("NASP_") and k != PARENT_ENV}
+        nasp_env = {k: v for k, v in os.environ.items() if k.startswith("NASP_")}
         if nasp_env:
             options["runtime_env"] = {"env_vars": nasp_env}
         return options
@@ -135,7 +129,8 @@ class RayExecutor(StudyExecutor):
     def submit(self, sub: SubRun) -> None:
         if self._stopping:
             return
-        ref = self._remote.options(**self._resources(sub)).remote(sub.to_json(), str(self.log_path(sub)))
+        options = self._resources(sub)
+        ref = self._remote[options["num_gpus"] > 0].options(**options).remote(sub.to_json(), str(self.log_path(sub)))
         self._refs[ref] = sub
 
     def pending(self) -> int:
@@ -159,8 +154,6 @@ class RayExecutor(StudyExecutor):
         except ray.exceptions.TaskCancelledError:
             return Ended(sub, "stopped")
         except ray.exceptions.RayTaskError as exc:
-            if isinstance(exc.cause, SubRunDied) or isinstance(exc, SubRunDied):
-                return Ended(sub, "died", str(exc.cause))
             if "TaskCancelledError" in type(exc).__name__:
                 return Ended(sub, "stopped")
             raise NaspError(f"study: {sub.label}: {str(exc.cause or exc).splitlines()[-1]}") from None

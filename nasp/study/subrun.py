@@ -1,6 +1,6 @@
 """One sub-run of a study (a search or an evaluation), the same way under every executor: started from its config
-tree, or continued from its checkpoint; a folder that died before its first checkpoint is started again.
-``python -m nasp.study SPEC`` runs one in a process of its own (nasp/study/__main__.py)."""
+tree, or continued from its checkpoint; a folder that died before its first checkpoint is started again. A
+sub-run crosses processes and machines as JSON (``SubRun.to_json``: the Ray executor's tasks)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from nasp.runfolder import RunFolder
-
-EXIT_FOR = {"finished": 0, "stopped": 130, "failed": 3}
-STATE_OF = {code: state for state, code in EXIT_FOR.items()}
-PARENT_ENV = "NASP_STUDY_PARENT_PID"
 
 
 @dataclass
