@@ -75,11 +75,16 @@ CNN_QUICK_DEFAULTS: dict[str, Any] = {"algorithm.init_jitter": 0.01, "algorithm.
                                       "algorithm.lr_schedule": "cosine"}
 
 
+def space_defaults(space: SearchSpace) -> dict[str, Any]:
+    """The dotted keys whose default a run on ``space`` takes from its kind (rnn: RNN_DEFAULTS, cnn:
+    CNN_QUICK_DEFAULTS), with those defaults; empty for another kind (a plugin's)."""
+    return dict({"rnn": RNN_DEFAULTS, "cnn": CNN_QUICK_DEFAULTS}.get(space.kind, {}))
+
+
 def with_space_defaults(cfg: RunConfig, space: SearchSpace) -> RunConfig:
-    """``cfg`` with the defaults of ``space``'s kind for every key not given explicitly (rnn: RNN_DEFAULTS, cnn:
-    CNN_QUICK_DEFAULTS)."""
-    defaults = {"rnn": RNN_DEFAULTS, "cnn": CNN_QUICK_DEFAULTS}.get(space.kind)
-    if defaults is None:
+    """``cfg`` with the defaults of ``space``'s kind (``space_defaults``) for every key not given explicitly."""
+    defaults = space_defaults(space)
+    if not defaults:
         return cfg
     cfg = cfg.model_copy(deep=True)
     for dotted, value in defaults.items():
