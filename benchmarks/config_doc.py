@@ -9,7 +9,10 @@ from nasp.config import iter_keys
 
 HEADER = """# Config keys
 
-Every key of `nasp run`, with its default and meaning (the same table as `nasp config`). Set them as
+Every key of `nasp run`, with its default and meaning. A few defaults depend on the space's kind: a cnn search's
+quick defaults (`algorithm.init_jitter`, `warmup`, `lr_schedule`) and the recurrent search's own (`space=rnn`:
+DARTS's recurrent settings at quick sizes, docs/recurrent.md) replace the schema's defaults below for every key not
+given; `nasp config [space=...]` prints the values a run takes, those included. Set them as
 dotted `key=value` overrides, in a YAML file given with `--config` (nested mappings; `nasp config --format yaml`
 writes one with every key), or both (overrides win). `algorithm=nasp`, `space=cnn12` and `data=cifar10` are short
 for `algorithm.name=...` etc. Values are read as YAML (`true`, `0.1`, `[a, b]`); list keys also take `a,b,c`.

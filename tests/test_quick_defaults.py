@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from nasp.algorithms import ALGORITHMS, algorithm_options
 from nasp.config import AlgorithmConfig, OptimConfig, build_config, load_yaml, merge, parse_overrides
@@ -98,3 +99,27 @@ def test_a_cosine_schedule_anneals_a_learning_rate_each_epoch_and_resumes_with_i
                                       torch.device("cpu"), False, 0)
     constant.end_epoch()
     assert constant.arch_opt.param_groups[0]["lr"] == lr  # the papers' constant rate
+
+
+def _config_values(capsys, *args):
+    """`nasp config ARGS --format yaml` as the config it describes."""
+    from nasp.cli.main import main
+
+    assert main(["config", "--format", "yaml", *args]) == 0
+    return build_config(yaml.safe_load(capsys.readouterr().out))
+
+
+def test_nasp_config_shows_the_values_a_run_on_that_space_uses(capsys):
+    from nasp.cli.main import main
+
+    for args in ([], ["space=rnn"], ["space=cnn7", "algorithm.warmup=0.5"]):
+        cfg, _ = prepare(build_config(parse_overrides(list(args))))
+        shown = _config_values(capsys, *args)
+        assert shown.model_dump(exclude={"algorithm"}) == cfg.model_dump(exclude={"algorithm"}), args
+        assert algorithm_options(shown) == algorithm_options(cfg), args
+    assert main(["config"]) == 0
+    table = capsys.readouterr().out
+    assert any(line.split()[:2] == ["algorithm.lr_schedule", "'cosine'"] for line in table.splitlines())
+    assert main(["config", "space=rnn"]) == 0
+    table = capsys.readouterr().out
+    assert any(line.split()[:2] == ["optim.lr", "5.0"] for line in table.splitlines())

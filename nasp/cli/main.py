@@ -59,28 +59,31 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def cmd_config(args: argparse.Namespace) -> int:
     from nasp.algorithms import algorithm_options, option_rows, with_algorithm_options
     from nasp.config import RunConfig, dump_yaml, iter_keys
+    from nasp.search_run import resolve_space, with_space_defaults
 
     cfg = config_from_args(args) if args.overrides or args.config is not None else None
+    base = cfg if cfg is not None else RunConfig()
+    algorithm_options(base)  # loads plugins= (a plugin's space), checks the algorithm.* keys against the algorithm's own
+    shown = with_space_defaults(base, resolve_space(base))  # the values a run uses: its space kind's defaults filled in
     if args.format == "yaml":
-        full = with_algorithm_options(cfg if cfg is not None else RunConfig())
+        full = with_algorithm_options(shown)
         meanings = {k: d for k, _, d in [*iter_keys(), *option_rows(full.algorithm.name)]}
         print(dump_yaml(full.model_dump(mode="json"), "nasp run --config FILE [key=value ...]", meanings), end="")
         return 0
-    shown = cfg if cfg is not None else RunConfig()
-    options = algorithm_options(shown)  # loads plugins=, checks the algorithm.* keys against the algorithm's own
+    options = algorithm_options(shown)
     table = Table("key", "default" if cfg is None else "value", "meaning", box=None, pad_edge=False)
 
     def row(key: str, value: Any, desc: str) -> None:
         table.add_row(key, repr(value) if isinstance(value, str) else str(value), desc)
 
-    for key, default, desc in iter_keys():
+    for key, _default, desc in iter_keys():
         value: Any = shown
         for part in key.split("."):
             value = getattr(value, part)
-        row(key, default if cfg is None else value, desc)
+        row(key, value, desc)
         if key == "algorithm.name":  # the chosen algorithm's own keys
-            for okey, odefault, odesc in option_rows(shown.algorithm.name):
-                row(okey, odefault if cfg is None else getattr(options, okey.split(".", 1)[1]), odesc)
+            for okey, _odefault, odesc in option_rows(shown.algorithm.name):
+                row(okey, getattr(options, okey.split(".", 1)[1]), odesc)
     console.print(table)
     return 0
 
