@@ -173,7 +173,7 @@ class RayExecutor(StudyExecutor):
 
     def _cancel_all(self) -> None:
         """Cancel every task: queued ones do not start, running ones stop their sub-run (checkpointed); ``wait``
-        then returns them once their sub-run's process has ended."""
+        then returns them once their sub-run has stopped."""
         self._cancelled = True
         for ref in list(self._refs):
             self.ray.cancel(ref)
